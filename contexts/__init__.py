@@ -1,0 +1,1 @@
+"""Execution-context backends (providers), one module per kind: local, ssh, brev, command."""
