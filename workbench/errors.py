@@ -90,7 +90,12 @@ class SpecError(WorkbenchError):
         self.reason = message
 
     def details(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "field": self.field, "expected": self.expected}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "field": self.field,
+            "expected": self.expected,
+        }
 
 
 class NotFoundError(WorkbenchError):
@@ -129,7 +134,9 @@ class ContextError(WorkbenchError):
     exit_code = 6
     code = "context"
 
-    def __init__(self, message: str, *, context: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, context: str | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.context = context
 
@@ -159,8 +166,12 @@ class HostKeyRejected(ContextError):
         self.pinned = pinned
 
     def details(self) -> dict[str, Any]:
-        return {**super().details(), "host": self.host, "offered": self.offered,
-                "pinned": self.pinned}
+        return {
+            **super().details(),
+            "host": self.host,
+            "offered": self.offered,
+            "pinned": self.pinned,
+        }
 
 
 class CommandFailed(WorkbenchError):

@@ -26,8 +26,7 @@ def name_problem(value: str) -> str | None:
     if any(ch.isspace() for ch in value):
         return "must not contain spaces"
     if not _NAME.fullmatch(value):
-        return ("must start with a letter or digit and hold only letters, digits, "
-                "'.', '_' and '-'")
+        return "must start with a letter or digit and hold only letters, digits, '.', '_' and '-'"
     return None
 
 
