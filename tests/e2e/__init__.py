@@ -1,0 +1,1 @@
+"""End-to-end tests: the CLI and the service driving real contexts from start to stop."""

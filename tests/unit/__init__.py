@@ -1,0 +1,1 @@
+"""Unit tests: the core without services (no Docker, SSH or keyring)."""
