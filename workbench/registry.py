@@ -1,0 +1,558 @@
+"""The contexts registry: where projects can run, kept in ``contexts.json`` in the config dir.
+
+Every client (the CLI, the app, the service) reads this file, and ``nvwb list contexts`` must start
+in well under 150 ms, so this module uses only the standard library: frozen dataclasses with
+explicit validation, no pydantic. Secrets never land here; they live in the OS keyring
+(``workbench.secrets``), and a guard refuses anything that looks like one.
+
+The file's JSON shape is documented in ``docs/contexts.md``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import fcntl
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Final, Literal, cast, get_args
+
+from workbench.errors import (
+    AlreadyExistsError,
+    InvalidValueError,
+    NotFoundError,
+    WorkbenchError,
+)
+from workbench.names import check_name
+from workbench.paths import Paths, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+FILE_VERSION: Final = 1
+LOCAL_CONTEXT: Final = "local"
+DEFAULT_WORKBENCH_DIR: Final = "~/.nvwb"
+DEFAULT_IDLE_TIMEOUT_MINUTES: Final = 30
+DEFAULT_GRACE_PERIOD_SECONDS: Final = 60
+DEFAULT_SSH_PORT: Final = 22
+# The agent's guard runs this on the remote when nobody has used it for the idle timeout.
+# ``-n`` makes sudo fail instead of hanging on a password prompt nobody will answer.
+DEFAULT_IDLE_STOP_COMMAND: Final = "sudo -n shutdown -h now"
+
+ContextKind = Literal["local", "ssh", "brev", "command"]
+CONTEXT_KINDS: Final[tuple[str, ...]] = get_args(ContextKind)
+
+# Fields that only make sense for some kinds; everything else is shared by all kinds.
+_SSH_FIELDS: Final = ("hostname", "ssh_username", "ssh_port", "ssh_key_path", "accepted_host_key")
+_COMMAND_FIELDS: Final = ("start_command", "stop_command", "status_command")
+_FORBIDDEN_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
+    "local": (*_SSH_FIELDS, "brev_instance_name", *_COMMAND_FIELDS, "stop_command_on_idle"),
+    "ssh": ("brev_instance_name", *_COMMAND_FIELDS),
+    # A Brev instance's address comes from `brev refresh` (~/.brev/ssh_config); a hostname typed
+    # here would go stale the next time Brev hands out a new IP.
+    "brev": ("hostname", *_COMMAND_FIELDS),
+    "command": ("brev_instance_name",),
+}
+# Fields `update()` must not change: the name is the key, and a kind change would silently
+# reinterpret every other field.
+_IMMUTABLE_FIELDS: Final = ("name", "kind", "created_at")
+
+# Patterns stay strings, compiled (and cached by `re`) on first use: compiling them all at import
+# would cost every CLI start a few milliseconds for fields most contexts never set.
+_SECRET_WORDS: Final = (
+    r"(?i)pass(word|wd|phrase)?|token|secret|api[_-]?key|private[_-]?key|credential"
+)
+# `--token abc`, `TOKEN=abc`, `password: abc` typed literally into a command template; a reference
+# such as `$BREV_TOKEN` or `{token}` is fine because the value is filled in from the keyring.
+_SECRET_WORD: Final = r"(?:password|passphrase|token|secret|api[_-]?key)"
+_LITERAL_SECRET_IN_COMMAND: Final = (
+    rf"(?i)(?:^|\s)--?[A-Za-z_-]*?{_SECRET_WORD}\s+(?![$'\"{{-])\S{{6,}}"  # --token VALUE
+    rf"|(?:^|[\s-])[A-Za-z_-]*?{_SECRET_WORD}[A-Za-z_]*\s*[=:]\s*(?![$'\"{{])\S{{6,}}"  # X_TOKEN=V
+)
+_HOSTNAME: Final = r"[A-Za-z0-9_:\[][A-Za-z0-9_.:%\[\]-]*"  # names, IPv4, IPv6; no leading '-'
+_USERNAME: Final = r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?"
+_HOST_KEY: Final = r"SHA256:[A-Za-z0-9+/]{43}=?"
+
+
+def _now_iso() -> str:
+    # time.strftime, not datetime: datetime adds a few ms to every CLI start.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def looks_like_secret_key(key: str) -> bool:
+    """Whether a field or mapping key is named like a secret (password, token, ...)."""
+    return re.search(_SECRET_WORDS, key) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One place a project can run. Immutable: change it with ``Registry.update``.
+
+    ``host_mount_sources`` maps a mount's container target (``/data/models/``) to the folder on
+    this context's host that backs it. ``gpus`` holds what ``nvidia-smi`` reported the last time
+    the context was probed, one dict per GPU.
+    """
+
+    name: str
+    kind: ContextKind
+    description: str = ""
+    hostname: str | None = None
+    ssh_username: str | None = None
+    ssh_port: int | None = None
+    ssh_key_path: str | None = None
+    workbench_dir: str = DEFAULT_WORKBENCH_DIR
+    brev_instance_name: str | None = None
+    start_command: str | None = None
+    stop_command: str | None = None
+    status_command: str | None = None
+    hourly_rate: float | None = None
+    idle_timeout_minutes: int = DEFAULT_IDLE_TIMEOUT_MINUTES
+    grace_period_seconds: int = DEFAULT_GRACE_PERIOD_SECONDS
+    host_mount_sources: dict[str, str] = field(default_factory=dict)
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    accepted_host_key: str | None = None
+    stop_command_on_idle: str | None = None
+    created_at: str = field(default_factory=_now_iso)
+
+    FIELD_NAMES: ClassVar[tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind != "local"
+
+    @property
+    def port(self) -> int:
+        """The SSH port to dial: the stored one, else 22."""
+        return self.ssh_port if self.ssh_port is not None else DEFAULT_SSH_PORT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape (``docs/contexts.md``): every field, in declaration order."""
+        data: dict[str, Any] = {}
+        for name in Context.FIELD_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                value = dict(value)
+            elif isinstance(value, list):
+                value = [dict(item) for item in value]
+            data[name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "") -> Context:
+        """Build and validate a context from its JSON shape; unknown keys are refused."""
+        prefix = f"{where}." if where else ""
+        if not isinstance(data, Mapping):
+            raise InvalidValueError(where or "context", "must be a JSON object")
+        unknown = [key for key in data if key not in Context.FIELD_NAMES]
+        if unknown:
+            key = unknown[0]
+            raise InvalidValueError(
+                f"{prefix}{key}", "unknown field", hint=_secret_hint(key) or _fields_hint()
+            )
+        for required in ("name", "kind"):
+            if required not in data:
+                raise InvalidValueError(f"{prefix}{required}", "is required")
+        kwargs = dict(data)
+        if isinstance(kwargs.get("host_mount_sources"), Mapping):
+            kwargs["host_mount_sources"] = dict(kwargs["host_mount_sources"])
+        if isinstance(kwargs.get("gpus"), list):
+            kwargs["gpus"] = [dict(g) if isinstance(g, Mapping) else g for g in kwargs["gpus"]]
+        if kwargs.get("created_at") is None:
+            kwargs.pop("created_at", None)
+        try:
+            return cls(**kwargs)
+        except InvalidValueError as exc:
+            if not prefix:
+                raise
+            raise InvalidValueError(f"{prefix}{exc.field}", exc.reason, hint=exc.hint) from exc
+
+
+Context.FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Context))
+
+
+def _fields_hint() -> str:
+    return "known fields: " + ", ".join(Context.FIELD_NAMES)
+
+
+def _secret_hint(key: str) -> str | None:
+    if looks_like_secret_key(key):
+        return "secrets never go in contexts.json; Workbench keeps them in the OS keyring"
+    return None
+
+
+def _set(ctx: Context, name: str, value: Any) -> None:
+    # Normalising defaults inside a frozen dataclass's __post_init__.
+    object.__setattr__(ctx, name, value)
+
+
+def _validate(ctx: Context) -> None:
+    """Check every field and the kind's rules; raise ``InvalidValueError`` naming the field."""
+    if not isinstance(ctx.name, str):
+        raise InvalidValueError("name", "must be a string")
+    check_name("name", ctx.name)
+    if ctx.kind not in CONTEXT_KINDS:
+        raise InvalidValueError(
+            "kind", f"{ctx.kind!r} is not a context kind", hint="one of " + ", ".join(CONTEXT_KINDS)
+        )
+    for name in (
+        "hostname",
+        "ssh_username",
+        "ssh_key_path",
+        "brev_instance_name",
+        "start_command",
+        "stop_command",
+        "status_command",
+        "accepted_host_key",
+        "stop_command_on_idle",
+    ):
+        value = getattr(ctx, name)
+        if value is None:
+            continue
+        _check_str(name, value, allow_empty=False)
+        if value != value.strip():
+            _set(ctx, name, value.strip())
+    _check_str("description", ctx.description, allow_empty=True)
+    _check_str("workbench_dir", ctx.workbench_dir, allow_empty=False)
+    _check_str("created_at", ctx.created_at, allow_empty=False)
+
+    if ctx.hostname is not None and not re.fullmatch(_HOSTNAME, ctx.hostname):
+        raise InvalidValueError("hostname", f"{ctx.hostname!r} is not a host name or address")
+    if ctx.ssh_username is not None and not re.fullmatch(_USERNAME, ctx.ssh_username):
+        raise InvalidValueError("ssh_username", f"{ctx.ssh_username!r} is not a user name")
+    if ctx.brev_instance_name is not None:
+        check_name("brev_instance_name", ctx.brev_instance_name)
+    if ctx.ssh_port is not None:
+        port = _check_int("ssh_port", ctx.ssh_port)
+        if not 1 <= port <= 65535:
+            raise InvalidValueError("ssh_port", f"{port} is not between 1 and 65535")
+    if ctx.accepted_host_key is not None and not re.fullmatch(_HOST_KEY, ctx.accepted_host_key):
+        raise InvalidValueError(
+            "accepted_host_key",
+            f"{ctx.accepted_host_key!r} is not an SSH key fingerprint",
+            hint="expected SHA256: followed by 43 base64 characters, as 'ssh-keygen -lf' prints",
+        )
+    _check_rate(ctx)
+    if _check_int("idle_timeout_minutes", ctx.idle_timeout_minutes) <= 0:
+        raise InvalidValueError("idle_timeout_minutes", "must be a whole number above 0")
+    if _check_int("grace_period_seconds", ctx.grace_period_seconds) < 0:
+        raise InvalidValueError("grace_period_seconds", "must be a whole number, 0 or more")
+    _check_mounts(ctx.host_mount_sources)
+    _check_gpus(ctx.gpus)
+    _check_kind_rules(ctx)
+    for name in (*_COMMAND_FIELDS, "stop_command_on_idle"):
+        value = getattr(ctx, name)
+        if value is not None and re.search(_LITERAL_SECRET_IN_COMMAND, value):
+            raise InvalidValueError(
+                name,
+                "looks like it holds a secret typed in literally",
+                hint="keep the secret in the OS keyring and refer to it as $NAME",
+            )
+
+
+def _check_kind_rules(ctx: Context) -> None:
+    for name in _FORBIDDEN_BY_KIND[ctx.kind]:
+        if getattr(ctx, name) is not None:
+            raise InvalidValueError(name, f"does not apply to a {ctx.kind} context")
+    if ctx.kind == "ssh":
+        if ctx.hostname is None:
+            raise InvalidValueError("hostname", "is required for an ssh context")
+        if ctx.ssh_port is None:
+            _set(ctx, "ssh_port", DEFAULT_SSH_PORT)
+    elif ctx.kind == "brev":
+        if ctx.brev_instance_name is None:
+            raise InvalidValueError("brev_instance_name", "is required for a brev context")
+    elif ctx.kind == "command":
+        for name in _COMMAND_FIELDS:
+            if getattr(ctx, name) is None:
+                raise InvalidValueError(name, "is required for a command context")
+    if ctx.kind != "local" and ctx.stop_command_on_idle is None:
+        _set(ctx, "stop_command_on_idle", DEFAULT_IDLE_STOP_COMMAND)
+
+
+def _check_str(name: str, value: object, *, allow_empty: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidValueError(name, f"must be a string, not {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise InvalidValueError(name, "must not be empty")
+    if "\n" in value or "\r" in value or "\x00" in value:
+        raise InvalidValueError(name, "must be a single line")
+    return value
+
+
+def _check_int(name: str, value: object) -> int:
+    # bool is an int in Python; `true` in JSON is never a port or a timeout.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValueError(name, f"must be a whole number, not {value!r}")
+    return value
+
+
+def _check_rate(ctx: Context) -> None:
+    rate = ctx.hourly_rate
+    if rate is None:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        raise InvalidValueError("hourly_rate", f"must be a number, not {rate!r}")
+    if not math.isfinite(rate) or rate < 0:
+        raise InvalidValueError("hourly_rate", f"must be 0 or more, not {rate!r}")
+    if isinstance(rate, int):
+        _set(ctx, "hourly_rate", float(rate))
+
+
+def _check_mounts(mounts: object) -> None:
+    if not isinstance(mounts, dict):
+        raise InvalidValueError("host_mount_sources", "must map container targets to host paths")
+    for target, source in mounts.items():
+        where = f"host_mount_sources.{target}"
+        if not isinstance(target, str) or not target.startswith("/"):
+            raise InvalidValueError(where, "the mount target must be an absolute container path")
+        _check_str(where, source, allow_empty=False)
+
+
+def _check_gpus(gpus: object) -> None:
+    if not isinstance(gpus, list):
+        raise InvalidValueError("gpus", "must be a list of objects")
+    for index, gpu in enumerate(gpus):
+        if not isinstance(gpu, dict) or not all(isinstance(k, str) for k in gpu):
+            raise InvalidValueError(f"gpus[{index}]", "must be an object with string keys")
+        for key in gpu:
+            if looks_like_secret_key(key):
+                raise InvalidValueError(
+                    f"gpus[{index}].{key}", "is named like a secret", hint=_secret_hint(key)
+                )
+
+
+class ContextsFileError(WorkbenchError):
+    """``contexts.json`` exists but cannot be used: corrupt JSON, a newer version, a bad entry."""
+
+    exit_code = 3
+    code = "contexts_file"
+
+    def __init__(
+        self,
+        file: Path,
+        message: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = f"{file}:{line}" if line is not None else str(file)
+        text = f"{field}: {message}" if field else message
+        super().__init__(f"{where}: {text}", hint=hint)
+        self.file = str(file)
+        self.line = line
+        self.field = field
+        self.reason = message
+
+    def details(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field}
+
+
+def local_context() -> Context:
+    return Context(name=LOCAL_CONTEXT, kind="local", description="This machine's Docker engine")
+
+
+class Registry:
+    """The contexts in ``contexts.json``, loaded into memory; ``save()`` writes them back.
+
+    For read-modify-write from processes that may race (the CLI and the service), use
+    ``Registry.locked(paths)``, which holds an exclusive lock from load to save.
+    """
+
+    def __init__(self, paths: Paths, contexts: Mapping[str, Context]) -> None:
+        self.paths = paths
+        self._contexts: dict[str, Context] = dict(contexts)
+        if LOCAL_CONTEXT not in self._contexts:
+            self._contexts[LOCAL_CONTEXT] = local_context()
+
+    @property
+    def file(self) -> Path:
+        return self.paths.contexts_file
+
+    @classmethod
+    def load(cls, paths: Paths) -> Registry:
+        """Read ``contexts.json``; on first use create it holding just the ``local`` context."""
+        file = paths.contexts_file
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            registry = cls(paths, {})
+            try:
+                registry.save()
+            except OSError as exc:
+                # Listing contexts must still work from a read-only config dir.
+                log.warning("could not create %s: %s", file, exc)
+            return registry
+        except OSError as exc:
+            raise ContextsFileError(file, f"cannot be read: {exc.strerror or exc}") from exc
+        return cls(paths, _parse(file, text))
+
+    @classmethod
+    @contextmanager
+    def locked(cls, paths: Paths) -> Iterator[Registry]:
+        """Load under an exclusive lock, yield, and save if the block ends without an error."""
+        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = paths.contexts_file.with_name(paths.contexts_file.name + ".lock")
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            registry = cls.load(paths)
+            yield registry
+            registry.save()
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def list(self) -> list[Context]:
+        """Every context, ``local`` first, the rest by name."""
+        return sorted(self._contexts.values(), key=lambda c: (c.name != LOCAL_CONTEXT, c.name))
+
+    def names(self) -> builtins.list[str]:
+        return [c.name for c in self.list()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._contexts
+
+    def get(self, name: str) -> Context:
+        try:
+            return self._contexts[name]
+        except KeyError:
+            raise NotFoundError(
+                "context", name, hint="'nvwb list contexts' shows the ones there are"
+            ) from None
+
+    def create(self, ctx: Context) -> Context:
+        if ctx.name in self._contexts:
+            raise AlreadyExistsError("context", ctx.name)
+        if ctx.kind == "local":
+            # One Docker engine per machine: a second local context would only be an alias.
+            raise InvalidValueError(
+                "kind", "only the built-in 'local' context is of kind local", hint="use 'local'"
+            )
+        self._contexts[ctx.name] = ctx
+        log.info("created context %s (%s)", ctx.name, ctx.kind)
+        return ctx
+
+    def update(self, name: str, **changes: Any) -> Context:
+        """Change some fields of a context; the result is validated as a whole."""
+        current = self.get(name)
+        for key in changes:
+            if key not in Context.FIELD_NAMES:
+                raise InvalidValueError(
+                    key, "unknown field", hint=_secret_hint(key) or _fields_hint()
+                )
+            if key in _IMMUTABLE_FIELDS:
+                raise InvalidValueError(key, "cannot be changed; delete and create the context")
+        merged = current.to_dict()
+        merged.update(changes)
+        if "stop_command_on_idle" not in changes and (
+            current.stop_command_on_idle == DEFAULT_IDLE_STOP_COMMAND
+        ):
+            # Keep following the default rather than freezing today's default into the entry.
+            merged["stop_command_on_idle"] = None
+        updated = Context.from_dict(merged)
+        self._contexts[name] = updated
+        log.info("updated context %s: %s", name, ", ".join(sorted(changes)))
+        return updated
+
+    def replace(self, ctx: Context) -> Context:
+        """Store ``ctx`` over the existing context of that name (which must exist)."""
+        self.get(ctx.name)
+        self._contexts[ctx.name] = ctx
+        return ctx
+
+    def delete(self, name: str) -> Context:
+        if name == LOCAL_CONTEXT:
+            raise InvalidValueError("name", "the 'local' context is built in and cannot be deleted")
+        ctx = self.get(name)
+        del self._contexts[name]
+        log.info("deleted context %s", name)
+        return ctx
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": FILE_VERSION,
+            "contexts": {c.name: c.to_dict() for c in self.list()},
+        }
+
+    def save(self) -> None:
+        """Write atomically with mode 0600, after a last check that no secret slipped in."""
+        data = self.to_dict()
+        _refuse_secrets(data)
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_text(self.file, text, mode=0o600)
+
+
+def _refuse_secrets(data: Mapping[str, Any]) -> None:
+    """A last look before writing: no field, and no key inside ``gpus``, named like a secret.
+
+    Mount targets are container paths chosen by projects, not field names, so they are exempt.
+    """
+    for name, entry in data["contexts"].items():
+        for key, value in entry.items():
+            where = f"contexts.{name}.{key}"
+            if looks_like_secret_key(key):
+                raise InvalidValueError(where, "is named like a secret", hint=_secret_hint(key))
+            if key == "gpus":
+                for index, gpu in enumerate(value):
+                    for gpu_key in gpu:
+                        if looks_like_secret_key(gpu_key):
+                            raise InvalidValueError(
+                                f"{where}[{index}].{gpu_key}",
+                                "is named like a secret",
+                                hint=_secret_hint(gpu_key),
+                            )
+
+
+def _parse(file: Path, text: str) -> dict[str, Context]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContextsFileError(
+            file,
+            f"is not valid JSON: {exc.msg} (column {exc.colno})",
+            line=exc.lineno,
+            hint="fix or remove the file; 'nvwb' recreates it with just the local context",
+        ) from exc
+    if not isinstance(data, dict):
+        raise ContextsFileError(file, "must hold a JSON object")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ContextsFileError(file, "missing or bad 'version'", field="version")
+    if version > FILE_VERSION:
+        raise ContextsFileError(
+            file,
+            f"was written by a newer Workbench (version {version}, this one reads {FILE_VERSION})",
+            field="version",
+            hint="upgrade Workbench",
+        )
+    entries = data.get("contexts", {})
+    if not isinstance(entries, dict):
+        raise ContextsFileError(file, "must be an object of contexts by name", field="contexts")
+    contexts: dict[str, Context] = {}
+    for key, entry in entries.items():
+        where = f"contexts.{key}"
+        if isinstance(entry, dict) and entry.get("name", key) != key:
+            raise ContextsFileError(file, "does not match its key", field=f"{where}.name")
+        try:
+            entry_dict = cast(dict[str, Any], entry)
+            contexts[key] = Context.from_dict({"name": key, **entry_dict}, where=where)
+        except TypeError as exc:
+            raise ContextsFileError(file, "must be an object", field=where) from exc
+        except InvalidValueError as exc:
+            raise ContextsFileError(file, exc.reason, field=exc.field, hint=exc.hint) from exc
+    local = contexts.get(LOCAL_CONTEXT)
+    if local is not None and local.kind != "local":
+        raise ContextsFileError(
+            file, "the name 'local' is reserved for this machine", field="contexts.local.kind"
+        )
+    return contexts
