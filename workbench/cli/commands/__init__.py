@@ -1,0 +1,1 @@
+"""One module per group of ``nvwb`` commands; each handler takes an ``Invocation``."""

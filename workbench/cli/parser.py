@@ -1,0 +1,275 @@
+"""The ``nvwb`` command tree, after AI Workbench's own verbs and nouns.
+
+Handlers are named as ``"module:function"`` strings and imported only when their command runs,
+so building the parser imports nothing heavy and ``nvwb`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from workbench import __version__
+from workbench.cli.output import FORMATS
+from workbench.errors import UsageError
+
+CONTEXT_KINDS = ("local", "ssh", "brev", "command")
+MOUNT_TYPES = ("project", "volume", "host", "tmp")
+PACKAGE_MANAGERS = ("apt", "pip")
+APP_TYPES = ("jupyterlab", "tensorboard", "custom")
+APP_CLASSES = ("webapp", "process", "native")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` instead of exiting, so ``main`` stays in-process."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            raise UsageError(message.strip())
+        raise _HelpShown(status)
+
+
+class _HelpShown(Exception):
+    """``--help`` or ``--version`` printed its text; ``main`` returns ``status``."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # On subcommands the defaults are SUPPRESS so a flag given before the verb is not reset.
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument("-c", "--context", default=default, metavar="CONTEXT",
+                        help="context to act on (else NVWB_CONTEXT, then the last activate)")
+    parser.add_argument("-p", "--project", default=default, metavar="PROJECT",
+                        help="project name or path (else the project holding the cwd)")
+    parser.add_argument("-o", "--output", choices=FORMATS, default="table" if top else default,
+                        help="output format (default: table)")
+    parser.add_argument("--debug", action="store_true", default=False if top else default,
+                        help="show tracebacks and debug logs")
+
+
+Adder = Callable[[argparse.ArgumentParser], None]
+
+
+class Tree:
+    """Builds ``nvwb VERB NOUN`` and single-word commands onto one parser."""
+
+    def __init__(self) -> None:
+        self.root = Parser(prog="nvwb", description="Workbench: run AI projects anywhere.")
+        _globals(self.root, top=True)
+        self.root.add_argument("--version", action="version", version=f"nvwb {__version__}")
+        self._verbs = self.root.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
+        self._nouns: dict[str, argparse._SubParsersAction[Parser]] = {}
+        self._verb_parsers: dict[str, Parser] = {}
+        self.leaves: dict[tuple[str, ...], Parser] = {}
+
+    def _common(self) -> Parser:
+        common = Parser(add_help=False)
+        _globals(common, top=False)
+        return common
+
+    def verb(self, verb: str, help: str) -> None:
+        p = self._verbs.add_parser(verb, help=help, description=help, parents=[self._common()])
+        self._verb_parsers[verb] = p
+        self._nouns[verb] = p.add_subparsers(dest="noun", metavar="OBJECT", parser_class=Parser)
+        self._nouns[verb].required = True
+
+    def command(self, verb: str, noun: str, handler: str, help: str, *adders: Adder) -> None:
+        p = self._nouns[verb].add_parser(noun, help=help, description=help,
+                                         parents=[self._common()])
+        p.set_defaults(handler=handler)
+        self.leaves[(verb, noun)] = p
+        for add in adders:
+            add(p)
+
+    def single(self, verb: str, handler: str, help: str, *adders: Adder) -> None:
+        p = self._verbs.add_parser(verb, help=help, description=help, parents=[self._common()])
+        p.set_defaults(handler=handler)
+        self.leaves[(verb,)] = p
+        for add in adders:
+            add(p)
+
+
+def _positional(name: str, help: str, **kw: Any) -> Adder:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument(name, help=help, **kw)
+
+    return add
+
+
+def _flag(*names: str, **kw: Any) -> Adder:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument(*names, **kw)
+
+    return add
+
+
+_YES = _flag("-y", "--yes", action="store_true", help="do not ask for confirmation")
+_WIDE = _flag("--wide", action="store_true", help="show more columns")
+
+
+def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
+    if create:
+        p.add_argument("--type", dest="kind", choices=CONTEXT_KINDS, default=None,
+                       help="kind of context (default: ssh with a HOSTNAME, brev with "
+                            "--brev-instance-name, command with --start-command)")
+    p.add_argument("--description", help="what this context is for")
+    p.add_argument("--hostname", dest="hostname_flag", metavar="HOSTNAME",
+                   help="SSH host name or ~/.ssh/config alias")
+    p.add_argument("--ssh-username", help="user to log in as")
+    p.add_argument("--ssh-key-path", help="private key file")
+    p.add_argument("--ssh-port", type=int, help="SSH port (default 22)")
+    p.add_argument("--context-workbench-dir", dest="workbench_dir",
+                   help="folder on the remote for projects and the agent (default ~/.nvwb)")
+    p.add_argument("--brev-instance-name", help="Brev instance this context drives")
+    p.add_argument("--start-command", help="shell template that starts the machine")
+    p.add_argument("--stop-command", help="shell template that stops the machine")
+    p.add_argument("--status-command", help="shell template printing running|stopped|...")
+    p.add_argument("--hourly-rate", type=float, help="cost per hour, for the cost meter")
+    p.add_argument("--idle-timeout", type=int, dest="idle_timeout_minutes", metavar="MINUTES",
+                   help="minutes without use before the remote agent stops the machine")
+    p.add_argument("--grace-period", type=int, dest="grace_period_seconds", metavar="SECONDS",
+                   help="seconds after the last window closes before the machine is stopped")
+    p.add_argument("--accept-host-key", metavar="SHA256:...",
+                   help="trust this host key fingerprint without asking")
+
+
+def _app_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--type", dest="app_type", choices=APP_TYPES, default="custom")
+    p.add_argument("--class", dest="app_class", choices=APP_CLASSES, default="webapp")
+    p.add_argument("--start-cmd", dest="start_command", required=True,
+                   help="command that starts the app in the container")
+    p.add_argument("--stop-cmd", dest="stop_command", default="", help="command that stops it")
+    p.add_argument("--health-check-cmd", dest="health_check_command", default="",
+                   help="command that exits 0 once the app is up")
+    p.add_argument("--timeout-seconds", type=int, default=60,
+                   help="how long the health check may take to pass")
+    p.add_argument("--user-msg", default="", help="message shown when the app starts")
+    p.add_argument("--logfile-path", default="", help="where the app writes its log")
+    p.add_argument("--icon-url", default="")
+    p.add_argument("--webapp-port", dest="port", help="port the web app listens on")
+    p.add_argument("--webapp-url", dest="url", help="URL of the web app")
+    p.add_argument("--webapp-url-cmd", dest="url_command", help="command printing the URL")
+    p.add_argument("--webapp-autolaunch", dest="autolaunch", action="store_true",
+                   help="open the browser when the app starts")
+    p.add_argument("--webapp-proxy-trim-prefix", dest="trim_prefix", action="store_true")
+    p.add_argument("--process-wait-until-finished", dest="wait_until_finished",
+                   action="store_true")
+
+
+def build_parser() -> Parser:
+    return build_tree().root
+
+
+def build_tree() -> Tree:
+    t = Tree()
+    for verb, text in [
+        ("list", "list contexts, projects, bases, resources, mounts, packages, variables, apps"),
+        ("create", "create a context, project, mount, environment variable or app"),
+        ("update", "change a context or the project's resources"),
+        ("delete", "delete a context, project, mount, environment variable or app"),
+        ("add", "add a package to the project"),
+        ("remove", "remove a package from the project"),
+        ("clone", "clone a project"),
+        ("validate", "check a project spec"),
+    ]:
+        t.verb(verb, text)
+
+    c = "workbench.cli.commands.contexts:"
+    t.command("list", "contexts", c + "list_contexts", "list contexts", _WIDE)
+    t.command("create", "context", c + "create_context", "create a context",
+              _positional("name", "name of the new context"),
+              _positional("hostname", "SSH host name or alias", nargs="?"),
+              lambda p: _context_options(p, create=True))
+    t.command("update", "context", c + "update_context", "change a context's settings",
+              _positional("name", "context to change"),
+              lambda p: _context_options(p, create=False))
+    t.command("delete", "context", c + "delete_context", "delete a context",
+              _positional("name", "context to delete"), _YES)
+
+    pr = "workbench.cli.commands.projects:"
+    t.command("list", "projects", pr + "list_projects", "list projects")
+    t.command("list", "bases", pr + "list_bases", "list base environments")
+    t.command("create", "project", pr + "create_project", "create a project",
+              _positional("name", "name of the new project"),
+              _flag("--base-environment-id", "-b", dest="base", default="python-basic",
+                    help="base environment from 'nvwb list bases' (default python-basic)"),
+              _flag("--description", "-d", default="", help="what the project is"))
+    t.command("clone", "project", pr + "clone_project", "clone a project from git",
+              _positional("url", "git URL or path of the repository"),
+              _positional("path", "where to put it (default: the projects folder)", nargs="?"))
+    t.command("delete", "project", pr + "delete_project", "delete a project Workbench created",
+              _positional("name", "project name or path"), _YES)
+    t.command("validate", "project-spec", pr + "validate_spec", "check a project's spec",
+              _positional("path", "spec file or project folder (default: the project)",
+                          nargs="?"))
+
+    s = "workbench.cli.commands.spec:"
+    t.command("list", "resources", s + "list_resources", "show GPUs and shared memory")
+    t.command("update", "resources", s + "update_resources", "change GPUs or shared memory",
+              _flag("--gpus", type=int, help="GPUs the project requests"),
+              _flag("--shared-memory-mb", type=int, help="shared memory for the container"))
+    t.command("list", "mounts", s + "list_mounts", "list the project's mounts")
+    t.command("create", "mount", s + "create_mount", "add a mount to the project",
+              _positional("type", "mount type", choices=MOUNT_TYPES),
+              _positional("target", "path in the container"),
+              _flag("--description", default=""), _flag("--options", default=""))
+    t.command("delete", "mount", s + "delete_mount", "remove a mount",
+              _positional("target", "path in the container"))
+    t.command("list", "apps", s + "list_apps", "list the project's apps")
+    t.command("create", "app", s + "create_app", "add an app to the project",
+              _positional("name", "app name"), _app_options)
+    t.command("delete", "app", s + "delete_app", "remove an app",
+              _positional("name", "app name"))
+
+    e = "workbench.cli.commands.environment:"
+    t.command("list", "packages", e + "list_packages", "list the project's packages",
+              _flag("--package-manager", choices=PACKAGE_MANAGERS))
+    t.command("add", "package", e + "add_package", "add packages to apt.txt or requirements.txt",
+              _positional("manager", "package manager", choices=PACKAGE_MANAGERS),
+              _positional("names", "package names (pip: with version specifiers)", nargs="+"))
+    t.command("remove", "package", e + "remove_package", "remove packages",
+              _positional("manager", "package manager", choices=PACKAGE_MANAGERS),
+              _positional("names", "package names", nargs="+"))
+    t.command("list", "environment-variables", e + "list_variables",
+              "list variables and secrets (secret values masked)")
+    t.command("create", "environment-variable", e + "create_variable",
+              "set a variable (or a secret with --is-sensitive)",
+              _positional("name", "variable name"),
+              _positional("value", "value, or - to read it from stdin", nargs="?"),
+              _flag("--is-sensitive", action="store_true",
+                    help="a secret: the value goes to the OS keyring, never to a file"),
+              _flag("--description", default=""))
+    t.command("delete", "environment-variable", e + "delete_variable", "remove a variable",
+              _positional("name", "variable name"))
+    return t
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; flags may sit anywhere, even between positionals.
+
+    argparse fills an optional positional (``create context NAME [HOSTNAME]``) at the first
+    positional it meets, so ``NAME --flag HOSTNAME`` would leave HOSTNAME over. The leaf command
+    is then parsed again with ``parse_intermixed_args``, which reads positionals across flags.
+    """
+    tree = build_tree()
+    args, extras = tree.root.parse_known_args(argv)
+    if not extras:
+        return args
+    key = tuple(k for k in (getattr(args, "verb", None), getattr(args, "noun", None)) if k)
+    leaf = tree.leaves.get(key)
+    if leaf is None:
+        tree.root.error(f"unrecognized arguments: {' '.join(extras)}")
+    rest = list(argv)
+    for word in key:
+        rest.remove(word)
+    leaf_args = leaf.parse_intermixed_args(rest)
+    for name, value in vars(leaf_args).items():
+        setattr(args, name, value)
+    return args
