@@ -26,8 +26,6 @@ _FIELDS = ("description", "ssh_username", "ssh_key_path", "ssh_port", "workbench
 
 
 def _row(data: dict[str, Any], current: str) -> dict[str, Any]:
-    from workbench.gpu import GpuInfo, summarize
-
     row = dict(data)
     host = data.get("hostname")
     if host and data.get("ssh_port") not in (None, 22):
@@ -36,8 +34,11 @@ def _row(data: dict[str, Any], current: str) -> dict[str, Any]:
         host = f"brev:{data.get('brev_instance_name')}"
     row["host"] = host or ("this machine" if data["kind"] == "local" else None)
     row["current"] = data["name"] == current
-    gpus = data.get("gpus") or []
-    row["gpu_summary"] = summarize(GpuInfo.from_dict(g) for g in gpus) if gpus else None
+    row["gpu_summary"] = None
+    if data.get("gpus"):
+        from workbench.gpu import GpuInfo, summarize  # only when there is something to show
+
+        row["gpu_summary"] = summarize(GpuInfo.from_dict(g) for g in data["gpus"])
     return row
 
 
