@@ -1,0 +1,520 @@
+"""One context's state machine: leases in, provider start and verified stop out.
+
+``stopped -> starting -> running -> stopping -> stopped``, plus ``error`` and ``unknown``. The first
+lease on a stopped context starts it; the last release opens a grace period after which the
+context is stopped, and the stop counts only once the provider's status says ``stopped``.
+
+Each machine has one worker thread. Decisions are taken under the machine's lock, in
+``_decide``; the slow provider calls run outside it so that leases and status queries never wait
+on a cloud API. The invariant that matters most, never a stop while a lease is held, is kept by
+taking the decision to stop and checking that no lease exists in one locked step (``_commit_stop``);
+a lease that arrives after that moment is honoured by starting the context again once the stop
+is verified.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from contexts.base import Provider, ProviderState, wait_for_ssh_banner
+from workbench.errors import ConflictError, ContextError, WorkbenchError
+from workbench.registry import Context
+from workbench.service.cost import CostMeter
+from workbench.service.leases import Lease
+
+log = logging.getLogger(__name__)
+
+State = Literal["stopped", "starting", "running", "stopping", "error", "unknown"]
+Emit = Callable[[dict[str, Any]], None]
+Action = Callable[[], None]
+
+
+class InvariantViolation(RuntimeError):
+    """A bug: the machine was about to stop a context that a lease holds."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How patient the machine is. Tests shrink these through ``NVWB_SERVICE_*`` variables."""
+
+    poll_interval: float = 2.0
+    start_timeout: float = 900.0
+    stop_timeout: float = 600.0
+    ssh_timeout: float = 300.0
+    # How often a running context's provider is asked whether it still runs.
+    refresh_interval: float = 60.0
+    # After a failed stop, how long until the next try: a machine left up keeps costing.
+    stop_retry_interval: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Timing:
+        def get(name: str, default: float) -> float:
+            value = env.get(f"NVWB_SERVICE_{name.upper()}")
+            return float(value) if value else default
+
+        base = cls()
+        return cls(
+            poll_interval=get("poll_interval", base.poll_interval),
+            start_timeout=get("start_timeout", base.start_timeout),
+            stop_timeout=get("stop_timeout", base.stop_timeout),
+            ssh_timeout=get("ssh_timeout", base.ssh_timeout),
+            refresh_interval=get("refresh_interval", base.refresh_interval),
+            stop_retry_interval=get("stop_retry_interval", base.stop_retry_interval),
+        )
+
+
+class ContextMachine:
+    """The state, leases and worker of one context."""
+
+    def __init__(self, context: Context, provider: Provider, timing: Timing, emit: Emit) -> None:
+        self.context = context
+        self.provider = provider
+        self.timing = timing
+        self._emit_event = emit
+        self._cond = threading.Condition()
+        self.state: State = "unknown"
+        self.message = ""
+        self.state_since = time.time()
+        self.leases: dict[str, Lease] = {}
+        self.meter = CostMeter()
+        self.stoppable = provider.can_stop
+        self._grace_deadline: float | None = None
+        self._probe_wanted = True
+        self._start_wanted = False  # an explicit start, or a retry after an error
+        self._stop_wanted = False  # an explicit stop
+        self._busy = False  # a provider call is in flight
+        self._next_refresh = 0.0
+        self._retry_stop_at: float | None = None
+        self._closed = False
+        # Every stop this machine committed to, with the lease count at that moment (always 0).
+        self.stops_committed: list[tuple[float, int]] = []
+        self._thread = threading.Thread(
+            target=self._run, name=f"context-{context.name}", daemon=True
+        )
+        self._thread.start()
+
+    # -- what the manager calls (any thread) -------------------------------------------------
+
+    def add_lease(self, lease: Lease) -> None:
+        with self._cond:
+            self._check_open()
+            first = not self.leases
+            self.leases[lease.id] = lease
+            if self._grace_deadline is not None:
+                self._grace_deadline = None
+                self._progress("a new lease came during the grace period: the stop is cancelled")
+            self._retry_stop_at = None
+            if first and self.state == "error":
+                self._start_wanted = True  # a new reason to run: try again
+            if self.state in ("stopping",):
+                self._progress("waiting for the stop in progress to finish, then starting again")
+            self._cond.notify_all()
+
+    def remove_lease(self, lease_id: str) -> Lease | None:
+        with self._cond:
+            lease = self.leases.pop(lease_id, None)
+            if (
+                lease is not None
+                and not self.leases
+                and self.state == "running"
+                and (self.stoppable and not self.provider.always_on)
+            ):
+                # Opened here, not by the worker, so the caller sees the timer at once.
+                self._open_grace()
+            self._cond.notify_all()
+            return lease
+
+    def request_start(self) -> None:
+        with self._cond:
+            self._check_open()
+            self._start_wanted = True
+            self._stop_wanted = False
+            self._cond.notify_all()
+
+    def request_stop(self, *, force: bool = False) -> list[Lease]:
+        """Stop now rather than after the grace period; with leases held only when ``force``.
+
+        A forced stop first ends every lease (returned, so the manager can tell their holders):
+        the invariant holds even then, because no lease is left when the stop is committed.
+        """
+        with self._cond:
+            self._check_open()
+            if not self.provider.always_on and not self.stoppable:
+                raise ContextError(
+                    f"context {self.context.name} cannot be stopped, only deleted",
+                    context=self.context.name,
+                    hint="Workbench never deletes machines; delete it with the provider's tools",
+                )
+            dropped: list[Lease] = []
+            if self.leases:
+                if not force:
+                    holders = ", ".join(
+                        sorted({le.holder.describe() for le in self.leases.values()})
+                    )
+                    raise ConflictError(
+                        f"context {self.context.name} is in use ({holders})",
+                        hint="close those first, or pass --force to end their leases and stop",
+                    )
+                dropped = list(self.leases.values())
+                self.leases.clear()
+            self._stop_wanted = True
+            self._start_wanted = False
+            self._cond.notify_all()
+            return dropped
+
+    def refresh(self) -> None:
+        """Ask the worker to probe the provider (for ``nvwb status``)."""
+        with self._cond:
+            if not self._busy:
+                self._probe_wanted = True
+                self._cond.notify_all()
+
+    def update_context(self, context: Context) -> None:
+        with self._cond:
+            self.context = context
+            self.provider.context = context
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def quiescent(self) -> bool:
+        """No lease, no timer and no provider call pending: safe for the service to exit."""
+        with self._cond:
+            if self.leases or self._busy:
+                return False
+            if self.provider.always_on:
+                return True
+            pending = (
+                self._grace_deadline is not None
+                or self._retry_stop_at is not None
+                or self._start_wanted
+                or self._stop_wanted
+            )
+            # A machine left running (terminate-only, or a failed stop) does not hold the
+            # service: nothing it could do would change that.
+            return (
+                not pending
+                and self.state not in ("starting", "stopping")
+                and (self.state != "running" or not self.stoppable)
+            )
+
+    def settled(self) -> bool:
+        """No status probe pending, so ``state`` says what the provider last said.
+
+        Called with the lock held (through ``wait_until``) or without; the lock is reentrant.
+        """
+        with self._cond:
+            return not self._probe_wanted and not (self._busy and self.state == "unknown")
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._cond:
+            rate = self.context.hourly_rate
+            if rate is None:
+                rate = self.provider.hourly_rate()
+            grace = None
+            if self._grace_deadline is not None:
+                grace = max(0.0, self._grace_deadline - time.monotonic())
+            return {
+                "name": self.context.name,
+                "kind": self.context.kind,
+                "state": self.state,
+                "message": self.message,
+                "state_since": self.state_since,
+                "stoppable": self.stoppable and not self.provider.always_on,
+                "always_on": self.provider.always_on,
+                "leases": [lease.to_dict() for lease in self.leases.values()],
+                "grace_period_seconds": self.context.grace_period_seconds,
+                "grace_remaining_seconds": grace,
+                "uptime_seconds": self.meter.uptime(),
+                "hourly_rate": rate,
+                "cost": self.meter.cost(rate),
+            }
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                action = self._decide()
+                while action is None:
+                    if self._closed:
+                        return
+                    self._cond.wait(self._wait_time())
+                    action = self._decide()
+                self._busy = True
+            try:
+                action()
+            except Exception:  # a bug must not kill the worker and orphan a paid machine
+                log.exception("context %s: unexpected failure", self.context.name)
+                self._set_state("error", "internal error; see the service log")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _wait_time(self) -> float | None:
+        waits = []
+        if self._grace_deadline is not None:
+            waits.append(self._grace_deadline - time.monotonic())
+        if self.state == "running" and not self.provider.always_on:
+            waits.append(self._next_refresh - time.monotonic())
+        if self.state == "error" and self._retry_stop_at is not None:
+            waits.append(self._retry_stop_at - time.monotonic())
+        return max(0.0, min(waits)) if waits else None
+
+    def _decide(self) -> Action | None:
+        """Pick the next provider call, changing state for it. Called with the lock held."""
+        if self._closed:
+            return None
+        if self.provider.always_on:
+            if (
+                self._probe_wanted
+                or self._start_wanted
+                or (self.leases and self.state != "running")
+            ):
+                self._probe_wanted = self._start_wanted = self._stop_wanted = False
+                return self._probe
+            return None
+        if self._probe_wanted and self.state in ("unknown", "stopped", "running", "error"):
+            self._probe_wanted = False
+            return self._probe
+        if self.state == "stopping":
+            return None  # the stop call in flight settles the state
+        wants_run = bool(self.leases) or self._start_wanted
+        if (wants_run and self.state in ("stopped", "unknown")) or (
+            self._start_wanted and self.state == "error"
+        ):
+            self._start_wanted = False
+            self._stop_wanted = False
+            self._set_state("starting", "")
+            return self._start
+        if self.state == "running" and not self.leases:
+            if not self.stoppable:
+                return None  # terminate-only: flagged in status, never stopped
+            if self._stop_wanted:
+                return self._commit_stop()
+            deadline = self._open_grace()
+            if time.monotonic() >= deadline:
+                return self._commit_stop()
+        if self._stop_wanted and not self.leases and self.state in ("error", "unknown"):
+            return self._commit_stop()
+        if (
+            self.state == "error"
+            and self._retry_stop_at is not None
+            and not self.leases
+            and time.monotonic() >= self._retry_stop_at
+        ):
+            return self._commit_stop()
+        if self.state == "running" and time.monotonic() >= self._next_refresh:
+            return self._refresh_running
+        return None
+
+    def _open_grace(self) -> float:
+        """Start the grace period if it is not running; return its deadline. Lock held."""
+        if self._grace_deadline is None:
+            grace = float(self.context.grace_period_seconds)
+            self._grace_deadline = time.monotonic() + grace
+            self._emit({"event": "grace", "seconds": grace})
+            self._progress(f"no lease left: stopping in {grace:g} s unless one comes back")
+        return self._grace_deadline
+
+    def _commit_stop(self) -> Action:
+        """The one place a stop is decided: atomically with the check that no lease exists."""
+        if self.leases:
+            raise InvariantViolation(f"stop of {self.context.name} with {len(self.leases)} leases")
+        self.stops_committed.append((time.time(), len(self.leases)))
+        self._grace_deadline = None
+        self._stop_wanted = False
+        self._retry_stop_at = None
+        self._set_state("stopping", "")
+        return self._stop
+
+    # -- provider calls (outside the lock) ------------------------------------------------
+
+    def _observe(self) -> ProviderState:
+        state = self.provider.status()
+        with self._cond:
+            self.stoppable = self.provider.can_stop and state.stoppable
+        return state
+
+    def _probe(self) -> None:
+        try:
+            observed = self._observe()
+        except WorkbenchError as exc:
+            self._set_state("unknown", str(exc))
+            return
+        mapped: dict[str, State] = {
+            "running": "running",
+            "stopped": "stopped",
+            "starting": "starting",
+            "stopping": "stopping",
+            "notfound": "error",
+            "failed": "error",
+            "unknown": "unknown",
+        }
+        state = mapped[observed.status]
+        if state == "running":
+            with self._cond:
+                self.meter.begin()
+                self._next_refresh = time.monotonic() + self.timing.refresh_interval
+        if state in ("starting", "stopping"):
+            # Someone else is moving it: follow until it settles, as a start or a stop would.
+            self._follow(observed)
+            return
+        if state == "stopped":
+            with self._cond:
+                self.meter.end()
+        self._set_state(state, observed.message)
+
+    def _follow(self, observed: ProviderState) -> None:
+        target = "running" if observed.status == "starting" else "stopped"
+        self._set_state("starting" if target == "running" else "stopping", observed.message)
+        try:
+            self._poll_until(target, self.timing.start_timeout)
+        except WorkbenchError as exc:
+            self._set_state("error", str(exc))
+            return
+        if target == "running":
+            self._finish_start()
+        else:
+            with self._cond:
+                self.meter.end()
+            self._set_state("stopped", "")
+
+    def _start(self) -> None:
+        name = self.context.name
+        try:
+            observed = self._observe()
+            if observed.status == "notfound":
+                raise ContextError(
+                    observed.message or f"{name}: the machine does not exist", context=name
+                )
+            if observed.status == "stopping":
+                self._progress("the machine is stopping; waiting for it to stop first")
+                self._poll_until("stopped", self.timing.stop_timeout)
+                observed = self._observe()
+            if observed.status in ("stopped", "failed", "unknown"):
+                self._progress("asking the provider to start the machine")
+                self.provider.start()
+            with self._cond:
+                self.meter.begin()
+            if observed.status != "running":
+                self._poll_until("running", self.timing.start_timeout)
+            self._finish_start()
+        except WorkbenchError as exc:
+            log.warning("context %s: start failed: %s", name, exc)
+            self._set_state("error", f"start failed: {exc}")
+
+    def _finish_start(self) -> None:
+        endpoint = self.provider.ssh_endpoint()
+        if endpoint is not None:
+            self._progress(f"waiting for SSH on {endpoint.hostname}:{endpoint.port}")
+            wait_for_ssh_banner(endpoint, self.timing.ssh_timeout)
+        with self._cond:
+            self.meter.begin()
+            self._next_refresh = time.monotonic() + self.timing.refresh_interval
+        self._set_state("running", "")
+
+    def _stop(self) -> None:
+        name = self.context.name
+        try:
+            self._progress("asking the provider to stop the machine")
+            self.provider.stop()
+            self._poll_until("stopped", self.timing.stop_timeout)
+        except WorkbenchError as exc:
+            log.error("context %s: stop failed: %s", name, exc)
+            if not self.provider.can_stop:
+                with self._cond:
+                    self.stoppable = False
+                self._set_state("running", str(exc))
+                return
+            with self._cond:
+                self._retry_stop_at = time.monotonic() + self.timing.stop_retry_interval
+            self._set_state("error", f"stop failed: {exc}")
+            return
+        with self._cond:
+            self.meter.end()
+        self._set_state("stopped", "")
+
+    def _refresh_running(self) -> None:
+        with self._cond:
+            self._next_refresh = time.monotonic() + self.timing.refresh_interval
+        try:
+            observed = self._observe()
+        except WorkbenchError as exc:
+            log.info("context %s: status check failed: %s", self.context.name, exc)
+            return
+        if observed.status in ("stopped", "notfound"):
+            with self._cond:
+                self.meter.end()
+            self._set_state("stopped", "stopped outside Workbench")
+
+    def _poll_until(self, target: str, timeout: float) -> None:
+        """Poll the provider until it reports ``target``; raise on failure or timeout."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            observed = self._observe()
+            if observed.status == target or (target == "stopped" and observed.status == "notfound"):
+                return
+            if observed.status in ("failed", "notfound"):
+                raise ContextError(
+                    observed.message or f"the provider reports {observed.status}",
+                    context=self.context.name,
+                )
+            said = f"provider says {observed.status}" + (
+                f": {observed.message}" if observed.message else ""
+            )
+            if said != last:
+                self._progress(said)
+                last = said
+            if time.monotonic() >= deadline:
+                raise ContextError(
+                    f"not {target} after {timeout:g} s (last: {said})", context=self.context.name
+                )
+            with self._cond:
+                if self._closed:
+                    raise ContextError("the service is shutting down", context=self.context.name)
+                self._cond.wait(self.timing.poll_interval)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _set_state(self, state: State, message: str) -> None:
+        with self._cond:
+            changed = (state, message) != (self.state, self.message)
+            self.state = state
+            self.message = message
+            if changed:
+                self.state_since = time.time()
+            self._cond.notify_all()
+        if changed:
+            log.info("context %s: %s %s", self.context.name, state, message)
+            self._emit({"event": "state", "state": state, "message": message})
+
+    def _progress(self, message: str) -> None:
+        log.info("context %s: %s", self.context.name, message)
+        self._emit({"event": "progress", "message": message})
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        event = {**event, "context": self.context.name, "time": time.time()}
+        try:
+            self._emit_event(event)
+        except Exception:
+            log.exception("event subscriber failed")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ContextError("the service is shutting down", context=self.context.name)

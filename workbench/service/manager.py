@@ -1,0 +1,250 @@
+"""Every context's machine, the lease book across them, holder liveness and the event bus.
+
+The manager is the service minus its socket: the server turns requests into these calls, and
+tests and benchmarks can drive it in-process. Contexts are read from the registry on each use,
+so a ``nvwb update context`` (a new grace period, a new rate) applies without a restart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from workbench.errors import ContextError
+from workbench.paths import Paths
+from workbench.registry import Context, Registry
+from workbench.service.leases import Holder, Lease
+from workbench.service.machine import ContextMachine, Timing
+from workbench.service.providers import provider_for
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[dict[str, Any]], None]
+STATUS_SETTLE_SECONDS = 5.0
+
+
+class Manager:
+    """The service's state: machines by context name and who holds them."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        env: Mapping[str, str],
+        *,
+        timing: Timing | None = None,
+        pid_check_interval: float | None = None,
+    ) -> None:
+        self.paths = paths
+        self.env = dict(env)
+        self.timing = timing or Timing.from_env(env)
+        self.pid_check_interval = pid_check_interval or float(
+            env.get("NVWB_SERVICE_PID_CHECK_INTERVAL") or 1.0
+        )
+        self._lock = threading.RLock()
+        self._machines: dict[str, ContextMachine] = {}
+        self._lease_context: dict[str, str] = {}
+        self._subscribers: dict[int, Subscriber] = {}
+        self._ids = itertools.count(1)
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._closed = threading.Event()
+        # Events leave through one thread so that a slow client never stalls a state machine.
+        self._dispatcher = threading.Thread(target=self._dispatch, name="events", daemon=True)
+        self._dispatcher.start()
+        self._reaper = threading.Thread(target=self._reap, name="pid-reaper", daemon=True)
+        self._reaper.start()
+
+    # -- machines ------------------------------------------------------------------------
+
+    def _context(self, name: str) -> Context:
+        return Registry.load(self.paths).get(name)
+
+    def machine(self, name: str) -> ContextMachine:
+        """The machine of context ``name``, created on first use; ``NotFoundError`` if unknown."""
+        ctx = self._context(name)
+        with self._lock:
+            if self._closed.is_set():
+                raise ContextError("the service is shutting down", context=name)
+            machine = self._machines.get(name)
+            if machine is not None and machine.context.kind != ctx.kind and not machine.leases:
+                # Deleted and re-created as another kind: the old provider no longer applies.
+                machine.close()
+                machine = None
+            if machine is None:
+                provider = provider_for(ctx, self.env)
+                machine = ContextMachine(ctx, provider, self.timing, self._events.put)
+                self._machines[name] = machine
+            elif machine.context != ctx:
+                machine.update_context(ctx)
+            return machine
+
+    def machines(self) -> list[ContextMachine]:
+        with self._lock:
+            return list(self._machines.values())
+
+    # -- leases --------------------------------------------------------------------------
+
+    def acquire(self, name: str, holder: Holder, purpose: str = "") -> Lease:
+        if holder.kind == "pid" and not holder.alive():
+            raise ContextError(f"process {holder.pid} is not running", context=name)
+        machine = self.machine(name)
+        lease = Lease(context=name, holder=holder, purpose=purpose)
+        with self._lock:
+            self._lease_context[lease.id] = name
+        machine.add_lease(lease)
+        log.info("lease %s on %s for %s (%s)", lease.id, name, holder.describe(), purpose)
+        self._events.put(
+            {
+                "event": "lease",
+                "action": "acquired",
+                "context": name,
+                "lease": lease.to_dict(),
+                "time": time.time(),
+            }
+        )
+        return lease
+
+    def release(self, lease_id: str, *, action: str = "released") -> Lease | None:
+        with self._lock:
+            name = self._lease_context.pop(lease_id, None)
+            machine = self._machines.get(name) if name else None
+        if machine is None:
+            return None
+        lease = machine.remove_lease(lease_id)
+        if lease is not None:
+            log.info(
+                "lease %s on %s %s (%s)", lease.id, lease.context, action, lease.holder.describe()
+            )
+            self._events.put(
+                {
+                    "event": "lease",
+                    "action": action,
+                    "context": lease.context,
+                    "lease": lease.to_dict(),
+                    "time": time.time(),
+                }
+            )
+        return lease
+
+    def leases(self) -> list[Lease]:
+        return [lease for m in self.machines() for lease in list(m.leases.values())]
+
+    def release_where(
+        self,
+        match: Callable[[Lease], bool],
+        *,
+        action: str = "released",
+    ) -> list[Lease]:
+        released = []
+        for lease in self.leases():
+            if match(lease):
+                done = self.release(lease.id, action=action)
+                if done is not None:
+                    released.append(done)
+        return released
+
+    def drop_connection(self, connection_id: str) -> list[Lease]:
+        """A client went away: the leases its connection held go with it."""
+        return self.release_where(
+            lambda le: le.holder.kind == "connection" and le.holder.connection == connection_id,
+            action="lost",
+        )
+
+    def _reap(self) -> None:
+        while not self._closed.wait(self.pid_check_interval):
+            try:
+                dead = [
+                    le for le in self.leases() if le.holder.kind == "pid" and not le.holder.alive()
+                ]
+                for gone in dead:
+                    lease = self.release(gone.id, action="lost")
+                    if lease is not None:
+                        log.info(
+                            "holder %s died: lease %s on %s ends",
+                            lease.holder.describe(),
+                            lease.id,
+                            lease.context,
+                        )
+            except Exception:  # the reaper must outlive any one bad check
+                log.exception("pid reaper failed")
+
+    # -- explicit start and stop ---------------------------------------------------------
+
+    def start(self, name: str) -> None:
+        self.machine(name).request_start()
+
+    def stop(self, name: str, *, force: bool = False) -> list[Lease]:
+        machine = self.machine(name)
+        dropped = machine.request_stop(force=force)
+        with self._lock:
+            for lease in dropped:
+                self._lease_context.pop(lease.id, None)
+        for lease in dropped:
+            self._events.put(
+                {
+                    "event": "lease",
+                    "action": "lost",
+                    "context": name,
+                    "lease": lease.to_dict(),
+                    "time": time.time(),
+                }
+            )
+        return dropped
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(
+        self, names: Iterable[str] | None = None, *, refresh: bool = False
+    ) -> list[dict[str, Any]]:
+        """One snapshot per context (all of the registry's when ``names`` is None)."""
+        wanted = list(names) if names is not None else Registry.load(self.paths).names()
+        machines = [self.machine(name) for name in wanted]
+        if refresh:
+            for machine in machines:
+                machine.refresh()
+        deadline = time.monotonic() + STATUS_SETTLE_SECONDS
+        for machine in machines:
+            # A context seen for the first time is probed before it is shown as unknown.
+            machine.wait_until(machine.settled, max(0.0, deadline - time.monotonic()))
+        return [machine.snapshot() for machine in machines]
+
+    def idle(self) -> bool:
+        """No lease anywhere and nothing left to do: the service may exit."""
+        return all(machine.quiescent() for machine in self.machines())
+
+    # -- events --------------------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> int:
+        with self._lock:
+            key = next(self._ids)
+            self._subscribers[key] = subscriber
+            return key
+
+    def unsubscribe(self, key: int) -> None:
+        with self._lock:
+            self._subscribers.pop(key, None)
+
+    def _dispatch(self) -> None:
+        while True:
+            event = self._events.get()
+            if event is None:
+                return
+            with self._lock:
+                subscribers = list(self._subscribers.values())
+            for subscriber in subscribers:
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("event subscriber failed")
+
+    def close(self) -> None:
+        self._closed.set()
+        for machine in self.machines():
+            machine.close()
+        self._events.put(None)
+        self._dispatcher.join(timeout=5)
+        self._reaper.join(timeout=5)
