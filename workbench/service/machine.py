@@ -238,7 +238,8 @@ class ContextMachine:
                 "leases": [lease.to_dict() for lease in self.leases.values()],
                 "grace_period_seconds": self.context.grace_period_seconds,
                 "grace_remaining_seconds": grace,
-                "uptime_seconds": self.meter.uptime(),
+                # This laptop or a shared server: no meter, it is not ours to pay for by the hour.
+                "uptime_seconds": None if self.provider.always_on else self.meter.uptime(),
                 "hourly_rate": rate,
                 "cost": self.meter.cost(rate),
             }

@@ -1,0 +1,201 @@
+"""``nvwb activate``, ``deactivate``, ``status``, ``start context`` and ``stop context``.
+
+These are thin: each asks the service (started on demand) and prints what it says. ``activate``
+holds a lease for the calling shell, the parent of ``nvwb``, so the context stays up exactly
+as long as that shell lives or until ``nvwb deactivate``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from workbench.cli.invocation import Invocation
+from workbench.cli.output import Result
+from workbench.errors import ContextError
+from workbench.paths import atomic_write_text
+from workbench.registry import Registry
+from workbench.service.client import ServiceClient
+
+ACTIVATE_PURPOSE = "activate"
+DEFAULT_WAIT_SECONDS = 1800.0
+
+_STATUS_COLUMNS = [
+    ("CONTEXT", "name"),
+    ("TYPE", "kind"),
+    ("STATE", "state"),
+    ("HOLDERS", "holders"),
+    ("UPTIME", "uptime"),
+    ("COST", "cost_text"),
+    ("NOTE", "note"),
+]
+
+
+def _holder_pid(inv: Invocation) -> int:
+    """The shell that ran ``nvwb``; ``NVWB_HOLDER_PID`` names another (scripts, tests)."""
+    chosen = inv.env.get("NVWB_HOLDER_PID")
+    return int(chosen) if chosen else os.getppid()
+
+
+def _wait_seconds(inv: Invocation) -> float:
+    return float(inv.env.get("NVWB_WAIT_TIMEOUT") or DEFAULT_WAIT_SECONDS)
+
+
+def _connect(inv: Invocation) -> ServiceClient:
+    return ServiceClient.connect(inv.paths, inv.env)
+
+
+def _progress_printer(inv: Invocation, context: str) -> Callable[[dict[str, Any]], None]:
+    lock = threading.Lock()
+
+    def show(event: dict[str, Any]) -> None:
+        if event.get("context") != context or inv.output != "table":
+            return
+        if event.get("event") == "progress":
+            line = f"{context}: {event.get('message')}"
+        elif event.get("event") == "state":
+            message = event.get("message")
+            line = f"{context}: {event.get('state')}" + (f" ({message})" if message else "")
+        else:
+            return
+        with lock:
+            inv.stderr.write(line + "\n")
+            inv.stderr.flush()
+
+    return show
+
+
+def _wait_for(
+    inv: Invocation, client: ServiceClient, name: str, states: list[str]
+) -> dict[str, Any]:
+    (first,) = client.status([name])["contexts"]
+    if first.get("always_on"):
+        states = [
+            *states,
+            "unknown",
+        ]  # an unreachable SSH host will not become reachable by waiting
+    return client.wait(name, states, _wait_seconds(inv))
+
+
+def activate(inv: Invocation) -> Result:
+    name = str(inv.args.name)
+    Registry.load(inv.paths).get(name)  # an unknown name fails here, without starting a service
+    pid = _holder_pid(inv)
+    with _connect(inv) as client:
+        client.subscribe(_progress_printer(inv, name))
+        lease = client.acquire(name, holder_pid=pid, purpose=ACTIVATE_PURPOSE)
+        # One active context per shell: activating another lets the previous one go (after the
+        # new lease exists, so re-activating the same context never opens a grace period).
+        client.release(holder_pid=pid, purpose=ACTIVATE_PURPOSE, keep=lease["id"])
+        snap = _wait_for(inv, client, name, ["running", "error"])
+        if snap["state"] != "running":
+            client.release(holder_pid=pid, context=name, purpose=ACTIVATE_PURPOSE)
+            raise ContextError(
+                f"context {name} did not start: {snap['message'] or snap['state']}",
+                context=name,
+                hint="'nvwb status' shows its state; the lease was released",
+            )
+    atomic_write_text(inv.paths.current_context_file, name + "\n")
+    row = _row(snap)
+    return Result(
+        data=row,
+        message=f"activated {name}: {snap['state']}; held for shell {pid} until "
+        "'nvwb deactivate' or that shell exits",
+    )
+
+
+def deactivate(inv: Invocation) -> Result:
+    pid = _holder_pid(inv)
+    with _connect(inv) as client:
+        released = client.release(holder_pid=pid, purpose=ACTIVATE_PURPOSE)
+    names = sorted({lease["context"] for lease in released})
+    marker = inv.paths.current_context_file
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() in names:
+        marker.unlink()
+    if not names:
+        return Result(data={"released": []}, message=f"shell {pid} held no context")
+    return Result(
+        data={"released": names},
+        message=f"released {', '.join(names)}; stopped after the grace period unless "
+        "something else holds it",
+    )
+
+
+def status(inv: Invocation) -> Result:
+    with _connect(inv) as client:
+        answer = client.status(refresh=True)
+    rows = [_row(snap) for snap in answer["contexts"]]
+    if inv.output != "table":
+        return Result(data=rows)
+    return Result(data=rows, columns=_STATUS_COLUMNS)
+
+
+def start_context(inv: Invocation) -> Result:
+    name = str(inv.args.name)
+    Registry.load(inv.paths).get(name)
+    with _connect(inv) as client:
+        client.subscribe(_progress_printer(inv, name))
+        client.start(name)
+        snap = _wait_for(inv, client, name, ["running", "error"])
+    if snap["state"] != "running":
+        raise ContextError(f"context {name} did not start: {snap['message']}", context=name)
+    grace = snap.get("grace_period_seconds")
+    return Result(
+        data=_row(snap),
+        message=f"{name} is running; with nothing holding it, it stops after {grace} s "
+        "(use 'nvwb activate' to keep it)",
+    )
+
+
+def stop_context(inv: Invocation) -> Result:
+    name = str(inv.args.name)
+    Registry.load(inv.paths).get(name)
+    with _connect(inv) as client:
+        client.subscribe(_progress_printer(inv, name))
+        client.stop(name, force=bool(getattr(inv.args, "force", False)))
+        snap = _wait_for(inv, client, name, ["stopped", "error"])
+    if snap["state"] != "stopped":
+        raise ContextError(f"context {name} did not stop: {snap['message']}", context=name)
+    return Result(data=_row(snap), message=f"{name} is stopped (verified with the provider)")
+
+
+# -- presenting a context's snapshot ---------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _row(snap: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot plus the columns people read; JSON keeps every raw field too."""
+    leases = snap.get("leases") or []
+    notes = []
+    if snap.get("message"):
+        notes.append(str(snap["message"]))
+    if not snap.get("stoppable") and not snap.get("always_on"):
+        notes.append("not stoppable (terminate-only): never auto-stopped or deleted")
+    grace = snap.get("grace_remaining_seconds")
+    if grace is not None:
+        notes.append(f"stopping in {_duration(grace)} unless reopened")
+    cost = snap.get("cost")
+    return {
+        **snap,
+        "holders": [
+            f"{le['holder_text']}" + (f" ({le['purpose']})" if le["purpose"] else "")
+            for le in leases
+        ],
+        "uptime": _duration(snap.get("uptime_seconds")),
+        "cost_text": None if cost is None else f"{cost:.2f}",
+        "note": "; ".join(notes) or None,
+    }

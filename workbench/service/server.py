@@ -1,0 +1,397 @@
+"""The service's socket: one listener, one thread per client, requests turned into manager calls.
+
+Exactly one service runs per user: it holds an exclusive ``flock`` on ``service.lock`` in the
+runtime dir for its whole life and only then (re)binds ``service.sock``, so a second service
+started in a race finds the lock taken and exits without touching the socket. The socket is
+created with mode 0600 inside a 0700 directory, and each peer's uid is checked as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workbench import __version__
+from workbench.errors import ConflictError, InvalidValueError, WorkbenchError
+from workbench.paths import Paths
+from workbench.service import protocol
+from workbench.service.leases import Holder
+from workbench.service.manager import Manager
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IDLE_EXIT_SECONDS = 300.0
+
+
+class AlreadyRunning(WorkbenchError):
+    """Another service holds this user's lock: this one must not start."""
+
+    code = "service_running"
+
+
+def socket_path(paths: Paths) -> Path:
+    return paths.runtime_dir / protocol.SOCKET_NAME
+
+
+def prepare_runtime_dir(paths: Paths) -> Path:
+    """The runtime dir, created 0700 (or tightened to it): the socket's only other guard."""
+    directory = paths.runtime_dir
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o077:
+        directory.chmod(0o700)
+    return directory
+
+
+class Server:
+    """Listens on the user's socket until told to shut down or idle for ``idle_exit`` seconds."""
+
+    def __init__(
+        self, paths: Paths, env: dict[str, str], *, idle_exit: float | None = None
+    ) -> None:
+        self.paths = paths
+        self.env = env
+        self.idle_exit = (
+            idle_exit
+            if idle_exit is not None
+            else float(env.get("NVWB_SERVICE_IDLE_EXIT") or DEFAULT_IDLE_EXIT_SECONDS)
+        )
+        self.started_at = time.time()
+        self.manager: Manager | None = None
+        self._connections: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+        self._shutdown = threading.Event()
+        self._lock_fd: int | None = None
+        self._listener: socket.socket | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def acquire_lock(self) -> None:
+        prepare_runtime_dir(self.paths)
+        fd = os.open(self.paths.runtime_dir / protocol.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunning("another Workbench service is already running") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def bind(self) -> None:
+        path = socket_path(self.paths)
+        # Safe only because we hold the lock: whatever is there belongs to a dead service.
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # born 0600: no window in which another user could connect
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old)
+        path.chmod(0o600)
+        listener.listen(64)
+        self._listener = listener
+
+    def serve_forever(self) -> None:
+        """Take the lock, bind, serve; on return the socket and lock are gone."""
+        self.acquire_lock()
+        try:
+            self.manager = Manager(self.paths, self.env)
+            self.bind()
+            log.info("service %s listening on %s", os.getpid(), socket_path(self.paths))
+            self._loop()
+        finally:
+            self._close()
+
+    def _loop(self) -> None:
+        assert self._listener is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ)
+        idle_since: float | None = None
+        while not self._shutdown.is_set():
+            if selector.select(timeout=0.2):
+                conn, _ = self._listener.accept()
+                self._accept(conn)
+            if self._idle():
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= self.idle_exit:
+                    log.info("no lease and no client for %g s: exiting", self.idle_exit)
+                    return
+            else:
+                idle_since = None
+        selector.close()
+
+    def _idle(self) -> bool:
+        with self._lock:
+            if self._connections:
+                return False
+        return self.manager is not None and self.manager.idle()
+
+    def _close(self) -> None:
+        # Unlink before unlocking: a new service may bind the moment the lock is free.
+        if self._listener is not None:
+            self._listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                socket_path(self.paths).unlink()
+        with self._lock:
+            connections = list(self._connections.values())
+        for connection in connections:
+            connection.close()
+        if self.manager is not None:
+            self.manager.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        log.info("service %s stopped", os.getpid())
+
+    def request_shutdown(self) -> None:
+        self._shutdown.set()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _accept(self, sock: socket.socket) -> None:
+        uid = _peer_uid(sock)
+        if uid is not None and uid != os.getuid():
+            log.warning("refused a connection from uid %s", uid)
+            sock.close()
+            return
+        connection = Connection(self, sock)
+        with self._lock:
+            self._connections[connection.id] = connection
+        connection.start()
+
+    def forget(self, connection: Connection) -> None:
+        with self._lock:
+            self._connections.pop(connection.id, None)
+        if self.manager is not None:
+            self.manager.drop_connection(connection.id)
+
+    def client_count(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+
+def _peer_uid(sock: socket.socket) -> int | None:
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+class Connection:
+    """One client: reads requests line by line; writes replies and events under a lock."""
+
+    def __init__(self, server: Server, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.id = uuid.uuid4().hex[:8]
+        self._write_lock = threading.Lock()
+        self._subscription: int | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"client-{self.id}", daemon=True)
+
+    @property
+    def manager(self) -> Manager:
+        assert self.server.manager is not None
+        return self.server.manager
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = protocol.encode(message)
+        with self._write_lock:
+            if self._closed:
+                return
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self._closed = True
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def _serve(self) -> None:
+        try:
+            with self.sock, self.sock.makefile("rb") as reader:
+                for line in reader:
+                    if not line.strip():
+                        continue
+                    self._handle(line)
+        except OSError as exc:
+            log.debug("client %s: %s", self.id, exc)
+        finally:
+            if self._subscription is not None:
+                self.manager.unsubscribe(self._subscription)
+            self._closed = True
+            self.server.forget(self)
+
+    def _handle(self, line: bytes) -> None:
+        try:
+            message = protocol.decode(line)
+        except ValueError as exc:
+            self.send(protocol.error(None, protocol.PARSE_ERROR, f"not JSON: {exc}"))
+            return
+        msg_id = message.get("id")
+        method = message.get("method")
+        params = message.get("params") or {}
+        if message.get("v") not in (None, protocol.PROTOCOL_VERSION):
+            self.send(
+                protocol.error(
+                    msg_id,
+                    protocol.INVALID_REQUEST,
+                    f"protocol {message.get('v')} not spoken here "
+                    f"(this service speaks {protocol.PROTOCOL_VERSION})",
+                )
+            )
+            return
+        handler: Callable[[dict[str, Any]], Any] | None = getattr(self, f"_m_{method}", None)
+        if not isinstance(method, str) or handler is None or not isinstance(params, dict):
+            self.send(protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"no method {method!r}"))
+            return
+        if method == "wait":
+            # The only blocking method: it must not hold up this client's other requests.
+            threading.Thread(
+                target=self._reply, args=(msg_id, handler, params), daemon=True
+            ).start()
+        else:
+            self._reply(msg_id, handler, params)
+
+    def _reply(
+        self, msg_id: Any, handler: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+    ) -> None:
+        try:
+            self.send(protocol.result(msg_id, handler(params)))
+        except WorkbenchError as exc:
+            self.send(protocol.workbench_error(msg_id, exc))
+        except Exception as exc:
+            log.exception("client %s: request failed", self.id)
+            self.send(
+                protocol.error(msg_id, protocol.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            )
+
+    # -- methods (``_m_<name>``) ----------------------------------------------------------
+
+    def _m_hello(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "protocol": protocol.PROTOCOL_VERSION,
+            "version": __version__,
+            "pid": os.getpid(),
+            "started_at": self.server.started_at,
+            "connection": self.id,
+        }
+
+    def _holder(self, params: dict[str, Any]) -> Holder:
+        pid = params.get("holder_pid")
+        if pid is None:
+            return Holder.for_connection(self.id)
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise InvalidValueError("holder_pid", f"{pid!r} is not a process id")
+        return Holder.for_pid(pid)
+
+    def _m_acquire(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _string(params, "context")
+        lease = self.manager.acquire(name, self._holder(params), str(params.get("purpose", "")))
+        return lease.to_dict()
+
+    def _m_release(self, params: dict[str, Any]) -> dict[str, Any]:
+        lease_id = params.get("lease_id")
+        if lease_id is not None:
+            lease = self.manager.release(str(lease_id))
+            return {"released": [lease.to_dict()] if lease else []}
+        pid = params.get("holder_pid")
+        context = params.get("context")
+        purpose = params.get("purpose")
+        keep = params.get("keep")
+        if pid is None and context is None:
+            raise InvalidValueError("release", "needs lease_id, holder_pid or context")
+
+        def match(lease: Any) -> bool:
+            if pid is not None and lease.holder.pid != pid:
+                return False
+            if pid is None and lease.holder.connection != self.id:
+                return False  # without a pid, a client releases only its own leases
+            if context is not None and lease.context != context:
+                return False
+            if keep is not None and lease.id == keep:
+                return False
+            return purpose is None or lease.purpose == purpose
+
+        return {"released": [le.to_dict() for le in self.manager.release_where(match)]}
+
+    def _m_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        names = params.get("contexts")
+        contexts = self.manager.status(names, refresh=bool(params.get("refresh")))
+        return {
+            "contexts": contexts,
+            "service": {
+                "pid": os.getpid(),
+                "version": __version__,
+                "started_at": self.server.started_at,
+                "clients": self.server.client_count(),
+            },
+        }
+
+    def _m_start(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _string(params, "context")
+        self.manager.start(name)
+        return self.manager.machine(name).snapshot()
+
+    def _m_stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _string(params, "context")
+        dropped = self.manager.stop(name, force=bool(params.get("force")))
+        return {
+            **self.manager.machine(name).snapshot(),
+            "ended_leases": [le.to_dict() for le in dropped],
+        }
+
+    def _m_wait(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Block until the context is in one of ``states`` (or ``timeout`` passes)."""
+        machine = self.manager.machine(_string(params, "context"))
+        states = params.get("states") or ["running"]
+        timeout = float(params.get("timeout") or 0) or None
+        machine.wait_until(
+            lambda: machine.state in states and machine.settled(),
+            timeout if timeout is not None else 1e9,
+        )
+        return machine.snapshot()
+
+    def _m_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+        if self._subscription is None:
+            self._subscription = self.manager.subscribe(
+                lambda payload: self.send(protocol.event(payload))
+            )
+        return {"subscribed": True}
+
+    def _m_shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.manager.idle() and not params.get("force"):
+            held = len(self.manager.leases())
+            raise ConflictError(
+                f"the service holds {held} lease(s) or has a start, stop or grace period pending",
+                hint="close them first, or shut down with force (machines keep running)",
+            )
+        self.server.request_shutdown()
+        return {"stopping": True}
+
+
+def _string(params: dict[str, Any], key: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidValueError(key, "is required")
+    return value
