@@ -1,0 +1,46 @@
+"""Sensitive environment variables: the value lives only in the real OS keyring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.cli import nvwb
+
+
+def test_a_secret_goes_to_the_keyring_and_is_listed_masked(wb_env, keyring_backend):
+    created = nvwb(
+        wb_env, "create", "project", "sec", "--base-environment-id", "debian-test", "-o", "json"
+    )
+    project = Path(created.json()["path"])
+    value = "hf_0123456789abcdefSECRET"
+    result = nvwb(
+        wb_env,
+        "create",
+        "environment-variable",
+        "HF_TOKEN",
+        "-",
+        "--is-sensitive",
+        cwd=project,
+        stdin=value + "\n",
+    )
+    assert result.code == 0, result.err
+    assert value not in result.out
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert value not in path.read_text(errors="ignore"), path
+    for path in Path(wb_env["HOME"]).rglob("*"):  # config, state: no copy anywhere on disk
+        if path.is_file() and "keyring" not in str(path):
+            assert value.encode() not in path.read_bytes(), path
+    assert "HF_TOKEN" in (project / ".project" / "spec.yaml").read_text()
+
+    from workbench.secrets import SecretStore, project_secret_key
+
+    assert SecretStore(env=wb_env).get(project_secret_key("sec", "HF_TOKEN")) == value
+    rows = nvwb(wb_env, "list", "environment-variables", "-o", "json", cwd=project).json()
+    secret = next(r for r in rows if r["name"] == "HF_TOKEN")
+    assert secret["is_sensitive"] and secret["is_set"] and secret["value"] != value
+    assert "****" in secret["value"]
+
+    assert nvwb(wb_env, "delete", "environment-variable", "HF_TOKEN", cwd=project).code == 0
+    assert SecretStore(env=wb_env).get(project_secret_key("sec", "HF_TOKEN")) is None
+    assert "HF_TOKEN" not in (project / ".project" / "spec.yaml").read_text()
