@@ -1,0 +1,339 @@
+"""A spec app as a process in the project container: start, health check, stop, URL, log.
+
+Commands run as AI Workbench runs them: ``bash -c`` in the container, with ``PROXY_PREFIX`` set,
+and with the spec's ``\\$`` escapes undone (AI Workbench passes commands through one level of
+double-quoted shell, so specs write ``\\$PROXY_PREFIX`` to reach the inner shell).
+
+``docker exec`` makes each started process a session and process-group leader, so the app's
+wrapper writes its pid and later the exit status into ``/tmp/.workbench-apps`` inside the
+container; stopping runs ``stop_command`` and then signals the whole group. The app's output goes
+to a log there too, and is copied into the project's state dir on this machine when the app
+stops, so it is kept after the container goes.
+
+``PROXY_PREFIX`` is ``/projects/<project>/applications/<app>`` for apps whose proxy does not trim
+the prefix (they serve under it, and their URL includes it) and empty for those that do: there is
+no proxy in front of a forwarded port to trim it, so such apps serve at ``/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from workbench.errors import ContextError, WorkbenchError
+from workbench.spec.models import AppSpec
+
+log = logging.getLogger(__name__)
+
+APP_DIR = "/tmp/.workbench-apps"
+DEFAULT_TIMEOUT_S = 60
+POLL_INTERVAL_S = 0.1
+STOP_GRACE_S = 5.0
+LOG_TAIL_LINES = 20
+_DQ_ESCAPE = re.compile(r"\\([$`\"\\\n])")
+
+
+class AppFailed(WorkbenchError):
+    """An app that did not start, or did not become healthy in time; its log is kept."""
+
+    exit_code = 11
+    code = "app_failed"
+
+    def __init__(
+        self, app: str, reason: str, *, tail: list[str], log_path: Path | None, hint: str
+    ) -> None:
+        lines = [f"app '{app}' {reason}"]
+        if tail:
+            lines.append("last lines of its output:")
+            lines += [f"  | {line}" for line in tail]
+        if log_path is not None:
+            lines.append(f"log kept at {log_path}")
+        super().__init__("\n".join(lines), hint=hint)
+        self.app = app
+        self.reason = reason
+        self.tail = tail
+        self.log_path = log_path
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "reason": self.reason,
+            "tail": self.tail,
+            "log_path": str(self.log_path) if self.log_path else None,
+        }
+
+
+def unescape(command: str) -> str:
+    """Undo one level of double-quoted shell escaping, as AI Workbench's runner does."""
+    return _DQ_ESCAPE.sub(lambda m: "" if m.group(1) == "\n" else m.group(1), command)
+
+
+def proxy_prefix(project: str, app: AppSpec) -> str:
+    options = app.webapp_options
+    if app.class_ != "webapp" or options is None or options.proxy.trim_prefix:
+        return ""
+    return f"/projects/{project}/applications/{app.name}"
+
+
+def app_port(app: AppSpec) -> int | None:
+    options = app.webapp_options
+    if app.class_ == "webapp" and options is not None and options.port.strip().isdigit():
+        return int(options.port)
+    return None
+
+
+def local_url(raw_url: str, authority: str, prefix: str) -> str:
+    """``raw_url`` (as the app or spec names it) pointed at ``authority`` on this machine.
+
+    The path keeps the proxy prefix the app serves under; a bare ``http://localhost:PORT`` gets it.
+    """
+    parts = urllib.parse.urlsplit(raw_url.strip() or "http://localhost/")
+    path = parts.path or "/"
+    if prefix and not path.startswith(prefix):
+        path = prefix.rstrip("/") + "/" + path.lstrip("/")
+    return urllib.parse.urlunsplit(
+        (parts.scheme or "http", authority, path, parts.query, parts.fragment)
+    )
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    name: str
+    state: str  # running | stopped | exited
+    pid: int | None = None
+    exit_status: int | None = None
+
+
+class AppRunner:
+    """One app of one project container. Cheap to make; all state lives in the container."""
+
+    def __init__(self, container: Any, project: str, app: AppSpec, log_dir: Path) -> None:
+        self.container = container
+        self.project = project
+        self.app = app
+        self.log_dir = log_dir
+        self.prefix = proxy_prefix(project, app)
+        self._files = f"{APP_DIR}/{app.name}"
+
+    @property
+    def name(self) -> str:
+        return self.app.name
+
+    @property
+    def kept_log(self) -> Path:
+        return self.log_dir / f"{self.app.name}.log"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(
+        self, *, timeout: float | None = None, on_wait: Callable[[float], None] | None = None
+    ) -> AppStatus:
+        """Start the app unless it runs, then wait until its health check passes.
+
+        On failure the app is stopped, its log copied to :attr:`kept_log`, and
+        :class:`AppFailed` raised with the tail of its output.
+        """
+        if not self.app.start_command.strip():
+            raise WorkbenchError(
+                f"app '{self.name}' has no start_command",
+                hint="set one with 'nvwb create app' or in .project/spec.yaml",
+            )
+        status = self.status()
+        if status.state != "running":
+            self._launch()
+        limit = float(
+            timeout if timeout is not None else self.app.timeout_seconds or DEFAULT_TIMEOUT_S
+        )
+        self._wait_healthy(limit, on_wait)
+        return self.status()
+
+    def stop(self) -> AppStatus:
+        """Run ``stop_command`` (if any), then end the app's process group; keep its log."""
+        status = self.status()
+        if status.state == "running" and status.pid is not None:
+            if self.app.stop_command.strip():
+                result = self._exec(unescape(self.app.stop_command), timeout=STOP_GRACE_S * 2)
+                if result[0] != 0:
+                    log.info(
+                        "stop_command of %s exited %s: %s",
+                        self.name,
+                        result[0],
+                        result[1].strip()[-200:],
+                    )
+            self._signal_group(status.pid)
+        self.keep_log()
+        return self.status()
+
+    def status(self) -> AppStatus:
+        code, out = self._exec(
+            f"pid=$(cat {self._files}.pid 2>/dev/null) || exit 3; "
+            f'if kill -0 -- "$pid" 2>/dev/null; then echo "running $pid"; '
+            f'else echo "exited $pid $(cat {self._files}.exit 2>/dev/null)"; fi',
+            internal=True,
+        )
+        words = out.split()
+        if code != 0 or not words:
+            return AppStatus(self.name, "stopped")
+        pid = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+        if words[0] == "running":
+            return AppStatus(self.name, "running", pid)
+        exit_status = int(words[2]) if len(words) > 2 and words[2].lstrip("-").isdigit() else None
+        # No exit status: the wrapper itself was signalled, i.e. the app was stopped.
+        return AppStatus(
+            self.name, "exited" if exit_status is not None else "stopped", pid, exit_status
+        )
+
+    def url(self, authority: str) -> str | None:
+        """The app's URL with ``authority`` (``127.0.0.1:PORT`` on this machine), for web apps."""
+        options = self.app.webapp_options
+        if self.app.class_ != "webapp" or options is None:
+            return None
+        raw = options.url
+        if options.url_command.strip():
+            code, out = self._exec(unescape(options.url_command), timeout=30)
+            lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+            if code == 0 and lines:
+                raw = lines[0]
+            else:
+                log.warning("url_command of %s gave nothing (exit %s)", self.name, code)
+        if not raw:
+            port = app_port(self.app)
+            raw = f"http://localhost:{port}/" if port else "http://localhost/"
+        return local_url(raw, authority, self.prefix)
+
+    def logs(self, tail: int | None = None) -> str:
+        """The app's output: live from the container while it has one, else the kept copy."""
+        count = f"-n {int(tail)}" if tail else "-n +1"
+        code, out = self._exec(f"tail {count} {self._files}.log", internal=True)
+        if code == 0:
+            return out
+        if self.kept_log.is_file():
+            text = self.kept_log.read_text(encoding="utf-8", errors="replace")
+            return "\n".join(text.splitlines()[-tail:]) + "\n" if tail else text
+        raise WorkbenchError(
+            f"app '{self.name}' has no log yet", hint=f"start it with 'nvwb start {self.name}'"
+        )
+
+    def keep_log(self) -> Path | None:
+        """Copy the app's log out of the container into the state dir (kept after it goes)."""
+        code, out = self._exec(f"cat {self._files}.log", internal=True)
+        if code != 0:
+            return self.kept_log if self.kept_log.exists() else None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.kept_log.write_text(out, encoding="utf-8")
+        return self.kept_log
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _launch(self) -> None:
+        files = self._files
+        # The wrapper records its pid (the group id, since docker exec makes it a group leader),
+        # runs the app with output to the log, then records the app's exit status.
+        wrapper = (
+            f"mkdir -p {APP_DIR} && rm -f {files}.exit && : > {files}.log && "
+            f"echo $$ > {files}.pid && "
+            "cmd=$WORKBENCH_APP_COMMAND; unset WORKBENCH_APP_COMMAND; "
+            f'bash -c "$cmd" >> {files}.log 2>&1 < /dev/null; echo $? > {files}.exit'
+        )
+        try:
+            self.container.exec_run(
+                ["bash", "-c", wrapper],
+                detach=True,
+                environment={
+                    "PROXY_PREFIX": self.prefix,
+                    "WORKBENCH_APP_COMMAND": unescape(self.app.start_command),
+                },
+            )
+        except docker.errors.APIError as exc:
+            raise ContextError(f"cannot start app '{self.name}': {exc.explanation or exc}") from exc
+        log.info("started app %s in %s", self.name, self.container.name)
+
+    def _wait_healthy(self, limit: float, on_wait: Callable[[float], None] | None) -> None:
+        check = unescape(self.app.health_check_command).strip()
+        port = app_port(self.app)
+        if not check and port is not None:
+            # No check given: a web app is up once something accepts connections on its port.
+            check = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
+        started = time.monotonic()
+        last_output = ""
+        while True:
+            status = self.status()
+            if status.state != "running":
+                if not check and status.state == "exited" and status.exit_status == 0:
+                    return  # a process app that ran to its end
+                self.keep_log()
+                raise AppFailed(
+                    self.name,
+                    f"exited with status {status.exit_status} before it was healthy",
+                    tail=self._tail(),
+                    log_path=self.kept_log,
+                    hint=f"its start_command failed; 'nvwb logs {self.name}' shows its output",
+                )
+            if not check:
+                return
+            code, last_output = self._exec(check, timeout=max(5.0, limit))
+            if code == 0:
+                log.info("app %s healthy after %.2f s", self.name, time.monotonic() - started)
+                return
+            elapsed = time.monotonic() - started
+            if on_wait is not None:
+                on_wait(elapsed)
+            if elapsed >= limit:
+                break
+            time.sleep(POLL_INTERVAL_S)
+        tail = self._tail()
+        self.stop()
+        said = last_output.strip().splitlines()[-1] if last_output.strip() else "nothing"
+        raise AppFailed(
+            self.name,
+            f"did not pass its health check within {limit:g} s, so it was stopped "
+            f"(the check `{check}` said: {said})",
+            tail=tail,
+            log_path=self.kept_log,
+            hint="fix health_check_command, or raise timeout_seconds if the app is just slow to "
+            "start ('nvwb logs " + self.name + "' shows its output)",
+        )
+
+    def _tail(self) -> list[str]:
+        code, out = self._exec(f"tail -n {LOG_TAIL_LINES} {self._files}.log", internal=True)
+        return out.splitlines() if code == 0 else []
+
+    def _signal_group(self, pid: int) -> None:
+        self._exec(
+            f"kill -TERM -- -{pid} 2>/dev/null; "
+            f"for i in $(seq {int(STOP_GRACE_S * 10)}); do "
+            f"kill -0 -- -{pid} 2>/dev/null || exit 0; sleep 0.1; done; "
+            f"kill -KILL -- -{pid} 2>/dev/null; exit 0",
+            internal=True,
+        )
+
+    def _exec(
+        self, command: str, *, timeout: float | None = None, internal: bool = False
+    ) -> tuple[int, str]:
+        """Run ``command`` with bash in the container; (exit status, stdout and stderr)."""
+        script = (
+            command if timeout is None else f"timeout {int(timeout)} bash -c {shlex.quote(command)}"
+        )
+        environment = None if internal else {"PROXY_PREFIX": self.prefix}
+        try:
+            result = self.container.exec_run(["bash", "-c", script], environment=environment)
+        except docker.errors.NotFound as exc:
+            raise WorkbenchError(
+                f"the container of project '{self.project}' is gone",
+                hint="open the project again ('nvwb open')",
+            ) from exc
+        except docker.errors.APIError as exc:
+            if "is not running" in str(exc):
+                return 125, ""
+            raise
+        output = bytes(result.output or b"").decode("utf-8", "replace")
+        return int(result.exit_code if result.exit_code is not None else 1), output

@@ -1,0 +1,245 @@
+"""A context made usable for containers: its Docker client, its SSH connection, its GPUs, its dirs.
+
+``open_runtime(context, ...)`` is the one place that turns a registry entry into live handles. The
+``local`` context gets the local Docker socket; ``ssh`` contexts (and ``brev``/``command`` ones,
+once their provider has said where the machine's SSH server is) get one :class:`SshConnection`
+that carries the Docker API (``docker system dial-stdio`` channels), remote commands, the project
+copy and app forwards. :func:`connect_endpoint` takes plain host/port/user/key so the provider
+layer can plug in endpoints it learns at start time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from workbench.errors import ContextError
+from workbench.gpu import GpuInfo, detect_gpus, run_local
+from workbench.paths import Paths
+from workbench.registry import Context
+
+if TYPE_CHECKING:
+    from workbench.ssh import HostKeyPolicy, PassphraseProvider, SshConnection
+
+log = logging.getLogger(__name__)
+
+REMOTE_COMMAND_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a remote context's SSH server listens, and how to log in."""
+
+    hostname: str
+    port: int = 22
+    username: str | None = None
+    key_path: str | None = None
+
+
+@dataclass
+class ContextRuntime:
+    """Live handles on one context. ``close()`` when done (it closes the SSH connection)."""
+
+    context: Context
+    docker: Any  # docker.DockerClient; docker-py ships no type hints
+    ssh: SshConnection | None = None
+    host_uid: int = 0
+    host_gid: int = 0
+    workbench_dir: str = ""  # absolute, on the context's host
+    _gpus: list[GpuInfo] | None = field(default=None, repr=False)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.ssh is not None
+
+    @property
+    def name(self) -> str:
+        return self.context.name
+
+    def run(self, command: str) -> tuple[int, str, str]:
+        """Run ``command`` on the context's host: a :data:`workbench.gpu.Runner`."""
+        if self.ssh is None:
+            return run_local(command)
+        result = self.ssh.exec(command, timeout=REMOTE_COMMAND_TIMEOUT_S)
+        return result.exit_status, result.stdout_text, result.stderr_text
+
+    def gpus(self) -> list[GpuInfo]:
+        """The GPUs ``nvidia-smi`` reports on the context's host, asked once per runtime."""
+        if self._gpus is None:
+            self._gpus = detect_gpus(self.run)
+            log.info("context %s has %d GPU(s)", self.name, len(self._gpus))
+        return self._gpus
+
+    def close(self) -> None:
+        try:
+            self.docker.close()
+        finally:
+            if self.ssh is not None:
+                self.ssh.close()
+
+    def __enter__(self) -> ContextRuntime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def host_key_policy(context: Context) -> HostKeyPolicy:
+    """For a key not yet pinned: trust the fingerprint accepted for the context, else refuse."""
+    from workbench.ssh import AcceptFingerprint, RejectUnknown
+
+    if context.accepted_host_key:
+        return AcceptFingerprint(context.accepted_host_key)
+    return RejectUnknown()
+
+
+def connect_endpoint(
+    endpoint: Endpoint,
+    *,
+    env: Mapping[str, str],
+    context: str | None = None,
+    policy: HostKeyPolicy | None = None,
+    accepted_host_key: str | None = None,
+    passphrase_provider: PassphraseProvider | None = None,
+) -> SshConnection:
+    """A connected :class:`SshConnection` to ``endpoint``, host key checked against our pins.
+
+    ``endpoint.hostname`` may be an alias from ``~/.ssh/config``; values given here win over it.
+    """
+    from workbench.ssh import AcceptFingerprint, KnownHosts, RejectUnknown, SshConnection
+    from workbench.ssh.config import resolve_target
+
+    target = resolve_target(
+        endpoint.hostname,
+        port=endpoint.port,
+        user=endpoint.username,
+        key_paths=[endpoint.key_path] if endpoint.key_path else None,
+        env=env,
+    )
+    if policy is None:
+        policy = AcceptFingerprint(accepted_host_key) if accepted_host_key else RejectUnknown()
+    connection = SshConnection(
+        target,
+        policy,
+        KnownHosts.for_user(env),
+        passphrase_provider,
+        context=context,
+        env=env,
+    )
+    try:
+        connection.connect()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def open_runtime(
+    context: Context,
+    *,
+    env: Mapping[str, str],
+    endpoint: Endpoint | None = None,
+    policy: HostKeyPolicy | None = None,
+    passphrase_provider: PassphraseProvider | None = None,
+    connection: SshConnection | None = None,
+) -> ContextRuntime:
+    """Connect to ``context`` and return its runtime; the Docker engine is checked to answer.
+
+    ``connection`` reuses an SSH connection the caller (the service) already holds; it is then
+    still closed by ``ContextRuntime.close``.
+    """
+    from workbench.container.docker_transport import local_client, ssh_client
+
+    if context.kind == "local":
+        client = local_client(env, context=context.name)
+        home = Path(env.get("HOME") or Path.home())
+        return ContextRuntime(
+            context,
+            client,
+            None,
+            host_uid=os.getuid(),
+            host_gid=os.getgid(),
+            workbench_dir=str(_expand_local(context.workbench_dir, home)),
+        )
+    if connection is None:
+        endpoint = endpoint or _endpoint_of(context, env)
+        connection = connect_endpoint(
+            endpoint,
+            env=env,
+            context=context.name,
+            policy=policy or host_key_policy(context),
+            passphrase_provider=passphrase_provider,
+        )
+    try:
+        uid, gid, workbench_dir = _remote_identity(connection, context)
+        client = ssh_client(connection, context=context.name)
+    except BaseException:
+        connection.close()
+        raise
+    return ContextRuntime(
+        context, client, connection, host_uid=uid, host_gid=gid, workbench_dir=workbench_dir
+    )
+
+
+def _endpoint_of(context: Context, env: Mapping[str, str]) -> Endpoint:
+    if context.kind == "ssh":
+        assert context.hostname is not None  # the registry requires it for ssh
+        return Endpoint(context.hostname, context.port, context.ssh_username, context.ssh_key_path)
+    # brev and command contexts learn their address from the provider once the machine runs.
+    from workbench.service.providers import provider_for
+
+    found = provider_for(context, env).ssh_endpoint()
+    if found is None:
+        raise ContextError(
+            f"context '{context.name}' has no SSH address yet",
+            context=context.name,
+            hint=f"start it first ('nvwb start context {context.name}' or from the app)",
+        )
+    return Endpoint(
+        found.hostname,
+        found.port,
+        found.username or context.ssh_username,
+        found.key_path or context.ssh_key_path,
+    )
+
+
+def _remote_identity(connection: SshConnection, context: Context) -> tuple[int, int, str]:
+    """The remote user's uid and gid, and the context's workbench dir made absolute there."""
+    wanted = context.workbench_dir
+    expand = '"$HOME"' + shlex.quote(wanted[1:]) if wanted.startswith("~") else shlex.quote(wanted)
+    result = connection.exec(
+        f"id -u && id -g && mkdir -p {expand} && cd {expand} && pwd -P",
+        timeout=REMOTE_COMMAND_TIMEOUT_S,
+    )
+    lines = result.stdout_text.split()
+    if not result.ok or len(lines) < 3:
+        raise ContextError(
+            f"cannot prepare the workbench dir {wanted} on {connection.target.display()}: "
+            f"{result.stderr_text.strip() or 'no answer'}",
+            context=context.name,
+            hint="check that the SSH user may write there, or change it with "
+            f"'nvwb update context {context.name} --context-workbench-dir DIR'",
+        )
+    return int(lines[0]), int(lines[1]), lines[2]
+
+
+def _expand_local(path: str, home: Path) -> Path:
+    if path == "~" or path.startswith("~/"):
+        return home / path[2:]
+    return Path(path)
+
+
+def state_dir_for(paths: Paths, context: str, project: str) -> Path:
+    """Where logs of ``project`` on ``context`` are kept on this machine."""
+    return paths.state_dir / "projects" / project / context
