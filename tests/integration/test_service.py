@@ -75,16 +75,21 @@ def nvwb(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
         return code, out.getvalue(), err.getvalue()
     fmt = argv[argv.index("-o") + 1] if "-o" in argv else "table"
     words = [a for a in argv if not a.startswith("-") and a != fmt]
+    if words[:2] in (["start", "context"], ["stop", "context"]):
+        handler, words = f"{words[0]}_context", words[1:]
+    else:
+        handler = _HANDLERS[words[0]]
     ns = argparse.Namespace(
         output=fmt,
         debug=False,
         context=None,
         project=None,
+        force="--force" in argv,
         name=words[1] if len(words) > 1 else None,
     )
     inv = Invocation(args=ns, env=env, stdin=io.StringIO(), stdout=out, stderr=err, cwd=Path("/"))
     try:
-        result = getattr(service_commands, _HANDLERS[words[0]])(inv)
+        result = getattr(service_commands, handler)(inv)
         render(result, fmt, out)
         code = result.exit_code
     except WorkbenchError as exc:
@@ -361,3 +366,22 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return True
     return text[text.rfind(")") + 2 :].startswith("Z")
+
+
+def test_start_and_stop_context_by_hand(env, brev: FakeBrev):
+    brev.create("gpu-1", boot_delay=0.2)
+    paths = _brev_context(env, grace=60)
+    code, out, err = nvwb(["start", "context", "gpu"], env)
+    assert code == 0, err
+    assert "gpu is running" in out
+    assert brev.status("gpu-1") == "RUNNING"
+    with ServiceClient.connect(paths, env) as client:
+        client.acquire("gpu", purpose="window")
+        code, _, err = nvwb(["stop", "context", "gpu"], env)
+        assert code == 10 and "is in use" in err  # ConflictError: never a stop under a lease
+        code, out, err = nvwb(["stop", "context", "gpu", "--force"], env)
+        assert code == 0, err
+        assert "verified" in out
+        assert _state(client)["leases"] == []
+    assert brev.status("gpu-1") == "STOPPED"
+    assert not brev.sshd_alive("gpu-1")
