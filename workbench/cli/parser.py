@@ -248,6 +248,24 @@ def build_tree() -> Tree:
               _flag("--description", default=""))
     t.command("delete", "environment-variable", e + "delete_variable", "remove a variable",
               _positional("name", "variable name"))
+
+    sv = "workbench.cli.commands.service:"
+    t.single("activate", sv + "activate", "start a context if needed and hold it for this shell",
+             _positional("name", "context to activate"))
+    t.single("deactivate", sv + "deactivate", "release this shell's hold on its context")
+    t.single("status", sv + "status", "contexts: state, holders, uptime and cost so far")
+    # AI Workbench says `nvwb start jupyterlab` for apps; `start context NAME` is ours.
+    t.single("start", "workbench.cli.commands.start_stop:start",
+             "start an app of the project (or: start context NAME)",
+             _positional("target", "app name, or the word 'context'"),
+             _positional("name", "with 'context': the context to start", nargs="?"),
+             _flag("--no-browser", action="store_true", help="do not open the app's URL"))
+    t.single("stop", "workbench.cli.commands.start_stop:stop",
+             "stop an app of the project (or: stop context NAME, verified)",
+             _positional("target", "app name, or the word 'context'"),
+             _positional("name", "with 'context': the context to stop", nargs="?"),
+             _flag("--force", action="store_true",
+                   help="with 'context': end the leases that hold it first"))
     return t
 
 
