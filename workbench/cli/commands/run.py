@@ -29,8 +29,13 @@ from workbench.projects import Project
 from workbench.registry import Context, Registry
 from workbench.spec import AppSpec
 
-_APP_COLUMNS = [("NAME", "name"), ("CLASS", "class"), ("PORT", "port"), ("STATE", "state"),
-                ("URL", "url")]
+_APP_COLUMNS = [
+    ("NAME", "name"),
+    ("CLASS", "class"),
+    ("PORT", "port"),
+    ("STATE", "state"),
+    ("URL", "url"),
+]
 _BAR_WIDTH = 24
 
 
@@ -42,14 +47,23 @@ def build(inv: Invocation) -> Result:
     project = _project(inv)
     with _session(inv, project) as session:
         display = _ProgressDisplay(inv.stderr)
-        outcome = session.build(full_build=bool(getattr(inv.args, "full_build", False)),
-                                on_progress=display.update)
+        outcome = session.build(
+            full_build=bool(getattr(inv.args, "full_build", False)), on_progress=display.update
+        )
         display.done()
-    data = {"project": project.name, "context": session.runtime.name, "image": outcome.tag,
-            "built": outcome.built, "seconds": round(outcome.seconds, 1),
-            "log": str(outcome.log_path) if outcome.log_path else None}
-    message = (f"Built {outcome.tag} in {outcome.seconds:.1f} s (log: {outcome.log_path})"
-               if outcome.built else f"{outcome.tag} is up to date; nothing to build.")
+    data = {
+        "project": project.name,
+        "context": session.runtime.name,
+        "image": outcome.tag,
+        "built": outcome.built,
+        "seconds": round(outcome.seconds, 1),
+        "log": str(outcome.log_path) if outcome.log_path else None,
+    }
+    message = (
+        f"Built {outcome.tag} in {outcome.seconds:.1f} s (log: {outcome.log_path})"
+        if outcome.built
+        else f"{outcome.tag} is up to date; nothing to build."
+    )
     return Result(data=data, message=message)
 
 
@@ -66,13 +80,22 @@ def open_project(inv: Invocation) -> Result:
         display.done()
         for warning in result.warnings:
             inv.stderr.write(f"warning: {warning}\n")
-    data = {"project": project.name, "context": session.runtime.name,
-            "container": session.container_name, "image": result.image,
-            "built": result.build.built, "state": "running",
-            "files_copied": result.copy.files if result.copy else None,
-            "warnings": result.warnings, "seconds": round(result.seconds, 1)}
-    return Result(data=data, message=f"Opened {project.name} on {session.runtime.name}: "
-                                     f"container {session.container_name} is running.")
+    data = {
+        "project": project.name,
+        "context": session.runtime.name,
+        "container": session.container_name,
+        "image": result.image,
+        "built": result.build.built,
+        "state": "running",
+        "files_copied": result.copy.files if result.copy else None,
+        "warnings": result.warnings,
+        "seconds": round(result.seconds, 1),
+    }
+    return Result(
+        data=data,
+        message=f"Opened {project.name} on {session.runtime.name}: "
+        f"container {session.container_name} is running.",
+    )
 
 
 def close_project(inv: Invocation) -> Result:
@@ -81,8 +104,11 @@ def close_project(inv: Invocation) -> Result:
     with _session(inv, project) as session:
         closed = session.close()
     data = {"project": project.name, "context": session.runtime.name, "closed": closed}
-    text = (f"Closed {project.name} on {session.runtime.name}." if closed
-            else f"{project.name} was not open on {session.runtime.name}.")
+    text = (
+        f"Closed {project.name} on {session.runtime.name}."
+        if closed
+        else f"{project.name} was not open on {session.runtime.name}."
+    )
     return Result(data=data, message=text)
 
 
@@ -95,11 +121,20 @@ def start_app(inv: Invocation) -> Result:
     forwards = AppForwards(runtime.ssh)
     try:
         session = ProjectSession(runtime, project, inv.paths, inv.env)
-        started = session.start_app(name, forwards, local_port=local_port,
-                                    on_stage=lambda s: _say(inv.stderr, f"{_STAGES[s]}..."))
-        data = {"app": name, "project": project.name, "context": runtime.name,
-                "state": started.status.state, "url": started.url,
-                "seconds": round(started.seconds, 2)}
+        started = session.start_app(
+            name,
+            forwards,
+            local_port=local_port,
+            on_stage=lambda s: _say(inv.stderr, f"{_STAGES[s]}..."),
+        )
+        data = {
+            "app": name,
+            "project": project.name,
+            "context": runtime.name,
+            "state": started.status.state,
+            "url": started.url,
+            "seconds": round(started.seconds, 2),
+        }
         message = f"{name} is running" + (f" at {started.url}" if started.url else ".")
         if started.user_msg:
             message += f"\n{started.user_msg}"
@@ -112,8 +147,10 @@ def start_app(inv: Invocation) -> Result:
         inv.stdout.flush()
         with _recorded_url(inv, runtime.name, project.name, name, started.url):
             _hold(inv.stderr, started.url)
-        return Result(data={"app": name, "forwarding": "stopped"},
-                      message=None if inv.output == "table" else "forwarding stopped")
+        return Result(
+            data={"app": name, "forwarding": "stopped"},
+            message=None if inv.output == "table" else "forwarding stopped",
+        )
     finally:
         forwards.close_all()
         runtime.close()
@@ -126,8 +163,10 @@ def stop_app(inv: Invocation) -> Result:
     with _session(inv, project) as session:
         status = session.stop_app(name)
         kept = session.runner(name).kept_log
-    return Result(data={"app": name, "state": status.state, "log": str(kept)},
-                  message=f"Stopped {name} (log kept at {kept}).")
+    return Result(
+        data={"app": name, "state": status.state, "log": str(kept)},
+        message=f"Stopped {name} (log kept at {kept}).",
+    )
 
 
 def app_logs(inv: Invocation) -> Result:
@@ -181,8 +220,14 @@ def list_apps(inv: Invocation) -> Result:
 
 def _app_row(app: AppSpec, state: str) -> dict[str, Any]:
     port = app.webapp_options.port if app.webapp_options else ""
-    return {"name": app.name, "type": app.type, "class": app.class_, "port": port or None,
-            "state": state, "url": None}
+    return {
+        "name": app.name,
+        "type": app.type,
+        "class": app.class_,
+        "port": port or None,
+        "state": state,
+        "url": None,
+    }
 
 
 # -- connection and selection ------------------------------------------------------------------
@@ -204,8 +249,9 @@ def _connect(inv: Invocation) -> ContextRuntime:
         from workbench.ssh import PromptPolicy
 
         policy = PromptPolicy(lambda host, fp: _ask_host_key(inv, host, fp))
-    return open_runtime(context, env=inv.env, policy=policy,
-                        passphrase_provider=_passphrase_provider(inv, context))
+    return open_runtime(
+        context, env=inv.env, policy=policy, passphrase_provider=_passphrase_provider(inv, context)
+    )
 
 
 @contextmanager
@@ -218,8 +264,9 @@ def _session(inv: Invocation, project: Project) -> Iterator[ProjectSession]:
 
 
 def _ask_host_key(inv: Invocation, host: str, fingerprint: str) -> bool:
-    inv.stderr.write(f"The host key of {host} is not known yet: {fingerprint}\n"
-                     "Trust it and remember it? [y/N] ")
+    inv.stderr.write(
+        f"The host key of {host} is not known yet: {fingerprint}\nTrust it and remember it? [y/N] "
+    )
     inv.stderr.flush()
     return inv.stdin.readline().strip().lower() in ("y", "yes")
 
@@ -228,8 +275,9 @@ def _passphrase_provider(inv: Invocation, context: Context) -> Callable[[Path], 
     def provide(key_path: Path) -> str | None:
         from workbench.secrets import SecretStore, context_secret_key
 
-        stored = SecretStore(env=inv.env).get(context_secret_key(context.name,
-                                                                 "ssh_key_passphrase"))
+        stored = SecretStore(env=inv.env).get(
+            context_secret_key(context.name, "ssh_key_passphrase")
+        )
         if stored is not None:
             return stored
         if not inv.stdin.isatty():
@@ -260,8 +308,9 @@ def _url_file(inv: Invocation, context: str, project: str, app: str) -> Path:
 
 
 @contextmanager
-def _recorded_url(inv: Invocation, context: str, project: str, app: str,
-                  url: str) -> Iterator[None]:
+def _recorded_url(
+    inv: Invocation, context: str, project: str, app: str, url: str
+) -> Iterator[None]:
     """Tell ``nvwb list apps`` in other processes the URL this process holds a forward for."""
     path = _url_file(inv, context, project, app)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -283,9 +332,11 @@ def _read_url(inv: Invocation, context: str, project: str, app: str) -> str | No
 
 
 def _hold(err: TextIO, url: str) -> None:
-    err.write(f"Forwarding {url} to the app on the remote context. Press Ctrl-C to stop "
-              "forwarding (the app keeps running; 'nvwb stop APP' stops it).\n"
-              "Once the workbench service holds forwards, this wait goes away.\n")
+    err.write(
+        f"Forwarding {url} to the app on the remote context. Press Ctrl-C to stop "
+        "forwarding (the app keeps running; 'nvwb stop APP' stops it).\n"
+        "Once the workbench service holds forwards, this wait goes away.\n"
+    )
     err.flush()
     try:
         threading.Event().wait()
@@ -307,8 +358,12 @@ def _say(out: TextIO, text: str) -> None:
 
 # -- progress ----------------------------------------------------------------------------------
 
-_STAGES = {"image": "Checking the image", "files": "Copying the project files",
-           "container": "Starting the container", "app": "Starting the app"}
+_STAGES = {
+    "image": "Checking the image",
+    "files": "Copying the project files",
+    "container": "Starting the container",
+    "app": "Starting the app",
+}
 
 
 class _ProgressDisplay:
@@ -330,15 +385,18 @@ class _ProgressDisplay:
         if progress.step != self._step and progress.step is not None:
             self._step = progress.step
             if not self.tty:
-                self.out.write(f"  step {progress.step_number}/{progress.step_count}: "
-                               f"{progress.step}\n")
+                self.out.write(
+                    f"  step {progress.step_number}/{progress.step_count}: {progress.step}\n"
+                )
                 self.out.flush()
         if self.tty:
             filled = int(progress.fraction * _BAR_WIDTH)
             bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
             elapsed = time.monotonic() - self._started
-            line = (f"\r[{bar}] {progress.step_number}/{progress.step_count} "
-                    f"{progress.step or ''} ({elapsed:.0f} s) {progress.line.strip()[:40]}")
+            line = (
+                f"\r[{bar}] {progress.step_number}/{progress.step_count} "
+                f"{progress.step or ''} ({elapsed:.0f} s) {progress.line.strip()[:40]}"
+            )
             self.out.write(line[:120].ljust(120))
             self.out.flush()
             self._drawn = True
