@@ -22,7 +22,7 @@ from workbench.container import runtime as rt
 from workbench.container.apps import AppRunner, AppStatus, app_port
 from workbench.container.build_context import ImageRecipe
 from workbench.container.builder import BuildOutcome, ProgressCallback, ensure_image
-from workbench.container.forwards import AppForwards, ForwardKey
+from workbench.container.forwards import AppForwards, ForwardKey, PortInUse, port_is_free
 from workbench.container.recipe import recipe_for
 from workbench.container.remote_files import CopyResult, copy_project, remote_project_dir
 from workbench.context_runtime import ContextRuntime
@@ -219,6 +219,8 @@ class ProjectSession:
         until healthy, and return its URL on this machine."""
         started = time.monotonic()
         app = self.app(name)
+        if local_port and self.runtime.is_remote and not port_is_free(local_port):
+            raise PortInUse(local_port)  # before anything starts, so nothing is left running
         container = self.container()
         if container is None:
             container = self.open(on_stage=on_stage).container
