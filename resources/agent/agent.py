@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+"""Workbench's remote agent: one standard-library file that the service copies to each remote.
+
+It runs under whatever ``python3`` the machine has (3.8 or newer), so it imports nothing outside
+the standard library and uses no syntax newer than 3.8. The service replaces it when its sha256
+changes. Subcommands:
+
+  guard      the idle backstop: stops the machine when no heartbeat came for the idle timeout
+             and nothing is using it (forwarded-port connections, SSH terminals, keep-alive
+             jobs, optionally GPU load); runs detached, one per state dir
+  heartbeat  record that the service is alive and holds a lease; prints the status
+  status     print the guard's status as JSON
+  version    print this file's sha256
+
+The state dir holds: guard.lock (held by the running guard), guard.pid, guard.json (the settings
+it runs with), heartbeat, status.json, guard.log, ports (extra forwarded ports, written by the
+service) and keepalive/ (one file per job that must keep the machine up, holding its pid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+PROTOCOL = 1
+LOCK_NAME = "guard.lock"
+PID_NAME = "guard.pid"
+CONFIG_NAME = "guard.json"
+HEARTBEAT_NAME = "heartbeat"
+STATUS_NAME = "status.json"
+LOG_NAME = "guard.log"
+PORTS_NAME = "ports"
+KEEPALIVE_DIR = "keepalive"
+MAX_LOG_BYTES = 1 << 20
+STOP_COMMAND_TIMEOUT = 600.0
+READY_TIMEOUT = 15.0
+REPLACE_TIMEOUT = 10.0
+# TCP state 01 in /proc/net/tcp*; a LISTEN socket (0A) is not a user.
+TCP_ESTABLISHED = "01"
+# Linux's Unix98 pseudo-terminals use majors 136-143.
+PTS_MAJORS = range(136, 144)
+
+log = logging.getLogger("workbench-agent")
+
+
+def agent_hash() -> str:
+    """The sha256 of this very file: the version the service compares with its own copy."""
+    with open(os.path.abspath(__file__), "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+# --- small file helpers ---------------------------------------------------------------------
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write through a temporary file and a rename, so a reader never sees half a file."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_float(path: str) -> float | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return float(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return True  # no /proc: kill(0) is all we know
+    return not stat[stat.rfind(")") + 2 :].startswith(("Z", "X"))
+
+
+# --- activity: what counts as someone using the machine -------------------------------------
+
+
+def _hex_port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1], 16)
+
+
+def established_connections(ports: list[int], proc: str = "/proc") -> list[str]:
+    """Established TCP connections with either end on one of ``ports``, one entry each.
+
+    On loopback both ends of a connection appear as lines, so each is keyed by its unordered
+    pair of endpoints and counted once. The far end is matched too: with Docker's userland proxy
+    off, only the SSH server's outgoing socket to the published port is in this namespace.
+    """
+    wanted = set(ports)
+    if not wanted:
+        return []
+    seen: dict[frozenset[str], str] = {}
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(os.path.join(proc, "net", name), encoding="ascii") as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != TCP_ESTABLISHED:
+                continue
+            local, remote = fields[1], fields[2]
+            try:
+                local_port, remote_port = _hex_port(local), _hex_port(remote)
+            except (IndexError, ValueError):
+                continue
+            if local_port in wanted or remote_port in wanted:
+                port = local_port if local_port in wanted else remote_port
+                seen.setdefault(frozenset((local, remote)), f"connection to port {port}")
+    return sorted(seen.values())
+
+
+def _proc_stats(proc: str) -> dict[int, tuple[str, int, int]]:
+    """pid -> (command name, parent pid, controlling tty number) for every process."""
+    found: dict[int, tuple[str, int, int]] = {}
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "stat"), encoding="utf-8", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and ')': the fields resume after the last ')'.
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 2 :].split()
+        try:
+            found[int(entry)] = (comm, int(fields[1]), int(fields[4]))
+        except (IndexError, ValueError):
+            continue
+    return found
+
+
+def _has_sshd_ancestor(pid: int, stats: dict[int, tuple[str, int, int]]) -> bool:
+    seen = set()
+    current = stats.get(pid, ("", 0, 0))[1]
+    while current > 1 and current not in seen:
+        seen.add(current)
+        comm, parent, _ = stats.get(current, ("", 0, 0))
+        # OpenSSH 9.8 runs each session in "sshd-session"; older ones in "sshd".
+        if comm.startswith("sshd"):
+            return True
+        current = parent
+    return False
+
+
+def ssh_terminals(proc: str = "/proc") -> list[str]:
+    """Interactive SSH sessions: pseudo-terminals held by processes that descend from sshd.
+
+    Commands the service runs (``ssh host cmd``, SFTP) get no terminal, so they never count;
+    a shell someone opened does, for as long as it is open.
+    """
+    stats = _proc_stats(proc)
+    terminals: dict[int, str] = {}
+    for pid, (comm, _parent, tty) in sorted(stats.items()):
+        major = (tty >> 8) & 0xFFF
+        if tty == 0 or major not in PTS_MAJORS:
+            continue
+        minor = (tty & 0xFF) | ((tty >> 12) & 0xFFF00)
+        number = (major - PTS_MAJORS[0]) * 256 * 1024 + minor
+        if number not in terminals and _has_sshd_ancestor(pid, stats):
+            terminals[number] = f"SSH terminal pts/{number} ({comm}, pid {pid})"
+    return [terminals[n] for n in sorted(terminals)]
+
+
+def keepalive_jobs(state_dir: str) -> list[str]:
+    """Jobs marked keep-alive: files in ``keepalive/`` naming a live pid. Dead ones are removed."""
+    folder = os.path.join(state_dir, KEEPALIVE_DIR)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    jobs = []
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                words = fh.read().split()
+            pid = int(words[0])
+        except (OSError, ValueError, IndexError):
+            continue  # being written, or not ours to judge
+        if pid > 0 and pid_alive(pid):
+            jobs.append(f"keep-alive job {name} (pid {pid})")
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    return jobs
+
+
+def gpu_busy(threshold: int) -> list[str]:
+    """GPUs at or above ``threshold`` percent utilisation, per ``nvidia-smi`` (if there is one)."""
+    if threshold <= 0:
+        return []
+    binary = shutil.which("nvidia-smi")
+    if binary is None:
+        return []
+    try:
+        out = subprocess.run(
+            [binary, "--query-gpu=index,utilization.gpu", "--format=csv,noheader,nounits"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=20,
+            check=False,
+        ).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError):
+        return []
+    busy = []
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[1].isdigit() and int(parts[1]) >= threshold:
+            busy.append(f"GPU {parts[0]} at {parts[1]}%")
+    return busy
+
+
+def read_ports(state_dir: str, given: list[int]) -> list[int]:
+    """The ports given on the command line plus those in the state dir's ``ports`` file."""
+    ports = set(given)
+    try:
+        with open(os.path.join(state_dir, PORTS_NAME), encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        text = ""
+    for word in text.replace(",", " ").split():
+        if word.isdigit():
+            ports.add(int(word))
+    return sorted(ports)
+
+
+def detect_activity(state_dir: str, ports: list[int], gpu_percent: int) -> list[str]:
+    """Everything that says someone is using the machine right now."""
+    return (
+        established_connections(read_ports(state_dir, ports))
+        + ssh_terminals()
+        + keepalive_jobs(state_dir)
+        + gpu_busy(gpu_percent)
+    )
+
+
+# --- the guard ------------------------------------------------------------------------------
+
+
+def _lock_path(state_dir: str) -> str:
+    return os.path.join(state_dir, LOCK_NAME)
+
+
+def guard_running(state_dir: str) -> int | None:
+    """The running guard's pid, or None. The lock, not the pid file, is the truth."""
+    try:
+        fd = os.open(_lock_path(state_dir), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        pid = read_float(os.path.join(state_dir, PID_NAME))
+        return int(pid) if pid else -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class Guard:
+    """The watch loop: decide each ``poll`` seconds whether the machine is idle, then stop it."""
+
+    def __init__(self, state_dir: str, config: dict[str, Any]) -> None:
+        self.state_dir = state_dir
+        self.config = config
+        self.idle_timeout = float(config["idle_timeout"])
+        self.poll = float(config["poll"])
+        self.started_at = time.time()
+        self.armed_at = self.started_at  # the idle clock never starts before the guard did
+        self.last_activity: float | None = None
+        self.activity: list[str] = []
+        self.stopping = False
+        self.stop_info: dict[str, Any] = {}
+
+    def status(self, state: str, inactive: float | None) -> dict[str, Any]:
+        data = {
+            "protocol": PROTOCOL,
+            "state": state,
+            "guard_pid": os.getpid(),
+            "started_at": self.started_at,
+            "updated_at": time.time(),
+            "idle_timeout_seconds": self.idle_timeout,
+            "poll_seconds": self.poll,
+            "stop_command": self.config["stop_command"],
+            "ports": read_ports(self.state_dir, self.config["ports"]),
+            "armed_at": self.armed_at,
+            "last_activity": self.last_activity,
+            "activity": self.activity,
+            "inactive_seconds": inactive,
+        }
+        data.update(self.stop_info)
+        return data
+
+    def write_status(self, state: str, inactive: float | None) -> None:
+        write_atomic(
+            os.path.join(self.state_dir, STATUS_NAME), json.dumps(self.status(state, inactive))
+        )
+
+    def run(self, should_exit: Callable[[], bool]) -> int:
+        log.info("guard %d watching: %s", os.getpid(), json.dumps(self.config, sort_keys=True))
+        while not should_exit():
+            now = time.time()
+            self.activity = detect_activity(
+                self.state_dir, self.config["ports"], int(self.config["gpu_busy_percent"])
+            )
+            if self.activity:
+                self.last_activity = now
+            heartbeat = read_float(os.path.join(self.state_dir, HEARTBEAT_NAME))
+            marks = [m for m in (heartbeat, self.last_activity, self.armed_at) if m is not None]
+            inactive = max(0.0, now - max(marks))
+            if inactive >= self.idle_timeout:
+                if self.stop(heartbeat, inactive):
+                    return 0
+                continue
+            self.write_status("watching", inactive)
+            self._sleep(min(self.poll, self.idle_timeout - inactive), should_exit)
+        self.write_status("exited", None)
+        log.info("guard %d told to exit", os.getpid())
+        return 0
+
+    def stop(self, heartbeat: float | None, inactive: float) -> bool:
+        """Run the stop command; True when it succeeded (the guard's work is done)."""
+        since = "never" if heartbeat is None else f"{time.time() - heartbeat:.0f} s ago"
+        reason = f"idle for {inactive:.0f} s (last heartbeat: {since}; no activity)"
+        command = self.config["stop_command"]
+        log.warning("%s: running the stop command: %s", reason, command)
+        self.stop_info = {"stop_reason": reason, "stop_started_at": time.time()}
+        self.write_status("stopping", inactive)
+        try:
+            done = subprocess.run(
+                ["/bin/sh", "-c", command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=STOP_COMMAND_TIMEOUT,
+                start_new_session=True,
+                check=False,
+            )
+            code, output = done.returncode, done.stdout.decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            code, output = -1, f"the stop command did not finish in {STOP_COMMAND_TIMEOUT:.0f} s"
+        except OSError as exc:
+            code, output = -1, str(exc)
+        self.stop_info.update(
+            {"stop_exit_code": code, "stop_output": output[-2000:], "stopped_at": time.time()}
+        )
+        if code == 0:
+            log.warning("stop command succeeded; the guard's work is done")
+            self.write_status("stopped", inactive)
+            return True
+        # Try again after another full idle period rather than give up: a machine left up costs.
+        log.error("stop command failed with %s: %s", code, output.strip()[-500:])
+        self.armed_at = time.time()
+        self.write_status("stop_failed", inactive)
+        return False
+
+    @staticmethod
+    def _sleep(seconds: float, should_exit: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + max(0.05, seconds)
+        while not should_exit() and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    ports = sorted({int(p) for p in args.ports.replace(",", " ").split()}) if args.ports else []
+    return {
+        "protocol": PROTOCOL,
+        "version": agent_hash(),
+        "idle_timeout": float(args.idle_timeout),
+        "stop_command": args.stop_command,
+        "ports": ports,
+        "poll": float(args.poll),
+        "gpu_busy_percent": int(args.gpu_busy_percent),
+    }
+
+
+def _setup_logging(state_dir: str) -> None:
+    path = os.path.join(state_dir, LOG_NAME)
+    with contextlib.suppress(OSError):
+        if os.path.getsize(path) > MAX_LOG_BYTES:
+            os.replace(path, path + ".1")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _take_lock(state_dir: str) -> int:
+    """Hold the state dir's guard lock for this process's life; OSError if another holds it."""
+    fd = os.open(_lock_path(state_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _retire(state_dir: str, pid: int) -> bool:
+    """Ask the running guard to exit (SIGTERM, then SIGKILL); True once its lock is free."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        if pid > 0:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+        deadline = time.monotonic() + REPLACE_TIMEOUT
+        while time.monotonic() < deadline:
+            if guard_running(state_dir) is None:
+                return True
+            time.sleep(0.05)
+    return guard_running(state_dir) is None
+
+
+def _serve_guard(state_dir: str, config: dict[str, Any], lock_fd: int) -> int:
+    """The guard's life once it holds the lock: pid file, loop, cleanup."""
+    exiting = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: exiting.append(signum))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the SSH session that started us may close
+    write_atomic(os.path.join(state_dir, PID_NAME), f"{os.getpid()}\n")
+    write_atomic(os.path.join(state_dir, CONFIG_NAME), json.dumps(config, sort_keys=True))
+    try:
+        return Guard(state_dir, config).run(lambda: bool(exiting))
+    except Exception:
+        log.exception("guard failed")
+        return 1
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(state_dir, PID_NAME))
+        os.close(lock_fd)
+
+
+def _daemonize(state_dir: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Double-fork a guard that outlives this SSH session; return what it reported once ready."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child > 0:
+        os.close(write_end)
+        data = b""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                break
+            data += chunk
+        os.close(read_end)
+        os.waitpid(child, 0)
+        try:
+            reported = json.loads(data.decode("utf-8") or "{}")
+        except ValueError:
+            reported = {}
+        return reported if isinstance(reported, dict) else {}
+    # First child: a new session, so no terminal or SSH session can signal the guard.
+    os.close(read_end)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    # The guard itself, reparented to init.
+    code = 1
+    try:
+        os.chdir("/")
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        _setup_logging(state_dir)
+        try:
+            lock_fd = _take_lock(state_dir)
+        except OSError:
+            os.write(write_end, json.dumps({"error": "another guard took the lock"}).encode())
+            os._exit(1)
+        os.write(write_end, json.dumps({"pid": os.getpid()}).encode())
+        os.close(write_end)
+        code = _serve_guard(state_dir, config, lock_fd)
+    finally:
+        os._exit(code)
+
+
+def cmd_guard(args: argparse.Namespace) -> int:
+    state_dir = os.path.abspath(os.path.expanduser(args.state_dir))
+    os.makedirs(os.path.join(state_dir, KEEPALIVE_DIR), mode=0o700, exist_ok=True)
+    config = _config_from_args(args)
+    action = "started"
+    running = guard_running(state_dir)
+    if running is not None:
+        if read_json(os.path.join(state_dir, CONFIG_NAME)) == config:
+            print(json.dumps({"action": "unchanged", "pid": running}))
+            return 0
+        if not _retire(state_dir, running):
+            print(json.dumps({"action": "failed", "error": "the old guard would not exit"}))
+            return 1
+        action = "replaced"
+    if args.foreground:
+        _setup_logging(state_dir)
+        try:
+            lock_fd = _take_lock(state_dir)
+        except OSError:
+            print(json.dumps({"action": "failed", "error": "another guard took the lock"}))
+            return 1
+        return _serve_guard(state_dir, config, lock_fd)
+    reported = _daemonize(state_dir, config)
+    if "pid" not in reported:
+        reported.setdefault("error", "the guard did not report back")
+        print(json.dumps({"action": "failed", **reported}))
+        return 1
+    print(json.dumps({"action": action, "pid": reported["pid"]}))
+    return 0
+
+
+# --- heartbeat, status, version -------------------------------------------------------------
+
+
+def compose_status(state_dir: str) -> dict[str, Any]:
+    """What the guard last wrote, brought up to date with the heartbeat and the clock."""
+    data = read_json(os.path.join(state_dir, STATUS_NAME))
+    now = time.time()
+    pid = guard_running(state_dir)
+    heartbeat = read_float(os.path.join(state_dir, HEARTBEAT_NAME))
+    marks = [
+        m
+        for m in (heartbeat, data.get("last_activity"), data.get("armed_at") if pid else None)
+        if isinstance(m, (int, float))
+    ]
+    data.update(
+        {
+            "protocol": PROTOCOL,
+            "agent_version": agent_hash(),
+            "now": now,
+            "guard_running": pid is not None,
+            "guard_pid": pid,
+            "last_heartbeat": heartbeat,
+            "inactive_seconds": max(0.0, now - max(marks)) if marks else None,
+        }
+    )
+    if pid is None and data.get("state") in ("watching", "stopping", "stop_failed"):
+        data["state"] = "dead"  # killed without a chance to say so
+    data.setdefault("state", "not_started")
+    return data
+
+
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    state_dir = os.path.abspath(os.path.expanduser(args.state_dir))
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    # The remote's own clock, so a laptop whose clock is off cannot fool the guard.
+    write_atomic(os.path.join(state_dir, HEARTBEAT_NAME), f"{time.time():.3f}\n")
+    print(json.dumps(compose_status(state_dir)))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state_dir = os.path.abspath(os.path.expanduser(args.state_dir))
+    print(json.dumps(compose_status(state_dir)))
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(agent_hash())
+    return 0
+
+
+# --- sync commands (scan, hash, watch) ---
+# The sync engine adds its subcommands here: functions named cmd_<name>, registered in
+# add_sync_commands below. Keep them standard-library only and Python 3.8 compatible.
+
+
+def add_sync_commands(commands: Any) -> None:
+    """Register the sync subcommands on the ``commands`` subparsers object."""
+
+
+# --- end of sync commands ---
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent.py", description="Workbench's remote agent")
+    commands = parser.add_subparsers(dest="command")
+
+    guard = commands.add_parser("guard", help="stop the machine when nobody uses it")
+    guard.add_argument("--state-dir", required=True)
+    guard.add_argument("--idle-timeout", type=float, required=True, help="seconds")
+    guard.add_argument("--stop-command", required=True)
+    guard.add_argument("--ports", default="", help="forwarded ports, comma-separated")
+    guard.add_argument("--poll", type=float, default=15.0, help="seconds between checks")
+    guard.add_argument(
+        "--gpu-busy-percent", type=int, default=0, help="a GPU this busy counts as use (0: off)"
+    )
+    guard.add_argument("--foreground", action="store_true", help="do not detach (tests)")
+    guard.set_defaults(func=cmd_guard)
+
+    heartbeat = commands.add_parser("heartbeat", help="record a heartbeat; print the status")
+    heartbeat.add_argument("--state-dir", required=True)
+    heartbeat.set_defaults(func=cmd_heartbeat)
+
+    status = commands.add_parser("status", help="print the guard's status as JSON")
+    status.add_argument("--state-dir", required=True)
+    status.set_defaults(func=cmd_status)
+
+    version = commands.add_parser("version", help="print this file's sha256")
+    version.set_defaults(func=cmd_version)
+
+    add_sync_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args))
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            return 1
+        sys.stderr.write(f"agent: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
