@@ -1,0 +1,1 @@
+"""Small reusable widgets: the banner, the state badge, a form field that shows its problem."""
