@@ -119,7 +119,7 @@ def _start_sshd() -> SshServer:
     # Imported here so that this conftest loads even where tests.support.sshd is not there yet.
     if importlib.util.find_spec("tests.support.sshd") is None:
         service_missing("tests/support/sshd.py is missing: no SSH server helper to run")
-    from tests.support.sshd import SshServer, sshd_available  # noqa: PLC0415
+    from tests.support.sshd import SshServer, sshd_available
 
     if not sshd_available():
         service_missing(
