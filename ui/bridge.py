@@ -357,7 +357,13 @@ class ServiceBridge(QObject):
                 return ContextsView([], {}, str(exc))
             if client is None:
                 return ContextsView(contexts, {}, None)
-            result = client.status()
+            try:
+                result = client.status()
+            except ServiceUnavailable:
+                raise
+            except WorkbenchError as exc:
+                # The contexts are still worth showing, with the reason their states are not.
+                return ContextsView(contexts, {}, f"the service could not report status: {exc}")
             snapshots = {snap["name"]: snap for snap in result.get("contexts", [])}
             return ContextsView(contexts, snapshots, None)
 

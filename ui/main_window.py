@@ -308,6 +308,8 @@ class MainWindow(QMainWindow):
             self.run_on.setCurrentText(current if current in names else LOCAL_CONTEXT)
         if view.problem:
             self.banner.show_message(view.problem, level="error", action="Refresh")
+        elif self.banner.isVisible() and self.banner.button.text() == "Refresh":
+            self.banner.hide()  # the problem it showed has gone
         self._selection_changed()
         running = [
             r for r in self.contexts_model.rows() if r.running and r.snapshot.get("uptime_seconds")

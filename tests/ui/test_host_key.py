@@ -1,0 +1,74 @@
+"""A new host key is shown in a dialog; trusting it pins it, refusing it connects to nothing."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.support.sshd import SshServer
+from ui.app import App
+from ui.dialogs.host_key import HostKeyDialog
+from workbench.paths import Paths
+from workbench.registry import Context, Registry
+from workbench.ssh.knownhosts import KnownHosts
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _ssh_context(env: dict[str, str], sshd: SshServer) -> None:
+    with Registry.locked(Paths.from_env(env)) as registry:
+        registry.create(
+            Context(
+                name="box",
+                kind="ssh",
+                hostname=sshd.host,
+                ssh_port=sshd.port,
+                ssh_username=sshd.user,
+                ssh_key_path=str(sshd.client_key_path),
+            )
+        )
+
+
+def _check(qtbot, app: App) -> HostKeyDialog:
+    qtbot.waitUntil(lambda: app.window.contexts_model.row("box") is not None, timeout=10000)
+    app.window.select_context("box")
+    app.window.last_check = ""
+    assert app.window.check_action.isEnabled()
+    app.window.check_action.trigger()
+    qtbot.waitUntil(lambda: bool(app.window.prompter.open_dialogs()), timeout=15000)
+    (dialog,) = app.window.prompter.open_dialogs()
+    assert isinstance(dialog, HostKeyDialog)
+    return dialog
+
+
+def _pins(env: dict[str, str], sshd: SshServer) -> list:
+    return KnownHosts(Paths.from_env(env).known_hosts_file).lookup(f"[{sshd.host}]:{sshd.port}")
+
+
+def test_trusting_a_new_host_key_pins_it(qtbot, app: App, env, sshd: SshServer):
+    _ssh_context(env, sshd)
+    dialog = _check(qtbot, app)
+    assert dialog.fingerprint == sshd.host_key_fingerprint
+    assert dialog.fingerprint_label.text() == sshd.host_key_fingerprint
+    assert dialog.cancel_button.isDefault()  # Enter does not trust by accident
+    qtbot.mouseClick(dialog.trust_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: app.window.last_check != "", timeout=15000)
+    assert app.window.last_check.startswith("ok: connected as"), app.window.last_check
+    assert [pin.fingerprint for pin in _pins(env, sshd)] == [sshd.host_key_fingerprint]
+    # Known now: the next check asks nothing.
+    app.window.last_check = ""
+    app.window.check_action.trigger()
+    qtbot.waitUntil(lambda: app.window.last_check != "", timeout=15000)
+    assert app.window.last_check.startswith("ok:")
+    assert not app.window.prompter.open_dialogs()
+
+
+def test_refusing_a_new_host_key_connects_to_nothing(qtbot, app: App, env, sshd: SshServer):
+    _ssh_context(env, sshd)
+    dialog = _check(qtbot, app)
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: app.window.last_check != "", timeout=15000)
+    assert app.window.last_check.startswith("failed:")
+    assert "not accepted" in app.window.last_check
+    assert "not accepted" in app.window.banner.text()
+    assert _pins(env, sshd) == []
