@@ -601,12 +601,640 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 # --- sync commands (scan, hash, watch) ---
-# The sync engine adds its subcommands here: functions named cmd_<name>, registered in
-# add_sync_commands below. Keep them standard-library only and Python 3.8 compatible.
+# The sync engine's remote half (workbench/sync/wire.py documents the shapes; the laptop's half
+# is workbench/sync/local.py). Every command takes the sync ROOT; paths are relative POSIX paths.
+# Writes go to ".wbsync-*" temp files and are renamed into place only when whole, verified and
+# the destination still holds what the laptop saw, so nothing is half-written or overwritten blind.
+
+SYNC_TEMP_PREFIX = ".wbsync-"
+SYNC_VERDICT = ".wbsync-verdict"
+SYNC_CHUNK = 1 << 20
+
+
+class SyncRules:
+    """Ignore rules compiled on the laptop (gitignore semantics; last match wins)."""
+
+    def __init__(self, rules: list[dict[str, Any]]) -> None:
+        import re
+
+        self.rules = [
+            (r["base"], re.compile(r["re"], re.DOTALL), bool(r["neg"]), bool(r["dir"]))
+            for r in rules
+        ]
+
+    def matches(self, path: str, is_dir: bool) -> bool:
+        if path.rpartition("/")[2].startswith(SYNC_TEMP_PREFIX):
+            return True
+        ignored = False
+        for base, rx, neg, dir_only in self.rules:
+            if dir_only and not is_dir:
+                continue
+            if base:
+                if not path.startswith(base + "/"):
+                    continue
+                sub = path[len(base) + 1 :]
+            else:
+                sub = path
+            if rx.fullmatch(sub):
+                ignored = not neg
+        return ignored
+
+    def ignored(self, path: str, is_dir: bool) -> bool:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if self.matches("/".join(parts[:i]), True):
+                return True
+        return self.matches(path, is_dir)
+
+
+def _sync_check(path: str) -> str:
+    if not path or path.startswith("/") or "\0" in path:
+        raise ValueError(f"refused path {path!r}: not a relative path inside the root")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise ValueError(f"refused path {path!r}: it would leave the root")
+    return path
+
+
+def _sync_inside(root: str, path: str) -> str:
+    """root/path, refusing any parent that is not a real folder (a symlink could lead out)."""
+    import stat as st_
+
+    _sync_check(path)
+    current = root
+    for part in path.split("/")[:-1]:
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            continue
+        if not st_.S_ISDIR(mode):
+            raise ValueError(f"refused path {path!r}: a folder on the way is not a folder")
+    return os.path.join(root, path)
+
+
+def _sync_entry(path: str, st: os.stat_result, target: str = "") -> dict[str, Any] | None:
+    import stat as st_
+
+    mode = st.st_mode
+    if st_.S_ISREG(mode):
+        kind, size, mtime = "file", st.st_size, st.st_mtime_ns
+    elif st_.S_ISDIR(mode):
+        kind, size, mtime = "dir", 0, 0
+    elif st_.S_ISLNK(mode):
+        kind, size, mtime = "symlink", 0, 0
+    else:
+        return None
+    entry = {
+        "path": path,
+        "type": kind,
+        "size": size,
+        "mtime_ns": mtime,
+        "mode": st_.S_IMODE(mode) if kind != "symlink" else 0,
+    }
+    if target:
+        entry["target"] = target
+    return entry
+
+
+def _sync_stat(root: str, path: str) -> dict[str, Any] | None:
+    import stat as st_
+
+    full = os.path.join(root, path)
+    try:
+        st = os.lstat(full)
+        target = os.readlink(full) if st_.S_ISLNK(st.st_mode) else ""
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return _sync_entry(path, st, target)
+
+
+def _sync_matches(current: dict[str, Any] | None, expect: dict[str, Any] | None) -> bool:
+    if expect is None or current is None:
+        return expect is None and current is None
+    if current["type"] != expect["type"]:
+        return False
+    if current["type"] == "file":
+        return (current["size"], current["mtime_ns"]) == (expect["size"], expect["mtime_ns"])
+    if current["type"] == "symlink":
+        return current.get("target", "") == expect.get("target", "")
+    return True
+
+
+def _sync_oserror(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the name is too long for this file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOTEMPTY:
+        return "the folder is not empty (it holds files that are not synced)"
+    return exc.strerror or str(exc)
+
+
+def _sync_temp(full: str) -> str:
+    return os.path.join(os.path.dirname(full), f"{SYNC_TEMP_PREFIX}{os.urandom(6).hex()}.tmp")
+
+
+def _sync_out(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _sync_read_rules(args: argparse.Namespace) -> SyncRules:
+    if not getattr(args, "rules", None):
+        return SyncRules([])
+    if args.rules == "-":
+        text = sys.stdin.readline()
+    else:
+        with open(args.rules) as fh:
+            text = fh.read()
+    return SyncRules(json.loads(text) if text.strip() else [])
+
+
+def _sync_walk(root: str, rules: SyncRules, problems: list[dict[str, Any]], start: str = "") -> Any:
+    import stat as st_
+
+    stack = [start]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, folder) if folder else root) as it:
+                items = list(it)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(
+                {"path": folder or ".", "problem": f"cannot list folder: {_sync_oserror(exc)}"}
+            )
+            continue
+        for item in items:
+            rel = folder + "/" + item.name if folder else item.name
+            try:
+                st = item.stat(follow_symlinks=False)
+                is_dir = st_.S_ISDIR(st.st_mode)
+                if rules.matches(rel, is_dir):
+                    continue
+                target = os.readlink(item.path) if st_.S_ISLNK(st.st_mode) else ""
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                problems.append({"path": rel, "problem": "cannot read: " + _sync_oserror(exc)})
+                continue
+            entry = _sync_entry(rel, st, target)
+            if entry is None:
+                continue
+            if entry["type"] == "file" and not os.access(item.path, os.R_OK):
+                problems.append({"path": rel, "problem": "cannot read: permission denied"})
+                continue
+            yield entry
+            if is_dir:
+                stack.append(rel)
+
+
+def cmd_sync_scan(args: argparse.Namespace) -> int:
+    """Print the manifest of ROOT as JSON lines, then {"done": true, "root_ok": ...}."""
+    import stat as st_
+
+    rules = _sync_read_rules(args)
+    root = args.root
+    try:
+        ok = st_.S_ISDIR(os.stat(root).st_mode)
+        message = "" if ok else f"the sync root {root} is not a folder"
+    except OSError as exc:
+        ok, message = False, f"the sync root {root} cannot be read: {_sync_oserror(exc)}"
+    problems = []  # type: list[dict[str, Any]]
+    if ok:
+        for entry in _sync_walk(root, rules, problems):
+            _sync_out(entry)
+    for problem in problems:
+        _sync_out(problem)
+    _sync_out({"done": True, "root_ok": ok, "message": message})
+    return 0
+
+
+def cmd_sync_hash(args: argparse.Namespace) -> int:
+    """Read JSON-string paths on stdin, print {"path", "sha256"} (or "error") for each."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        path = json.loads(line)
+        try:
+            digest = hashlib.sha256()
+            with open(_sync_inside(args.root, path), "rb") as fh:
+                while True:
+                    chunk = fh.read(SYNC_CHUNK)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+            _sync_out({"path": path, "sha256": digest.hexdigest()})
+        except FileNotFoundError:
+            _sync_out({"path": path, "missing": True})
+        except (OSError, ValueError) as exc:
+            reason = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+            _sync_out({"path": path, "error": "cannot read: " + reason})
+        sys.stdout.flush()
+    return 0
+
+
+def _sync_set_exec(mode: int, executable: bool) -> int:
+    return mode | ((mode & 0o444) >> 2) if executable else mode & ~0o111
+
+
+def _sync_remove(full: str, current: dict[str, Any] | None) -> None:
+    if current is None:
+        return
+    if current["type"] == "dir":
+        os.rmdir(full)
+    else:
+        os.unlink(full)
+
+
+def _sync_apply_one(root: str, op: dict[str, Any]) -> dict[str, Any]:
+    path = op["path"]
+    try:
+        full = _sync_inside(root, path)
+        current = _sync_stat(root, path)
+        if not _sync_matches(current, op.get("expect")):
+            return {
+                "path": path,
+                "ok": False,
+                "error": "changed since it was scanned",
+                "changed": True,
+            }
+        kind = op["op"]
+        if kind == "delete":
+            _sync_remove(full, current)
+            return {"path": path, "ok": True}
+        if kind == "mkdir":
+            if current is not None and current["type"] != "dir":
+                _sync_remove(full, current)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(full, int(op.get("mode", 0o755)) & 0o7777)
+        elif kind == "symlink":
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            tmp = _sync_temp(full)
+            os.symlink(op["target"], tmp)
+            if current is not None and current["type"] == "dir":
+                os.rmdir(full)
+            os.replace(tmp, full)
+        elif kind == "chmod":
+            os.chmod(full, _sync_set_exec(os.lstat(full).st_mode & 0o7777, bool(op["executable"])))
+        else:
+            return {"path": path, "ok": False, "error": f"unknown op {kind!r}"}
+        return {"path": path, "ok": True, "entry": _sync_stat(root, path)}
+    except ValueError as exc:
+        return {"path": path, "ok": False, "error": str(exc)}
+    except OSError as exc:
+        return {"path": path, "ok": False, "error": _sync_oserror(exc)}
+
+
+def cmd_sync_apply(args: argparse.Namespace) -> int:
+    """Read ops (JSON lines: delete, mkdir, symlink, chmod) on stdin; print a result for each."""
+    for line in sys.stdin:
+        if line.strip():
+            _sync_out(_sync_apply_one(args.root, json.loads(line)))
+            sys.stdout.flush()
+    return 0
+
+
+def _sync_discard(tmp: str | None) -> None:
+    if tmp:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def cmd_sync_receive(args: argparse.Namespace) -> int:  # noqa: PLR0915
+    """Apply a tar transfer from stdin (see workbench/sync/wire.py); a result line per file."""
+    import tarfile
+
+    root = args.root
+    pending = None  # (path, tmp, digest, member, error)
+
+    def finish(verdict: dict[str, str]) -> dict[str, Any]:
+        path, tmp, digest, member, error = pending
+        if tmp is None:
+            return {"path": path, "ok": False, "error": error}
+        try:
+            if verdict.get("WBSYNC.ok") != "1":
+                _sync_discard(tmp)
+                return {
+                    "path": path,
+                    "ok": False,
+                    "changed": True,
+                    "error": verdict.get("WBSYNC.reason") or "the sender could not read it",
+                }
+            if verdict.get("WBSYNC.sha256") != digest:
+                _sync_discard(tmp)
+                return {
+                    "path": path,
+                    "ok": False,
+                    "error": "content damaged in transfer (digest mismatch)",
+                }
+            os.chmod(tmp, member.mode & 0o7777)
+            mtime_ns = int(
+                member.pax_headers.get("WBSYNC.mtime_ns", int(member.mtime) * 1000000000)
+            )
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            full = _sync_inside(root, path)
+            current = _sync_stat(root, path)
+            expect = json.loads(member.pax_headers.get("WBSYNC.expect") or "null")
+            if not _sync_matches(current, expect):
+                _sync_discard(tmp)
+                return {
+                    "path": path,
+                    "ok": False,
+                    "changed": True,
+                    "error": "changed here since it was scanned",
+                }
+            if current is not None and current["type"] == "dir":
+                os.rmdir(full)
+            os.replace(tmp, full)
+            return {"path": path, "ok": True, "entry": _sync_stat(root, path), "digest": digest}
+        except (OSError, ValueError) as exc:
+            _sync_discard(tmp)
+            reason = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+            return {"path": path, "ok": False, "error": reason}
+
+    stdin = sys.stdin.buffer
+    with tarfile.open(fileobj=stdin, mode="r|", bufsize=SYNC_CHUNK) as tar:
+        for member in tar:
+            if member.name == SYNC_VERDICT:
+                if pending is not None:
+                    _sync_out(finish(member.pax_headers))
+                    sys.stdout.flush()
+                    pending = None
+                continue
+            if pending is not None:
+                _sync_discard(pending[1])
+                _sync_out({"path": pending[0], "ok": False, "error": "no verdict from the sender"})
+            path, tmp = member.name, None
+            try:
+                if not member.isreg():
+                    raise ValueError(f"refused {path!r}: only regular files travel by tar")
+                full = _sync_inside(root, path)
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                _sync_inside(root, path)
+                tmp = _sync_temp(full)
+                digest = hashlib.sha256()
+                source = tar.extractfile(member)
+                with open(tmp, "xb") as out:
+                    while True:
+                        chunk = source.read(SYNC_CHUNK)
+                        if not chunk:
+                            break
+                        digest.update(chunk)
+                        out.write(chunk)
+                pending = (path, tmp, digest.hexdigest(), member, "")
+            except (OSError, ValueError) as exc:
+                _sync_discard(tmp)
+                reason = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+                pending = (path, None, "", member, reason)
+        if pending is not None:
+            _sync_discard(pending[1])
+            _sync_out({"path": pending[0], "ok": False, "error": "transfer ended early"})
+    return 0
+
+
+class _SyncHashingReader:
+    def __init__(self, fh: Any, size: int) -> None:
+        self.fh, self.left, self.sha, self.short = fh, size, hashlib.sha256(), False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.fh.read(n)
+        if len(data) < n:
+            self.short = True
+            data += b"\0" * (n - len(data))
+        self.left -= len(data)
+        self.sha.update(data)
+        return data
+
+
+def cmd_sync_send(args: argparse.Namespace) -> int:
+    """Read items (JSON lines: path, dest, size, mtime_ns, expect) on stdin until EOF, then
+    write them as one tar transfer to stdout, each file followed by its verdict."""
+    import stat as st_
+    import tarfile
+
+    items = [json.loads(line) for line in sys.stdin if line.strip()]
+    out = sys.stdout.buffer
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=SYNC_CHUNK) as tar:
+        for item in items:
+            info = tarfile.TarInfo(item["dest"])
+            info.pax_headers = {"WBSYNC.expect": json.dumps(item.get("expect"), ensure_ascii=False)}
+            fh = None
+            try:
+                full = _sync_inside(args.root, item["path"])
+                fh = open(full, "rb")  # noqa: SIM115 - closed after its verdict
+                st = os.fstat(fh.fileno())
+                if not st_.S_ISREG(st.st_mode):
+                    raise ValueError("not a regular file")
+            except (OSError, ValueError) as exc:
+                if fh is not None:
+                    fh.close()
+                info.size = 0
+                tar.addfile(info)
+                verdict = tarfile.TarInfo(SYNC_VERDICT)
+                reason = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+                verdict.pax_headers = {
+                    "WBSYNC.ok": "0",
+                    "WBSYNC.sha256": "",
+                    "WBSYNC.reason": "cannot read: " + reason,
+                }
+                tar.addfile(verdict)
+                continue
+            try:
+                info.size = st.st_size
+                info.mode = st_.S_IMODE(st.st_mode)
+                info.mtime = st.st_mtime_ns // 1000000000
+                info.pax_headers["WBSYNC.mtime_ns"] = str(st.st_mtime_ns)
+                reader = _SyncHashingReader(fh, st.st_size)
+                tar.addfile(info, reader)
+                after = os.stat(full)
+            finally:
+                fh.close()
+            planned = (item["size"], item["mtime_ns"])
+            same = (st.st_size, st.st_mtime_ns) == (after.st_size, after.st_mtime_ns) == planned
+            ok = same and not reader.short
+            verdict = tarfile.TarInfo(SYNC_VERDICT)
+            verdict.pax_headers = {
+                "WBSYNC.ok": "1" if ok else "0",
+                "WBSYNC.sha256": reader.sha.hexdigest(),
+                "WBSYNC.reason": "" if ok else "changed while it was being sent",
+            }
+            tar.addfile(verdict)
+    out.flush()
+    return 0
+
+
+def cmd_sync_cleanup(args: argparse.Namespace) -> int:
+    """Delete temp files that a killed transfer left behind; print how many."""
+    removed = 0
+    for folder, dirs, files in os.walk(args.root):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            if name.startswith(SYNC_TEMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+    _sync_out({"removed": removed})
+    return 0
+
+
+class _Inotify:
+    """inotify through ctypes: one watch per folder, events as (folder wd, name, mask)."""
+
+    MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x02000000
+    OVERFLOW, ISDIR, IGNORED = 0x4000, 0x40000000, 0x8000
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self.paths = {}  # type: dict[int, str]
+
+    def add(self, full: str, rel: str) -> None:
+        wd = self.libc.inotify_add_watch(self.fd, os.fsencode(full), self.MASK)
+        if wd >= 0:
+            self.paths[wd] = rel
+
+    def read(self) -> list[tuple[str | None, str, int]]:
+        import struct
+
+        try:
+            data = os.read(self.fd, 1 << 16)
+        except BlockingIOError:
+            return []
+        events = []
+        offset = 0
+        while offset + 16 <= len(data):
+            wd, mask, _cookie, length = struct.unpack_from("iIII", data, offset)
+            name = os.fsdecode(data[offset + 16 : offset + 16 + length].rstrip(b"\0"))
+            offset += 16 + length
+            if mask & self.IGNORED:
+                self.paths.pop(wd, None)
+                continue
+            events.append((self.paths.get(wd), name, mask))
+        return events
+
+
+def cmd_sync_watch(args: argparse.Namespace) -> int:  # noqa: PLR0915
+    """Stream changes under ROOT: {"ready": mode}, then one line per batch,
+    {"events": [{"path": P, "entry": E or null}]}, or {"rescan": true} when events were lost.
+    Ends when stdin closes (the laptop hung up)."""
+    rules = _sync_read_rules(args)
+    root = args.root
+    debounce = args.debounce
+    inotify = None
+    if not args.poll:
+        try:
+            inotify = _Inotify()
+        except (OSError, AttributeError):
+            inotify = None
+
+    def watch_tree(start: str) -> list[str]:
+        """Add watches on start and the folders below; return every path found below."""
+        found = []
+        if inotify is not None:
+            inotify.add(os.path.join(root, start) if start else root, start)
+        for entry in _sync_walk(root, rules, [], start):
+            found.append(entry["path"])
+            if entry["type"] == "dir" and inotify is not None:
+                inotify.add(os.path.join(root, entry["path"]), entry["path"])
+        return found
+
+    def emit(paths: set[str]) -> None:
+        events = []
+        for path in sorted(paths):
+            entry = _sync_stat(root, path)
+            if entry is not None and rules.ignored(path, entry["type"] == "dir"):
+                continue
+            if entry is None and rules.ignored(path, False) and rules.ignored(path, True):
+                continue
+            events.append({"path": path, "entry": entry})
+        if events:
+            _sync_out({"events": events})
+            sys.stdout.flush()
+
+    def snapshot() -> dict[str, tuple[Any, ...]]:
+        return {
+            e["path"]: (e["type"], e["size"], e["mtime_ns"], e["mode"], e.get("target"))
+            for e in _sync_walk(root, rules, [])
+        }
+
+    stdin_fd = sys.stdin.fileno()
+    if inotify is not None:
+        watch_tree("")
+        _sync_out({"ready": "inotify"})
+        sys.stdout.flush()
+        while True:
+            readable, _, _ = select.select([inotify.fd, stdin_fd], [], [])
+            if stdin_fd in readable and not os.read(stdin_fd, 4096):
+                return 0
+            if inotify.fd not in readable:
+                continue
+            dirty = set()  # type: set[str]
+            overflow = False
+            deadline = time.monotonic() + 10 * debounce
+            while True:
+                for folder, name, mask in inotify.read():
+                    if mask & inotify.OVERFLOW or folder is None:
+                        overflow = overflow or bool(mask & inotify.OVERFLOW)
+                        continue
+                    path = folder + "/" + name if folder and name else (name or folder)
+                    if not path or rules.ignored(path, bool(mask & inotify.ISDIR)):
+                        continue
+                    dirty.add(path)
+                    if mask & inotify.ISDIR and mask & (0x100 | 0x80):
+                        dirty.update(watch_tree(path))
+                quiet = select.select([inotify.fd], [], [], debounce)[0]
+                if not quiet or time.monotonic() > deadline:
+                    break
+            if overflow:
+                _sync_out({"rescan": True})
+                sys.stdout.flush()
+            emit(dirty)
+    _sync_out({"ready": "poll"})
+    sys.stdout.flush()
+    before = snapshot()
+    while True:
+        readable, _, _ = select.select([stdin_fd], [], [], args.interval)
+        if readable and not os.read(stdin_fd, 4096):
+            return 0
+        now = snapshot()
+        changed = {p for p in before.keys() | now.keys() if before.get(p) != now.get(p)}
+        before = now
+        emit(changed)
 
 
 def add_sync_commands(commands: Any) -> None:
     """Register the sync subcommands on the ``commands`` subparsers object."""
+    for name, func, text in (
+        ("scan", cmd_sync_scan, "print ROOT's manifest as JSON lines"),
+        ("hash", cmd_sync_hash, "sha256 of the paths read on stdin"),
+        ("apply", cmd_sync_apply, "apply delete/mkdir/symlink/chmod ops read on stdin"),
+        ("receive", cmd_sync_receive, "apply a tar transfer read on stdin"),
+        ("send", cmd_sync_send, "write the files named on stdin as a tar transfer"),
+        ("cleanup", cmd_sync_cleanup, "delete temp files left by a killed transfer"),
+        ("watch", cmd_sync_watch, "stream changes under ROOT as JSON lines"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("root")
+        if name in ("scan", "watch"):
+            sub.add_argument("--rules", help="file (or - for stdin's first line) of JSON rules")
+        if name == "watch":
+            sub.add_argument("--poll", action="store_true", help="poll even where inotify works")
+            sub.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+            sub.add_argument("--debounce", type=float, default=0.02, help="quiet time to batch")
+        sub.set_defaults(func=func)
 
 
 # --- end of sync commands ---

@@ -1,0 +1,319 @@
+"""The three-way comparison: both manifests against the last agreed state, giving a plan.
+
+Pure functions, no I/O: ``hash_requests`` says which files must be hashed to decide, and
+``plan`` turns the (hashed) manifests into actions. The rules, after Mutagen's two-way-safe mode:
+a change on one side propagates; the same change on both sides is agreement; different changes
+on both sides are a conflict where both versions are kept; a deletion propagates only when the
+other side is unchanged (an edit beats a delete); and a plan that would empty a side halts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from workbench.sync import relpath
+from workbench.sync.manifest import Entry, Manifest, Problem
+from workbench.sync.state import Agreed
+
+Side = Literal["local", "remote"]
+ActionKind = Literal["copy", "delete", "chmod", "conflict"]
+
+
+def other(side: Side) -> Side:
+    return "remote" if side == "local" else "local"
+
+
+@dataclass(frozen=True)
+class Action:
+    """Make ``to``'s ``path`` look like ``source`` (the other side's entry), or delete it.
+
+    ``expect`` is what ``to`` held at ``path`` when it was scanned; the side applying the action
+    checks it first and refuses when the path changed meanwhile, so nothing is overwritten blind.
+    A ``conflict`` carries both entries and changes nothing at ``path`` itself.
+    """
+
+    kind: ActionKind
+    path: str
+    to: Side
+    source: Entry | None = None
+    expect: Entry | None = None
+    local: Entry | None = None
+    remote: Entry | None = None
+
+    def describe(self) -> str:
+        arrow = "->" if self.to == "remote" else "<-"
+        return f"{self.kind} {arrow} {self.path}"
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    # Paths already equal on both sides, with their refreshed agreed state.
+    agreed: dict[str, Agreed] = field(default_factory=dict)
+    # Paths gone from both sides: forget them.
+    dropped: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+    halt: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for action in self.actions:
+            key = action.kind if action.kind == "conflict" else f"{action.kind}_{action.to}"
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+def _stat_same(entry: Entry, base: Agreed | None, side: Side) -> bool:
+    return base is not None and base.stat_matches(entry, side)
+
+
+def _digest(entry: Entry, base: Agreed | None, side: Side) -> str:
+    """The entry's content digest: hashed this cycle, or the agreed one when stat says so."""
+    if entry.digest:
+        return entry.digest
+    if entry.type == "file" and base is not None and _stat_same(entry, base, side):
+        return base.digest
+    return ""
+
+
+def _maybe_changed(entry: Entry | None, base: Agreed | None, side: Side) -> bool:
+    if entry is None or base is None:
+        return (entry is None) != (base is None)
+    if entry.type != base.type:
+        return True
+    if entry.type == "symlink":
+        return entry.target != base.target
+    if entry.type == "dir":
+        return False
+    return entry.executable != base.executable or not _stat_same(entry, base, side)
+
+
+def hash_requests(
+    base: Mapping[str, Agreed], local: Manifest, remote: Manifest
+) -> tuple[set[str], set[str]]:
+    """Files whose content must be read to decide (a stat change alone is not an edit)."""
+    want_local: set[str] = set()
+    want_remote: set[str] = set()
+    for path in local.keys() | remote.keys():
+        lo, re_, b = local.get(path), remote.get(path), base.get(path)
+        lc, rc = _maybe_changed(lo, b, "local"), _maybe_changed(re_, b, "remote")
+        if not (lc and rc):
+            continue  # one side unchanged: the other's stat change propagates as it is
+        files = [(e, s) for e, s in ((lo, "local"), (re_, "remote")) if e and e.type == "file"]
+        if len(files) == 2 and lo and re_:
+            if lo.size == re_.size or (b is not None and b.type == "file"):
+                want_local.add(path)
+                want_remote.add(path)
+        elif len(files) == 1 and b is not None and b.type == "file":
+            entry, side = files[0]
+            size = b.local_size if side == "local" else b.remote_size
+            if entry.size == size:
+                (want_local if side == "local" else want_remote).add(path)
+    for wanted, manifest, side in ((want_local, local, "local"), (want_remote, remote, "remote")):
+        for path in list(wanted):
+            if _digest(manifest[path], base.get(path), side):  # type: ignore[arg-type]
+                wanted.discard(path)
+    return want_local, want_remote
+
+
+def _same_content(a: Entry | None, b: Entry | None, da: str, db: str) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if a.type != b.type:
+        return False
+    if a.type == "dir":
+        return True
+    if a.type == "symlink":
+        return a.target == b.target
+    return bool(da) and da == db and a.executable == b.executable
+
+
+def _changed(entry: Entry | None, base: Agreed | None, side: Side, digest: str) -> bool:
+    if not _maybe_changed(entry, base, side):
+        return False
+    if entry is None or base is None or entry.type != "file" or base.type != "file":
+        return True
+    if entry.executable != base.executable:
+        return True
+    return not digest or digest != base.digest
+
+
+def plan(
+    base: Mapping[str, Agreed],
+    local: Manifest,
+    remote: Manifest,
+    *,
+    skip: Collection[str] = (),
+    problems: Collection[Problem] = (),
+    forced: Mapping[str, Side] | None = None,
+    case_insensitive: Collection[Side] = (),
+) -> Plan:
+    """Decide what to do. ``skip``: paths left alone (open conflicts); ``problems``: paths that
+    could not be read (left alone with their subtrees, so unreadable never means deleted);
+    ``forced``: paths whose winner the user chose (``resolve``)."""
+    forced = forced or {}
+    result = Plan(problems=list(problems))
+    blocked = {p.path for p in problems} | set(skip)
+    collisions = _case_collisions(local.keys() | remote.keys())
+    for group in collisions:
+        names = ", ".join(sorted(group))
+        for side in case_insensitive:
+            result.problems.append(
+                Problem(
+                    sorted(group)[0],
+                    side,
+                    f"names differ only by case ({names}); "
+                    f"the {side} file system cannot hold both, so they are not synced",
+                )
+            )
+            blocked |= group
+        if not case_insensitive:
+            result.problems.append(
+                Problem(
+                    sorted(group)[0],
+                    "both",
+                    f"names differ only by case ({names}); "
+                    "they would collide on a case-insensitive file system (macOS, Windows)",
+                )
+            )
+
+    def is_blocked(path: str) -> bool:
+        if path in blocked:
+            return True
+        return any(a in blocked for a in relpath.ancestors(path))
+
+    for path in sorted(local.keys() | remote.keys() | base.keys()):
+        if is_blocked(path):
+            continue
+        lo, re_, b = local.get(path), remote.get(path), base.get(path)
+        dl = _digest(lo, b, "local") if lo else ""
+        dr = _digest(re_, b, "remote") if re_ else ""
+        if path in forced:
+            winner = forced[path]
+            _propagate(
+                result,
+                path,
+                winner,
+                lo if winner == "local" else re_,
+                re_ if winner == "local" else lo,
+            )
+            continue
+        lc = _changed(lo, b, "local", dl)
+        rc = _changed(re_, b, "remote", dr)
+        if not lc and not rc:
+            _agree(result, path, lo, re_, dl or dr or (b.digest if b else ""))
+        elif lc and not rc:
+            _propagate(result, path, "local", lo, re_)
+        elif rc and not lc:
+            _propagate(result, path, "remote", re_, lo)
+        elif _same_content(lo, re_, dl, dr):
+            _agree(result, path, lo, re_, dl)
+        elif lo is None:
+            _propagate(result, path, "remote", re_, lo)  # an edit beats a delete
+        elif re_ is None:
+            _propagate(result, path, "local", lo, re_)
+        else:
+            result.actions.append(Action("conflict", path, "local", local=lo, remote=re_))
+    _drop_under_conflicts(result)
+    _ensure_parents(result, local, remote)
+    result.halt = _emptying(result, local, remote, base)
+    return result
+
+
+def _agree(result: Plan, path: str, lo: Entry | None, re_: Entry | None, digest: str) -> None:
+    if lo is None or re_ is None:
+        result.dropped.add(path)
+    else:
+        result.agreed[path] = Agreed.of(lo, re_, digest)
+
+
+def _propagate(
+    result: Plan, path: str, winner: Side, source: Entry | None, target: Entry | None
+) -> None:
+    to = other(winner)
+    if source is None:
+        if target is None:
+            result.dropped.add(path)
+        else:
+            result.actions.append(Action("delete", path, to, expect=target))
+        return
+    if (
+        target is not None
+        and source.type == "file"
+        and target.type == "file"
+        and source.digest
+        and source.digest == target.digest
+        and source.executable != target.executable
+    ):
+        result.actions.append(Action("chmod", path, to, source=source, expect=target))
+        return
+    if target is not None and source.type == "dir" and target.type == "dir":
+        local, remote = (source, target) if winner == "local" else (target, source)
+        result.agreed[path] = Agreed.of(local, remote, "")
+        return
+    result.actions.append(Action("copy", path, to, source=source, expect=target))
+
+
+def _drop_under_conflicts(result: Plan) -> None:
+    conflicted = {a.path for a in result.actions if a.kind == "conflict"}
+    if not conflicted:
+        return
+    result.actions = [
+        a
+        for a in result.actions
+        if a.kind == "conflict" or not any(x in conflicted for x in relpath.ancestors(a.path))
+    ]
+
+
+def _ensure_parents(result: Plan, local: Manifest, remote: Manifest) -> None:
+    """A file written under a folder the receiving side deleted brings the folder back, and the
+    sending side keeps it: an edit inside a folder beats the folder's deletion."""
+    deletes = {(a.to, a.path): a for a in result.actions if a.kind == "delete"}
+    creates = {(a.to, a.path) for a in result.actions if a.kind == "copy"}
+    extra: list[Action] = []
+    for action in list(result.actions):
+        if action.kind != "copy":
+            continue
+        sender = local if action.to == "remote" else remote
+        receiver = remote if action.to == "remote" else local
+        for folder in relpath.ancestors(action.path):
+            if folder in receiver or (action.to, folder) in creates:
+                continue
+            source = sender.get(folder)
+            if source is None or source.type != "dir":
+                continue
+            deletes.pop((other(action.to), folder), None)
+            creates.add((action.to, folder))
+            extra.append(Action("copy", folder, action.to, source=source, expect=None))
+    kept_deletes = set(id(a) for a in deletes.values())
+    result.actions = [
+        a for a in result.actions if a.kind != "delete" or id(a) in kept_deletes
+    ] + extra
+
+
+def _emptying(
+    result: Plan, local: Manifest, remote: Manifest, base: Mapping[str, Agreed]
+) -> str | None:
+    """Why the plan must not run: it would delete everything a side holds."""
+    for side, manifest in (("local", local), ("remote", remote)):
+        deletes = sum(1 for a in result.actions if a.kind == "delete" and a.to == side)
+        if not deletes:
+            continue
+        creates = sum(1 for a in result.actions if a.kind == "copy" and a.to == side)
+        if deletes >= len(manifest) and not creates:
+            where = "laptop" if side == "remote" else "remote"
+            return (
+                f"the {where} side is empty but was not before: syncing would delete all "
+                f"{deletes} entries on the {side} side too, so sync halted. If the files should "
+                "go, delete them on both sides; otherwise restore them and resume"
+            )
+    return None
+
+
+def _case_collisions(paths: Collection[str]) -> list[set[str]]:
+    groups: dict[str, set[str]] = {}
+    for path in paths:
+        groups.setdefault(path.casefold(), set()).add(path)
+    return [g for g in groups.values() if len(g) > 1]
