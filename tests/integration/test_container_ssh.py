@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tests.integration.test_container_support import (
     unreachable,
 )
 from tests.support.sshd import SshServer
-from workbench.container.forwards import AppForwards, PortInUse
+from workbench.container.forwards import AppForwards, PortInUse, open_forwards
 from workbench.container.session import ProjectSession
 from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.errors import ContextError, HostKeyRejected
@@ -72,7 +72,9 @@ def project_name(docker_client: Any) -> Iterator[str]:
     remove_container(docker_client, name)
 
 
+@pytest.mark.parametrize("forwarder", ["openssh", "paramiko"])
 def test_project_runs_over_ssh_and_the_app_survives_an_sshd_restart(
+    forwarder: str,
     runtime: ContextRuntime,
     fresh_sshd: SshServer,
     paths: Paths,
@@ -94,7 +96,9 @@ def test_project_runs_over_ssh_and_the_app_survives_an_sshd_restart(
     out = opened.container.exec_run(["sh", "-c", "jq --version"]).output.decode()
     assert out.strip() == "jq-1.6"
 
-    forwards = AppForwards(runtime.ssh)
+    forwards = open_forwards(runtime.ssh, paths.runtime_dir / "ssh",
+                             prefer_openssh=forwarder == "openssh")
+    assert forwards.kind == forwarder
     started = session.start_app(APP, forwards)
     assert started.url is not None
     published = opened.container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
@@ -104,14 +108,26 @@ def test_project_runs_over_ssh_and_the_app_survives_an_sshd_restart(
     fresh_sshd.kill()
     assert unreachable(started.url + "code/hello.txt")
     fresh_sshd.start()
-    assert fetch(started.url + "code/hello.txt") == HELLO  # same URL, reconnected
-    assert runtime.ssh is not None and runtime.ssh.reconnects >= 1
+    assert eventually(lambda: fetch(started.url + "code/hello.txt")) == HELLO  # same URL
     assert session.runner(APP).status().state == "running"  # the Docker API is back too
+    assert runtime.ssh is not None and runtime.ssh.reconnects >= 1
 
     session.stop_app(APP, forwards)
     assert session.close()
     assert session.state() == "absent"
     forwards.close_all()
+
+
+def eventually(probe: Callable[[], str], timeout: float = 20.0) -> str:
+    """``probe()`` once it stops failing: an OpenSSH master takes a moment to come back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return probe()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_a_local_port_in_use_is_refused_before_anything_starts(

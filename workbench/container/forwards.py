@@ -5,8 +5,14 @@ forward is needed. On a remote context the container's port is published on the 
 ``127.0.0.1`` and reached through the context's one SSH connection; the forward must live as long
 as the URL is used, so it belongs to a long-lived process. ``AppForwards`` is that component: the
 service will hold one per context, and until it does, ``nvwb start APP`` holds it in the
-foreground. Forwards survive reconnection: each new local connection opens a fresh channel on
-whatever transport the SSH connection has by then.
+foreground.
+
+Where the system OpenSSH client is installed, forwards go through one ControlMaster per context
+(``openssh_master``): it moves a big download at ``ssh -L`` speed, which paramiko cannot. Elsewhere,
+or when that master cannot start (a key whose passphrase no agent holds), they are paramiko
+forwards on the context's connection. Both survive reconnection: a paramiko forward opens each
+new channel on whatever transport the connection has by then; a dead master is restarted and its
+forwards put back on the same local ports.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.errors import ContextError
 
 if TYPE_CHECKING:
+    from workbench.container.openssh_master import OpenSshMaster
     from workbench.ssh import LocalForward, SshConnection
 
 log = logging.getLogger(__name__)
@@ -46,10 +54,19 @@ class ForwardKey:
 class AppForwards:
     """Forwards per (project, app) over one context's SSH connection (``None``: local context)."""
 
-    def __init__(self, ssh: SshConnection | None) -> None:
+    def __init__(self, ssh: SshConnection | None, bulk: OpenSshMaster | None = None) -> None:
         self.ssh = ssh
+        self.bulk = bulk
         self._lock = threading.Lock()
         self._forwards: dict[ForwardKey, LocalForward] = {}
+        self._bulk_forwards: dict[ForwardKey, tuple[int, int]] = {}  # local, remote port
+
+    @property
+    def kind(self) -> str:
+        """``published`` (local context), ``openssh`` or ``paramiko``: how forwards are made."""
+        if self.ssh is None:
+            return "published"
+        return "openssh" if self.bulk is not None else "paramiko"
 
     def authority(self, key: ForwardKey, remote_port: int, local_port: int = 0) -> str:
         """``127.0.0.1:PORT`` on this machine that reaches ``remote_port`` on the context host.
@@ -65,6 +82,8 @@ class AppForwards:
                     hint=f"on this machine the app is published on 127.0.0.1:{remote_port}",
                 )
             return f"127.0.0.1:{remote_port}"
+        if self.bulk is not None:
+            return self._bulk_authority(key, remote_port, local_port)
         with self._lock:
             existing = self._forwards.get(key)
             if existing is not None and not existing.closed:
@@ -84,27 +103,84 @@ class AppForwards:
             )
             return forward.url_authority
 
+    def _bulk_authority(self, key: ForwardKey, remote_port: int, local_port: int) -> str:
+        assert self.bulk is not None
+        with self._lock:
+            existing = self._bulk_forwards.get(key)
+            if existing is not None:
+                if existing[1] == remote_port and local_port in (0, existing[0]):
+                    return f"127.0.0.1:{existing[0]}"
+                self.bulk.cancel(existing[0])
+            if local_port and not port_is_free(local_port):
+                raise PortInUse(local_port)
+            port = local_port or free_port()
+            self.bulk.forward(port, remote_port)
+            self._bulk_forwards[key] = (port, remote_port)
+            log.info(
+                "app %s/%s: 127.0.0.1:%d -> remote 127.0.0.1:%d (OpenSSH)",
+                key.project,
+                key.app,
+                port,
+                remote_port,
+            )
+            return f"127.0.0.1:{port}"
+
     def close(self, key: ForwardKey) -> None:
         with self._lock:
             forward = self._forwards.pop(key, None)
+            bulk = self._bulk_forwards.pop(key, None)
         if forward is not None:
             forward.close()
+        if bulk is not None and self.bulk is not None:
+            self.bulk.cancel(bulk[0])
 
     def close_project(self, project: str) -> None:
         with self._lock:
-            keys = [k for k in self._forwards if k.project == project]
+            keys = [k for k in (*self._forwards, *self._bulk_forwards) if k.project == project]
         for key in keys:
             self.close(key)
 
     def close_all(self) -> None:
+        """Close every forward, and the OpenSSH master if there is one."""
         with self._lock:
             forwards, self._forwards = list(self._forwards.values()), {}
+            self._bulk_forwards = {}
         for forward in forwards:
             forward.close()
+        if self.bulk is not None:
+            self.bulk.close()
 
     def active(self) -> dict[ForwardKey, str]:
         with self._lock:
-            return {k: f.url_authority for k, f in self._forwards.items() if not f.closed}
+            found = {k: f.url_authority for k, f in self._forwards.items() if not f.closed}
+            found.update({k: f"127.0.0.1:{v[0]}" for k, v in self._bulk_forwards.items()})
+            return found
+
+
+def open_forwards(
+    ssh: SshConnection | None, control_dir: Path, *, prefer_openssh: bool = True
+) -> AppForwards:
+    """The forwards for a context: OpenSSH-backed where it can be, else paramiko ones."""
+    if ssh is None or not prefer_openssh:
+        return AppForwards(ssh)
+    from workbench.container.openssh_master import OpenSshMaster, openssh_available
+
+    if not openssh_available():
+        return AppForwards(ssh)
+    master = OpenSshMaster(ssh.target, ssh.known_hosts, control_dir)
+    try:
+        master.start()
+    except ContextError as exc:
+        master.close()
+        log.info("app forwards use paramiko: %s", exc)
+        return AppForwards(ssh)
+    return AppForwards(ssh, master)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:

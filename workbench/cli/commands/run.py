@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result, render
 from workbench.container.builder import BuildProgress
-from workbench.container.forwards import AppForwards
+from workbench.container.forwards import open_forwards
 from workbench.container.session import ProjectSession
 from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.errors import ContextError
@@ -118,7 +118,7 @@ def start_app(inv: Invocation) -> Result:
     local_port = int(getattr(inv.args, "port", None) or 0)
     project = _project(inv)
     runtime = _connect(inv)
-    forwards = AppForwards(runtime.ssh)
+    forwards = open_forwards(runtime.ssh, inv.paths.runtime_dir / "ssh")
     try:
         session = ProjectSession(runtime, project, inv.paths, inv.env)
         started = session.start_app(
