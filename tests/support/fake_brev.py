@@ -109,6 +109,42 @@ def _kill_tree(pid: int) -> None:
         time.sleep(0.02)
 
 
+def _ancestors(pid: int) -> set[int]:
+    found = set()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat[stat.rfind(")") + 2 :].split()[1])
+    return found
+
+
+def _kill_machine_processes(port: int | None) -> None:
+    """Kill what runs "on" the instance: every process started over SSH to its port.
+
+    A real machine that stops runs nothing any more, detached processes (the agent's guard)
+    included; here they are found by the ``SSH_CONNECTION`` their session gave them.
+    """
+    if not port:
+        return
+    spared = _ancestors(os.getpid())
+    suffix = f" {port}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in spared:
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(b"SSH_CONNECTION=") and item.endswith(suffix):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry), signal.SIGKILL)
+                break
+
+
 # -- the helper API tests use ----------------------------------------------------------------
 
 
@@ -191,6 +227,7 @@ class FakeBrev:
                     pid = inst.get(key)
                     if pid and _pid_alive(pid):
                         _kill_tree(pid)
+                _kill_machine_processes(inst.get("port"))
                 inst["pid"] = None
                 inst["status"] = "STOPPED"
 
@@ -217,13 +254,19 @@ def _boot(store: Store, name: str, *, delay: float) -> None:
         # A new port each boot, as a cloud hands out a new address: the client must re-read
         # ssh_config after every start.
         sshd = _sshd_module()
-        server = sshd.SshServer(_instance_dir(store, name), port=_free_port())
+        # Each instance is a machine of its own: its own HOME, so ~/.nvwb differs per instance.
+        home = _instance_dir(store, name) / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        server = sshd.SshServer(
+            _instance_dir(store, name), port=_free_port(), session_env={"HOME": str(home)}
+        )
         server.start()
         inst.update(status="RUNNING", port=server.port, pid=server.pid, helper_pid=None)
         inst["user"] = server.user
         inst["key"] = str(server.client_key_path)
         inst["host_key_fingerprint"] = server.host_key_fingerprint
         inst["started_at"] = time.time()
+        inst["home"] = str(home)
         # The sshd lives on after this helper exits; close our copy of its log fd only.
         server._process = None
 
@@ -236,6 +279,7 @@ def _halt(store: Store, name: str, *, delay: float) -> None:
             return
         if inst.get("pid"):
             _kill_tree(inst["pid"])
+        _kill_machine_processes(inst.get("port"))
         inst.update(status="STOPPED", pid=None, helper_pid=None)
 
 

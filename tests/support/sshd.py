@@ -86,8 +86,16 @@ def _descendants(pid: int) -> list[int]:
 class SshServer:
     """One sshd on 127.0.0.1, its keys and config kept in ``directory``."""
 
-    def __init__(self, directory: Path | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        port: int | None = None,
+        session_env: dict[str, str] | None = None,
+    ) -> None:
+        """``session_env`` is set in every session (sshd's ``SetEnv``), e.g. a HOME of its own."""
         self._owns_directory = directory is None
+        self._session_env = dict(session_env or {})
         self.directory = (
             Path(tempfile.mkdtemp(prefix="wb-sshd-")) if directory is None else directory
         )
@@ -259,6 +267,8 @@ class SshServer:
             "LogLevel VERBOSE",
             f"Subsystem sftp {_sftp_server()}",
         ]
+        if self._session_env:
+            lines.append("SetEnv " + " ".join(f'"{k}={v}"' for k, v in self._session_env.items()))
         (self.directory / "sshd_config").write_text("\n".join(lines) + "\n")
 
     def _wait_for_banner(self, timeout: float) -> None:

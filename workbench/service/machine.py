@@ -17,61 +17,45 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
-from contexts.base import Provider, ProviderState, wait_for_ssh_banner
+from contexts.base import Provider, ProviderState, SshEndpoint, wait_for_ssh_banner
 from workbench.errors import ConflictError, ContextError, WorkbenchError
 from workbench.registry import Context
 from workbench.service.cost import CostMeter
 from workbench.service.leases import Lease
+from workbench.service.timing import Timing
+
+if TYPE_CHECKING:
+    from workbench.service.link import ContextLink
 
 log = logging.getLogger(__name__)
 
 State = Literal["stopped", "starting", "running", "stopping", "error", "unknown"]
 Emit = Callable[[dict[str, Any]], None]
 Action = Callable[[], None]
+LinkFactory = Callable[[Context], "ContextLink"]
+
+__all__ = ["ContextMachine", "InvariantViolation", "LinkFactory", "State", "Timing"]
 
 
 class InvariantViolation(RuntimeError):
     """A bug: the machine was about to stop a context that a lease holds."""
 
 
-@dataclass(frozen=True)
-class Timing:
-    """How patient the machine is. Tests shrink these through ``NVWB_SERVICE_*`` variables."""
-
-    poll_interval: float = 2.0
-    start_timeout: float = 900.0
-    stop_timeout: float = 600.0
-    ssh_timeout: float = 300.0
-    # How often a running context's provider is asked whether it still runs.
-    refresh_interval: float = 60.0
-    # After a failed stop, how long until the next try: a machine left up keeps costing.
-    stop_retry_interval: float = 300.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Timing:
-        def get(name: str, default: float) -> float:
-            value = env.get(f"NVWB_SERVICE_{name.upper()}")
-            return float(value) if value else default
-
-        base = cls()
-        return cls(
-            poll_interval=get("poll_interval", base.poll_interval),
-            start_timeout=get("start_timeout", base.start_timeout),
-            stop_timeout=get("stop_timeout", base.stop_timeout),
-            ssh_timeout=get("ssh_timeout", base.ssh_timeout),
-            refresh_interval=get("refresh_interval", base.refresh_interval),
-            stop_retry_interval=get("stop_retry_interval", base.stop_retry_interval),
-        )
-
-
 class ContextMachine:
     """The state, leases and worker of one context."""
 
-    def __init__(self, context: Context, provider: Provider, timing: Timing, emit: Emit) -> None:
+    def __init__(
+        self,
+        context: Context,
+        provider: Provider,
+        timing: Timing,
+        emit: Emit,
+        *,
+        link_factory: LinkFactory | None = None,
+    ) -> None:
         self.context = context
         self.provider = provider
         self.timing = timing
@@ -91,6 +75,11 @@ class ContextMachine:
         self._next_refresh = 0.0
         self._retry_stop_at: float | None = None
         self._closed = False
+        # The SSH connection, agent and heartbeats of a running remote machine (``link.py``).
+        self._link_factory = link_factory
+        self._link: ContextLink | None = None
+        self._link_error = ""
+        self._link_retry_at = 0.0
         # Every stop this machine committed to, with the lease count at that moment (always 0).
         self.stops_committed: list[tuple[float, int]] = []
         self._thread = threading.Thread(
@@ -113,6 +102,7 @@ class ContextMachine:
                 self._start_wanted = True  # a new reason to run: try again
             if self.state in ("stopping",):
                 self._progress("waiting for the stop in progress to finish, then starting again")
+            self._sync_heartbeats()
             self._cond.notify_all()
 
     def remove_lease(self, lease_id: str) -> Lease | None:
@@ -126,6 +116,7 @@ class ContextMachine:
             ):
                 # Opened here, not by the worker, so the caller sees the timer at once.
                 self._open_grace()
+            self._sync_heartbeats()
             self._cond.notify_all()
             return lease
 
@@ -162,6 +153,7 @@ class ContextMachine:
                     )
                 dropped = list(self.leases.values())
                 self.leases.clear()
+                self._sync_heartbeats()
             self._stop_wanted = True
             self._start_wanted = False
             self._cond.notify_all()
@@ -173,18 +165,25 @@ class ContextMachine:
             if not self._busy:
                 self._probe_wanted = True
                 self._cond.notify_all()
+            link = self._link
+        if link is not None:
+            link.poke()  # a fresh reading of the agent for the status to come
 
     def update_context(self, context: Context) -> None:
         with self._cond:
             self.context = context
             self.provider.context = context
+            link = self._link
             self._cond.notify_all()
+        if link is not None:
+            link.update_context(context)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
+        self._drop_link()
 
     def quiescent(self) -> bool:
         """No lease, no timer and no provider call pending: safe for the service to exit."""
@@ -242,6 +241,7 @@ class ContextMachine:
                 "uptime_seconds": None if self.provider.always_on else self.meter.uptime(),
                 "hourly_rate": rate,
                 "cost": self.meter.cost(rate),
+                **self._agent_snapshot(),
             }
 
     # -- the worker ------------------------------------------------------------------------
@@ -378,7 +378,10 @@ class ContextMachine:
         if state == "stopped":
             with self._cond:
                 self.meter.end()
+            self._drop_link()
         self._set_state(state, observed.message)
+        if state == "running":
+            self._ensure_link()  # found running (a restarted service): heartbeat it, read its agent
 
     def _follow(self, observed: ProviderState) -> None:
         target = "running" if observed.status == "starting" else "stopped"
@@ -424,6 +427,8 @@ class ContextMachine:
         if endpoint is not None:
             self._progress(f"waiting for SSH on {endpoint.hostname}:{endpoint.port}")
             wait_for_ssh_banner(endpoint, self.timing.ssh_timeout)
+            self._drop_link()  # a new boot: a new address, a new connection
+            self._ensure_link(endpoint, retry=True)
         with self._cond:
             self.meter.begin()
             self._next_refresh = time.monotonic() + self.timing.refresh_interval
@@ -435,6 +440,7 @@ class ContextMachine:
             self._progress("asking the provider to stop the machine")
             self.provider.stop()
             self._poll_until("stopped", self.timing.stop_timeout)
+            self._drop_link()
         except WorkbenchError as exc:
             log.error("context %s: stop failed: %s", name, exc)
             if not self.provider.can_stop:
@@ -461,7 +467,10 @@ class ContextMachine:
         if observed.status in ("stopped", "notfound"):
             with self._cond:
                 self.meter.end()
+            self._drop_link()
             self._set_state("stopped", "stopped outside Workbench")
+            return
+        self._ensure_link()  # an earlier attach failed: try again
 
     def _poll_until(self, target: str, timeout: float) -> None:
         """Poll the provider until it reports ``target``; raise on failure or timeout."""
@@ -490,6 +499,73 @@ class ContextMachine:
                 if self._closed:
                     raise ContextError("the service is shutting down", context=self.context.name)
                 self._cond.wait(self.timing.poll_interval)
+
+    # -- the link to a running remote machine (SSH, agent, heartbeats) ------------------------
+
+    def _ensure_link(self, endpoint: SshEndpoint | None = None, *, retry: bool = False) -> None:
+        """Connect, install the agent and arm its guard, unless linked. Worker thread, no lock.
+
+        A failure leaves the machine running (the service still stops it after the grace
+        period) and is shown in status; it is tried again at the next refresh.
+        """
+        with self._cond:
+            if (
+                self._link_factory is None
+                or self.provider.always_on
+                or self._link is not None
+                or (not retry and time.monotonic() < self._link_retry_at)
+            ):
+                return
+            self._link_retry_at = time.monotonic() + self.timing.refresh_interval
+            guard = self.stoppable
+            leased = bool(self.leases)
+        link: ContextLink | None = None
+        try:
+            endpoint = endpoint or self.provider.ssh_endpoint()
+            if endpoint is None:
+                return
+            self._progress(
+                "installing the Workbench agent"
+                + (" and arming its idle guard" if guard else " (no idle guard: not stoppable)")
+            )
+            link = self._link_factory(self.context)
+            link.attach(endpoint, leased=leased, guard=guard)
+        except WorkbenchError as exc:
+            if link is not None:
+                link.close()
+            log.warning("context %s: agent not installed: %s", self.context.name, exc)
+            with self._cond:
+                self._link_error = str(exc)
+            self._progress(f"the Workbench agent could not be installed: {exc}")
+            return
+        with self._cond:
+            self._link, self._link_error = link, ""
+            self._sync_heartbeats()
+
+    def _drop_link(self) -> None:
+        with self._cond:
+            link, self._link = self._link, None
+            self._link_error = ""
+        if link is not None:
+            link.close()
+
+    def _sync_heartbeats(self) -> None:
+        """Beat while a lease is held; stop on the last release so the guard can take over.
+
+        Called with the lock held; the link's own lock is never held while it calls us.
+        """
+        if self._link is not None:
+            self._link.set_leased(bool(self.leases))
+
+    def _agent_snapshot(self) -> dict[str, Any]:
+        """The agent's fields of ``snapshot`` (lock held)."""
+        agent: dict[str, Any] | None = None
+        if self._link is not None:
+            agent = self._link.snapshot()
+        elif self._link_error:
+            agent = {"installed": False, "error": self._link_error, "inactive_seconds": None}
+        inactive = agent.get("inactive_seconds") if agent else None
+        return {"agent": agent, "inactive_seconds": inactive}
 
     # -- events ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from workbench.errors import ContextError
 from workbench.paths import Paths
 from workbench.registry import Context, Registry
 from workbench.service.leases import Holder, Lease
+from workbench.service.link import ContextLink
 from workbench.service.machine import ContextMachine, Timing
 from workbench.service.providers import provider_for
 
@@ -76,11 +77,16 @@ class Manager:
                 machine = None
             if machine is None:
                 provider = provider_for(ctx, self.env)
-                machine = ContextMachine(ctx, provider, self.timing, self._events.put)
+                machine = ContextMachine(
+                    ctx, provider, self.timing, self._events.put, link_factory=self._link
+                )
                 self._machines[name] = machine
             elif machine.context != ctx:
                 machine.update_context(ctx)
             return machine
+
+    def _link(self, context: Context) -> ContextLink:
+        return ContextLink(context, self.paths, self.env, self.timing)
 
     def machines(self) -> list[ContextMachine]:
         with self._lock:

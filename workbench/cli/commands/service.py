@@ -177,6 +177,33 @@ def _duration(seconds: float | None) -> str | None:
     return f"{secs}s"
 
 
+def _minutes(seconds: float) -> str:
+    """Idle times as people say them: whole minutes, or seconds under one (short test timeouts)."""
+    return f"{int(seconds // 60)} min" if seconds >= 60 else f"{int(seconds)} s"
+
+
+def _agent_note(snap: dict[str, Any]) -> str | None:
+    """What the machine's own agent says: idle for how long, in use, or why it is not there."""
+    agent = snap.get("agent")
+    if snap.get("state") != "running" or not agent:
+        return None
+    if not agent.get("installed"):
+        return f"no idle guard on the machine: {agent.get('error')}" if agent.get("error") else None
+    if snap.get("leases"):
+        return None  # heartbeats keep the guard's clock at zero: nothing worth saying
+    activity = agent.get("activity") or []
+    if activity:
+        return "in use on the machine: " + ", ".join(str(a) for a in activity[:3])
+    inactive = snap.get("inactive_seconds")
+    if inactive is None:
+        return None
+    note = f"inactive for {_minutes(float(inactive))}"
+    timeout = agent.get("idle_timeout_seconds")
+    if agent.get("guard_running") and timeout:
+        note += f" (the machine stops itself at {_minutes(float(timeout))})"
+    return note
+
+
 def _row(snap: dict[str, Any]) -> dict[str, Any]:
     """The snapshot plus the columns people read; JSON keeps every raw field too."""
     leases = snap.get("leases") or []
@@ -188,6 +215,9 @@ def _row(snap: dict[str, Any]) -> dict[str, Any]:
     grace = snap.get("grace_remaining_seconds")
     if grace is not None:
         notes.append(f"stopping in {_duration(grace)} unless reopened")
+    agent_note = _agent_note(snap)
+    if agent_note:
+        notes.append(agent_note)
     cost = snap.get("cost")
     return {
         **snap,

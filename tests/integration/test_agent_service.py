@@ -1,0 +1,208 @@
+"""The agent through the real service: installed on start, heartbeated, and the guard as backstop.
+
+A stand-in brev account whose instances are real sshd processes on loopback; the service runs as
+its own process, spawned by the first client. The guard's stop command is the stand-in's own
+``brev stop NAME``, so when the guard fires the instance really stops (its sshd dies).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_brev import SCRIPT, FakeBrev
+from tests.support.sshd import sshd_available
+from workbench.cli import main as cli_main
+from workbench.paths import Paths
+from workbench.registry import Context, Registry
+from workbench.resources import resource_path
+from workbench.service.client import ServiceClient, ServiceUnavailable
+from workbench.service.leases import pid_alive
+from workbench.service.server import socket_path
+
+pytestmark = [
+    pytest.mark.sshd,
+    pytest.mark.skipif(not sshd_available(), reason="needs /usr/sbin/sshd and ssh-keygen"),
+    pytest.mark.timeout(120),
+]
+
+IDLE = 2.5  # the guard's idle timeout in these tests, seconds
+FAST = {
+    "NVWB_SERVICE_POLL_INTERVAL": "0.1",
+    "NVWB_SERVICE_PID_CHECK_INTERVAL": "0.2",
+    "NVWB_SERVICE_START_TIMEOUT": "30",
+    "NVWB_SERVICE_STOP_TIMEOUT": "30",
+    "NVWB_SERVICE_SSH_TIMEOUT": "15",
+    "NVWB_SERVICE_IDLE_EXIT": "1.5",
+    "NVWB_SERVICE_AGENT_IDLE_TIMEOUT": str(IDLE),
+    "NVWB_SERVICE_AGENT_POLL": "0.2",
+    "NVWB_SERVICE_HEARTBEAT_INTERVAL": "0.5",
+    "NVWB_WAIT_TIMEOUT": "60",
+}
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def brev(tmp_path: Path) -> Iterator[FakeBrev]:
+    fake = FakeBrev(tmp_path / "brev-account")
+    yield fake
+    fake.close()  # kills every instance's sshd and whatever ran on it (guards included)
+
+
+@pytest.fixture
+def env(wb_env: dict[str, str], brev: FakeBrev) -> Iterator[dict[str, str]]:
+    environment = {**brev.env(wb_env), **FAST}
+    yield environment
+    paths = Paths.from_env(environment)
+    try:
+        with ServiceClient.connect(paths, environment, spawn=False) as client:
+            client.shutdown(force=True)
+        wait_for(lambda: not socket_path(paths).exists(), 10, "the service to exit")
+    except ServiceUnavailable:
+        pass
+
+
+def idle_stop_command(brev: FakeBrev, instance: str) -> str:
+    """What the guard runs on the "remote" (this machine) to stop the stand-in instance."""
+    home, script = shlex.quote(str(brev.home)), shlex.quote(str(SCRIPT))
+    return f"FAKE_BREV_HOME={home} {script} stop {instance}"
+
+
+def brev_context(env: dict[str, str], brev: FakeBrev, *, grace: int = 60) -> Paths:
+    paths = Paths.from_env(env)
+    with Registry.locked(paths) as registry:
+        registry.create(
+            Context(
+                name="gpu",
+                kind="brev",
+                brev_instance_name="gpu-1",
+                grace_period_seconds=grace,
+                stop_command_on_idle=idle_stop_command(brev, "gpu-1"),
+            )
+        )
+    return paths
+
+
+def agent_dir(brev: FakeBrev) -> Path:
+    # Each stand-in instance has a HOME of its own; the context's workbench dir is ~/.nvwb.
+    return Path(brev.instance("gpu-1")["home"]) / ".nvwb" / "agent"
+
+
+def guard_status(brev: FakeBrev) -> dict:
+    path = agent_dir(brev) / "state" / "status.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def snapshot(client: ServiceClient) -> dict:
+    (snap,) = client.status(["gpu"])["contexts"]
+    return snap
+
+
+def start_leased(client: ServiceClient, brev: FakeBrev) -> dict:
+    client.acquire("gpu", purpose="window")
+    snap = client.wait("gpu", ["running", "error"], 30)
+    assert snap["state"] == "running", snap["message"]
+    return snap
+
+
+def test_a_started_instance_gets_the_agent_and_a_guard(env, brev: FakeBrev):
+    brev.create("gpu-1", boot_delay=0.2)
+    paths = brev_context(env, brev)
+    with ServiceClient.connect(paths, env) as client:
+        events: list[dict] = []
+        client.subscribe(events.append)
+        snap = start_leased(client, brev)
+        installed = agent_dir(brev) / "agent.py"
+        shipped = resource_path("agent", "agent.py").read_bytes()
+        assert installed.read_bytes() == shipped
+        pid = int((agent_dir(brev) / "state" / "guard.pid").read_text())
+        assert pid_alive(pid)
+        assert any("installing the Workbench agent" in e.get("message", "") for e in events)
+        agent = snap["agent"]
+        assert agent["installed"] and agent["guard_wanted"]
+        assert agent["version"] == hashlib.sha256(shipped).hexdigest()[:12]
+        wait_for(lambda: snapshot(client)["agent"].get("guard_pid") == pid, 10, "a status read")
+    # Brev's ssh_config turns host key checking off; the first key was pinned for the instance.
+    pinned = Registry.load(paths).get("gpu").accepted_host_key
+    assert pinned == brev.instance("gpu-1")["host_key_fingerprint"]
+
+
+def test_heartbeats_keep_it_up_past_the_idle_timeout_while_leased(env, brev: FakeBrev):
+    brev.create("gpu-1", boot_delay=0.2)
+    paths = brev_context(env, brev)
+    with ServiceClient.connect(paths, env) as client:
+        start_leased(client, brev)
+        time.sleep(IDLE * 2.5)
+        assert brev.status("gpu-1") == "RUNNING"
+        status = guard_status(brev)
+        assert status["state"] == "watching"
+        assert status["inactive_seconds"] < IDLE
+        assert snapshot(client)["agent"]["heartbeats"] is True
+
+
+def test_service_killed_with_sigkill_the_guard_stops_the_instance(env, brev: FakeBrev):
+    brev.create("gpu-1", boot_delay=0.2)
+    paths = brev_context(env, brev, grace=600)  # the service would not stop it for 10 minutes
+    client = ServiceClient.connect(paths, env)
+    start_leased(client, brev)
+    guard_pid = int((agent_dir(brev) / "state" / "guard.pid").read_text())
+    service_pid = client.service["pid"]
+    os.kill(service_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    client.close()
+    brev.wait_status("gpu-1", "STOPPED", timeout=IDLE + 15)
+    elapsed = time.monotonic() - killed_at
+    assert elapsed >= IDLE - 1.0  # heartbeats had reset the clock just before the kill
+    assert not brev.sshd_alive("gpu-1")
+    wait_for(lambda: not pid_alive(guard_pid), 10, "the guard to exit")
+    status = guard_status(brev)
+    assert "idle for" in status["stop_reason"]
+    assert status["state"] in ("stopping", "stopped")
+    socket_path(paths).unlink(missing_ok=True)  # left by the killed service
+
+
+def test_a_release_stops_the_heartbeats_and_status_shows_the_idle_time(env, brev: FakeBrev):
+    brev.create("gpu-1", boot_delay=0.2)
+    paths = brev_context(env, brev, grace=600)
+    # Long enough to read the idle time before the guard fires.
+    env = {**env, "NVWB_SERVICE_AGENT_IDLE_TIMEOUT": "120"}
+    with ServiceClient.connect(paths, env) as client:
+        lease = client.acquire("gpu", purpose="window")
+        assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
+        client.release(lease["id"])
+        wait_for(
+            lambda: (snapshot(client).get("inactive_seconds") or 0) >= 2.0,
+            15,
+            "the agent to report idle time",
+        )
+        assert snapshot(client)["agent"]["heartbeats"] is False
+        out = _nvwb(["status"], env)
+        line = next(row for row in out.splitlines() if row.startswith("gpu"))
+        assert "inactive for" in line and "s" in line
+        rows = json.loads(_nvwb(["status", "-o", "json"], env))
+        (row,) = [r for r in rows if r["name"] == "gpu"]
+        assert row["inactive_seconds"] >= 2.0
+        assert row["agent"]["idle_timeout_seconds"] == 120
+
+
+def _nvwb(argv: list[str], env: dict[str, str]) -> str:
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main.main(argv, env, stdin=io.StringIO(), stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    return out.getvalue()
