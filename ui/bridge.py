@@ -62,6 +62,7 @@ class ServiceBridge(QObject):
     graceStarted = Signal(str, float)  # context, seconds
     leaseAcquired = Signal(str, dict)  # key, lease
     leaseFailed = Signal(str, object)  # key, exception
+    leaseEnded = Signal(str, str)  # key, why: the service ended a lease we held (a forced stop)
     _eventArrived = Signal(dict)  # from the client's reader thread
 
     def __init__(
@@ -337,6 +338,17 @@ class ServiceBridge(QObject):
         with self._lock:
             return key in self._wanted
 
+    def _lease_lost(self, lease_id: str, context: str) -> None:
+        """The service ended one of our leases (someone stopped the context with force)."""
+        with self._lock:
+            key = next((k for k, v in self._lease_ids.items() if v == lease_id), None)
+            if key is None:
+                return
+            del self._lease_ids[key]
+            # Not taken again by itself: a person asked for the stop, a person may reopen.
+            self._wanted.pop(key, None)
+        self.leaseEnded.emit(key, f"{context} was stopped by hand")
+
     # -- status --------------------------------------------------------------------------
 
     def refresh(self) -> None:
@@ -398,6 +410,8 @@ class ServiceBridge(QObject):
             self.progress.emit(context, str(event.get("message", "")))
         elif kind == "lease":
             self.leaseEvent.emit(event)
+            if event.get("action") == "lost":
+                self._lease_lost(str((event.get("lease") or {}).get("id")), context)
         elif kind == "grace":
             self.graceStarted.emit(context, float(event.get("seconds") or 0))
         self._soon.start()

@@ -146,6 +146,7 @@ class ProjectWindow(QMainWindow):
         bridge.progress.connect(self._progress_event)
         bridge.leaseAcquired.connect(self._lease_acquired)
         bridge.leaseFailed.connect(self._lease_failed)
+        bridge.leaseEnded.connect(self._lease_ended)
         bridge.contextsUpdated.connect(self._contexts_updated)
         bridge.serviceLost.connect(self._service_lost)
         bridge.connected.connect(self._service_back)
@@ -229,6 +230,18 @@ class ProjectWindow(QMainWindow):
         if key != self.lease_key:
             return
         self._show_error(f"Could not take {self.context}: {exc}")
+
+    def _lease_ended(self, key: str, why: str) -> None:
+        if key != self.lease_key:
+            return
+        self.lease = None
+        self.banner.show_message(
+            f"{why}; this window no longer holds it. Retry takes it and starts it again.",
+            level="warning",
+            action="Retry",
+        )
+        self.retry_button.show()
+        self.output.append(why)
 
     def _context_picked(self, index: int) -> None:
         name = self.context_combo.itemText(index)

@@ -168,7 +168,7 @@ class Tray(QObject):
                     ask_confirm(
                         parent,
                         f"Stop {name}?",
-                        f"{exc.message}.",
+                        self._in_use_text(name, exc),
                         detail="Stopping ends their hold on it; unsaved work inside the "
                         "project containers may be lost.",
                         confirm="Stop anyway",
@@ -178,6 +178,14 @@ class Tray(QObject):
             self.notify(f"Stopping {name} failed", str(exc), "error")
 
         self.bridge.stop_context(name, force=force, on_error=failed, receiver=self)
+
+    def _in_use_text(self, name: str, exc: ConflictError) -> str:
+        """Who holds ``name``, by purpose ("project window: demo") rather than connection id."""
+        view = self.bridge.last_view
+        leases = (view.snapshots.get(name, {}).get("leases") if view else None) or []
+        if not leases:
+            return f"{exc.message}."
+        return f"{name} is in use by {fmt.holders(leases)}."
 
     def stop_all(self) -> None:
         for entry in list(self._running):

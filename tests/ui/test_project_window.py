@@ -1,0 +1,104 @@
+"""The project window's panes: apps from the spec, variables in the file, secrets in the keyring."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from ui.app import App
+from ui.project_window import ProjectWindow
+from workbench.build_inputs import list_variables
+from workbench.paths import Paths
+from workbench.projects import create_project
+from workbench.secrets import SecretStore, project_secret_key
+from workbench.spec.document import SpecDocument
+
+pytestmark = pytest.mark.timeout(60)
+
+SECRET = "nvapi-0123456789abcdefXY"
+
+
+def _open(qtbot, app: App, env: dict[str, str]) -> ProjectWindow:
+    project = create_project(Paths.from_env(env), "demo", "python-basic", "A demo", env=env)
+    document = SpecDocument.load(project.spec_path)
+    document.add_secret("NVIDIA_API_KEY", "for the hosted models")
+    document.save()
+    window = app.window.open_project_window(project, "local")
+    qtbot.waitUntil(lambda: window.badge.state == "running", timeout=20000)
+    return window
+
+
+def test_apps_come_from_the_spec(qtbot, app: App, env):
+    window = _open(qtbot, app, env)
+    table = window.apps.table
+    assert table.rowCount() == 1
+    assert table.item(0, 0).text() == "jupyterlab"
+    assert table.item(0, 1).text() == "webapp"
+    assert table.item(0, 2).text() == "8888"
+    assert window.environment.base_label.text() == "Python Basic"
+
+
+def test_variables_are_checked_and_written(qtbot, app: App, env):
+    window = _open(qtbot, app, env)
+    editor = window.variables.variables
+    qtbot.keyClicks(editor.name_edit, "HF_TOKEN")
+    assert "looks like a secret" in editor.name_problem.problem
+    assert not editor.set_button.isEnabled()
+    editor.name_edit.clear()
+    qtbot.keyClicks(editor.name_edit, "MODEL_NAME")
+    qtbot.keyClicks(editor.value_edit, "llama-3")
+    qtbot.mouseClick(editor.set_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.table.rowCount() >= 1, timeout=10000)
+    names = {v.name: v.value for v in list_variables(window.project.path)}
+    assert names["MODEL_NAME"] == "llama-3"
+    assert editor.name_edit.text() == ""
+
+
+def test_a_secret_goes_to_the_keyring_and_is_only_shown_masked(
+    qtbot, app: App, env, keyring_backend
+):
+    window = _open(qtbot, app, env)
+    editor = window.variables.secrets
+    qtbot.waitUntil(lambda: editor.shown_values() == ["not set"], timeout=10000)
+    editor.table.selectRow(0)
+    qtbot.keyClicks(editor.value_edit, SECRET)
+    qtbot.mouseClick(editor.store_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.shown_values() == ["nv****XY"], timeout=10000)
+    assert editor.value_edit.text() == ""
+    key = project_secret_key("demo", "NVIDIA_API_KEY")
+    assert SecretStore(env=env).get(key) == SECRET
+    # Nowhere in the window is the value in full.
+    for widget in window.findChildren(object):
+        text = getattr(widget, "text", None)
+        if callable(text):
+            try:
+                value = text()
+            except TypeError:
+                continue
+            assert SECRET not in str(value)
+    qtbot.mouseClick(editor.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: editor.shown_values() == ["not set"], timeout=10000)
+    assert SecretStore(env=env).get(key) is None
+
+
+def test_main_window_shortcuts(app: App):
+    window = app.window
+    shortcuts = {
+        action.text(): action.shortcut().toString()
+        for action in window.actions()
+        if not action.shortcut().isEmpty()
+    }
+    assert shortcuts["New project…"] == "Ctrl+N"
+    assert shortcuts["Open"] == "Ctrl+O"
+    assert shortcuts["New context…"] == "Ctrl+Shift+N"
+    assert shortcuts["Delete"] == "Del"
+    assert shortcuts["Refresh"] == "F5"
+    assert shortcuts["Quit"] == "Ctrl+Q"
+
+
+def test_new_context_shortcut_opens_the_form(qtbot, app: App):
+    app.window.activateWindow()
+    app.window.new_context_action.trigger()
+    qtbot.waitUntil(lambda: app.window.dialog is not None)
+    assert app.window.dialog.windowTitle() == "New context"
+    app.window.dialog.reject()

@@ -1,0 +1,64 @@
+"""A dying service is said out loud; the app reconnects and takes its windows' leases again."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.support.fake_brev import FakeBrev
+from tests.support.sshd import sshd_available
+from tests.ui.conftest import add_brev_context
+from ui.app import App
+from workbench.paths import Paths
+from workbench.projects import create_project
+
+pytestmark = [
+    pytest.mark.sshd,
+    pytest.mark.skipif(not sshd_available(), reason="needs /usr/sbin/sshd and ssh-keygen"),
+    pytest.mark.timeout(120),
+]
+
+
+def test_a_crashed_service_shows_a_banner_then_reconnects_and_keeps_the_lease(
+    qtbot, app: App, env, brev: FakeBrev
+):
+    brev.create("gpu-1", boot_delay=0.2)
+    add_brev_context(env, grace=1)
+    project = create_project(Paths.from_env(env), "demo", "python-basic", env=env)
+    window = app.window.open_project_window(project, "gpu")
+    qtbot.waitUntil(lambda: window.badge.state == "running", timeout=30000)
+    old_pid = app.bridge.service_info["pid"]
+    lost: list[str] = []
+    app.bridge.serviceLost.connect(lost.append)
+
+    os.kill(old_pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: bool(lost), timeout=10000)
+    assert "not answering" in app.window.banner.text()
+    assert "Lost the Workbench service" in window.banner.text()
+
+    # A new service is spawned; the window's lease is taken again on it.
+    qtbot.waitUntil(
+        lambda: app.bridge.is_connected and app.bridge.service_info.get("pid") != old_pid,
+        timeout=30000,
+    )
+    qtbot.waitUntil(lambda: not app.window.banner.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: app.bridge.holds(window.lease_key), timeout=10000)
+    qtbot.waitUntil(
+        lambda: "project window: demo" in app.window.contexts_model.row("gpu").cell(5),
+        timeout=10000,
+    )
+    assert app.window.contexts_model.row("gpu").state == "running"
+    assert brev.status("gpu-1") == "RUNNING"
+    assert "service connected" in window.output.text()
+    # And the lease still does its job: closing the window stops the machine.
+    window.close()
+    qtbot.waitUntil(lambda: brev.status("gpu-1") == "STOPPED", timeout=30000)
+
+
+def test_the_service_is_started_when_none_runs(qtbot, app: App, env):
+    # The fixture's app found no service and the client spawned one.
+    assert app.bridge.service_info["pid"] != os.getpid()
+    assert "connected" in app.window.service_label.text()
+    qtbot.waitUntil(lambda: "local" in app.window.contexts_model.names(), timeout=10000)
