@@ -792,48 +792,53 @@ def _sync_walk(root: str, rules: SyncRules, problems: list[dict[str, Any]], star
                 stack.append(rel)
 
 
-def cmd_sync_scan(args: argparse.Namespace) -> int:
-    """Print the manifest of ROOT as JSON lines, then {"done": true, "root_ok": ...}."""
+def _sync_scan_all(root: str, rules: SyncRules) -> dict[str, Any]:
     import stat as st_
 
-    rules = _sync_read_rules(args)
-    root = args.root
     try:
         ok = st_.S_ISDIR(os.stat(root).st_mode)
         message = "" if ok else f"the sync root {root} is not a folder"
     except OSError as exc:
         ok, message = False, f"the sync root {root} cannot be read: {_sync_oserror(exc)}"
     problems = []  # type: list[dict[str, Any]]
-    if ok:
-        for entry in _sync_walk(root, rules, problems):
-            _sync_out(entry)
-    for problem in problems:
+    entries = list(_sync_walk(root, rules, problems)) if ok else []
+    return {"entries": entries, "problems": problems, "root_ok": ok, "message": message}
+
+
+def cmd_sync_scan(args: argparse.Namespace) -> int:
+    """Print the manifest of ROOT as JSON lines, then {"done": true, "root_ok": ...}."""
+    found = _sync_scan_all(args.root, _sync_read_rules(args))
+    for entry in found["entries"]:
+        _sync_out(entry)
+    for problem in found["problems"]:
         _sync_out(problem)
-    _sync_out({"done": True, "root_ok": ok, "message": message})
+    _sync_out({"done": True, "root_ok": found["root_ok"], "message": found["message"]})
     return 0
+
+
+def _sync_hash_one(root: str, path: str) -> dict[str, Any]:
+    try:
+        digest = hashlib.sha256()
+        with open(_sync_inside(root, path), "rb") as fh:
+            while True:
+                chunk = fh.read(SYNC_CHUNK)
+                if not chunk:
+                    break
+                digest.update(chunk)
+        return {"path": path, "sha256": digest.hexdigest()}
+    except FileNotFoundError:
+        return {"path": path, "missing": True}
+    except (OSError, ValueError) as exc:
+        reason = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+        return {"path": path, "error": "cannot read: " + reason}
 
 
 def cmd_sync_hash(args: argparse.Namespace) -> int:
     """Read JSON-string paths on stdin, print {"path", "sha256"} (or "error") for each."""
     for line in sys.stdin:
-        if not line.strip():
-            continue
-        path = json.loads(line)
-        try:
-            digest = hashlib.sha256()
-            with open(_sync_inside(args.root, path), "rb") as fh:
-                while True:
-                    chunk = fh.read(SYNC_CHUNK)
-                    if not chunk:
-                        break
-                    digest.update(chunk)
-            _sync_out({"path": path, "sha256": digest.hexdigest()})
-        except FileNotFoundError:
-            _sync_out({"path": path, "missing": True})
-        except (OSError, ValueError) as exc:
-            reason = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
-            _sync_out({"path": path, "error": "cannot read: " + reason})
-        sys.stdout.flush()
+        if line.strip():
+            _sync_out(_sync_hash_one(args.root, json.loads(line)))
+            sys.stdout.flush()
     return 0
 
 
@@ -855,6 +860,8 @@ def _sync_apply_one(root: str, op: dict[str, Any]) -> dict[str, Any]:
     try:
         full = _sync_inside(root, path)
         current = _sync_stat(root, path)
+        if op["op"] == "stat":
+            return {"path": path, "ok": True, "entry": current}
         if not _sync_matches(current, op.get("expect")):
             return {
                 "path": path,
@@ -905,7 +912,160 @@ def _sync_discard(tmp: str | None) -> None:
             os.unlink(tmp)
 
 
-def cmd_sync_receive(args: argparse.Namespace) -> int:  # noqa: PLR0915
+def _sync_commit(  # noqa: PLR0917 - one call site per transfer kind, all positional
+    root: str,
+    path: str,
+    tmp: str,
+    digest: str,
+    sent_ok: bool,
+    sent_sha: str,
+    reason: str,
+    mode: int,
+    mtime_ns: int,
+    expect: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Rename a received temp file into place if the sender vouched for it, its digest
+    matches, and the path still holds what the laptop saw; else drop it."""
+    try:
+        if not sent_ok:
+            _sync_discard(tmp)
+            reason = reason or "the sender could not read it"
+            return {
+                "path": path,
+                "ok": False,
+                "changed": reason.startswith("changed"),
+                "error": reason,
+            }
+        if sent_sha != digest:
+            _sync_discard(tmp)
+            return {
+                "path": path,
+                "ok": False,
+                "error": "content damaged in transfer (digest mismatch)",
+            }
+        os.chmod(tmp, mode & 0o7777)
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        full = _sync_inside(root, path)
+        current = _sync_stat(root, path)
+        if not _sync_matches(current, expect):
+            _sync_discard(tmp)
+            return {
+                "path": path,
+                "ok": False,
+                "changed": True,
+                "error": "changed here since it was scanned",
+            }
+        if current is not None and current["type"] == "dir":
+            os.rmdir(full)
+        os.replace(tmp, full)
+        return {"path": path, "ok": True, "entry": _sync_stat(root, path), "digest": digest}
+    except (OSError, ValueError) as exc:
+        _sync_discard(tmp)
+        why = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+        return {"path": path, "ok": False, "error": why}
+
+
+def _sync_put(root: str, item: dict[str, Any]) -> dict[str, Any]:
+    """Land one small file sent inline (base64) by ``serve``: same checks as a tar member."""
+    import base64
+
+    path, tmp = item["path"], None
+    try:
+        full = _sync_inside(root, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        _sync_inside(root, path)
+        data = base64.b64decode(item["data"])
+        tmp = _sync_temp(full)
+        with open(tmp, "xb") as out:
+            out.write(data)
+    except (OSError, ValueError) as exc:
+        _sync_discard(tmp)
+        why = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+        return {"path": path, "ok": False, "error": why}
+    return _sync_commit(
+        root,
+        path,
+        tmp,
+        hashlib.sha256(data).hexdigest(),
+        bool(item["ok"]),
+        item["sha256"],
+        item.get("reason", ""),
+        int(item["mode"]),
+        int(item["mtime_ns"]),
+        item.get("expect"),
+    )
+
+
+def _sync_get(root: str, item: dict[str, Any]) -> dict[str, Any]:
+    """Read one small file for ``serve`` (inline, base64), saying whether it stayed as planned."""
+    import base64
+
+    path = item["path"]
+    try:
+        with open(_sync_inside(root, path), "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+        after = os.stat(_sync_inside(root, path))
+    except (OSError, ValueError) as exc:
+        why = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
+        return {
+            "path": path,
+            "ok": False,
+            "reason": "cannot read: " + why,
+            "data": "",
+            "sha256": "",
+            "mode": 0,
+            "mtime_ns": 0,
+        }
+    planned = (item["size"], item["mtime_ns"])
+    same = (st.st_size, st.st_mtime_ns) == (after.st_size, after.st_mtime_ns) == planned
+    ok = same and len(data) == st.st_size
+    return {
+        "path": path,
+        "ok": ok,
+        "reason": "" if ok else "changed while it was being sent",
+        "data": base64.b64encode(data).decode("ascii"),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "mode": st.st_mode & 0o7777,
+        "mtime_ns": st.st_mtime_ns,
+    }
+
+
+def cmd_sync_serve(args: argparse.Namespace) -> int:
+    """Answer requests (JSON lines with "id" and "cmd") on one channel until stdin closes:
+    scan, hash, apply, put and get (small files inline), cleanup. One process for the whole
+    session, so a small change costs a round trip, not a login shell and an interpreter."""
+    root = args.root
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        cmd = req.get("cmd")
+        reply = {"id": req.get("id")}  # type: dict[str, Any]
+        try:
+            if cmd == "scan":
+                rules = SyncRules(req.get("rules") or [])
+                reply.update(_sync_scan_all(root, rules))
+            elif cmd == "hash":
+                reply["results"] = [_sync_hash_one(root, p) for p in req["paths"]]
+            elif cmd == "apply":
+                reply["results"] = [_sync_apply_one(root, o) for o in req["ops"]]
+            elif cmd == "put":
+                reply["results"] = [_sync_put(root, f) for f in req["files"]]
+            elif cmd == "get":
+                reply["files"] = [_sync_get(root, f) for f in req["files"]]
+            elif cmd == "ping":
+                reply["pong"] = True
+            else:
+                reply["error"] = f"unknown request {cmd!r}"
+        except Exception as exc:  # one bad request must not end the session's channel
+            reply["error"] = f"{type(exc).__name__}: {exc}"
+        _sync_out(reply)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_sync_receive(args: argparse.Namespace) -> int:
     """Apply a tar transfer from stdin (see workbench/sync/wire.py); a result line per file."""
     import tarfile
 
@@ -916,46 +1076,19 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:  # noqa: PLR0915
         path, tmp, digest, member, error = pending
         if tmp is None:
             return {"path": path, "ok": False, "error": error}
-        try:
-            if verdict.get("WBSYNC.ok") != "1":
-                _sync_discard(tmp)
-                return {
-                    "path": path,
-                    "ok": False,
-                    "changed": True,
-                    "error": verdict.get("WBSYNC.reason") or "the sender could not read it",
-                }
-            if verdict.get("WBSYNC.sha256") != digest:
-                _sync_discard(tmp)
-                return {
-                    "path": path,
-                    "ok": False,
-                    "error": "content damaged in transfer (digest mismatch)",
-                }
-            os.chmod(tmp, member.mode & 0o7777)
-            mtime_ns = int(
-                member.pax_headers.get("WBSYNC.mtime_ns", int(member.mtime) * 1000000000)
-            )
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
-            full = _sync_inside(root, path)
-            current = _sync_stat(root, path)
-            expect = json.loads(member.pax_headers.get("WBSYNC.expect") or "null")
-            if not _sync_matches(current, expect):
-                _sync_discard(tmp)
-                return {
-                    "path": path,
-                    "ok": False,
-                    "changed": True,
-                    "error": "changed here since it was scanned",
-                }
-            if current is not None and current["type"] == "dir":
-                os.rmdir(full)
-            os.replace(tmp, full)
-            return {"path": path, "ok": True, "entry": _sync_stat(root, path), "digest": digest}
-        except (OSError, ValueError) as exc:
-            _sync_discard(tmp)
-            reason = _sync_oserror(exc) if isinstance(exc, OSError) else str(exc)
-            return {"path": path, "ok": False, "error": reason}
+        headers = member.pax_headers
+        return _sync_commit(
+            root,
+            path,
+            tmp,
+            digest,
+            verdict.get("WBSYNC.ok") == "1",
+            verdict.get("WBSYNC.sha256", ""),
+            verdict.get("WBSYNC.reason", ""),
+            member.mode,
+            int(headers.get("WBSYNC.mtime_ns", int(member.mtime) * 1000000000)),
+            json.loads(headers.get("WBSYNC.expect") or "null"),
+        )
 
     stdin = sys.stdin.buffer
     with tarfile.open(fileobj=stdin, mode="r|", bufsize=SYNC_CHUNK) as tar:
@@ -1225,6 +1358,7 @@ def add_sync_commands(commands: Any) -> None:
         ("send", cmd_sync_send, "write the files named on stdin as a tar transfer"),
         ("cleanup", cmd_sync_cleanup, "delete temp files left by a killed transfer"),
         ("watch", cmd_sync_watch, "stream changes under ROOT as JSON lines"),
+        ("serve", cmd_sync_serve, "answer sync requests on stdin until it closes"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("root")

@@ -8,6 +8,7 @@ The remote agent implements the same contract (see ``workbench.sync.wire``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import hashlib
@@ -17,6 +18,7 @@ import secrets
 import stat
 import tarfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +62,18 @@ def set_executable(mode: int, executable: bool) -> int:
     return mode & ~0o111
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What the sender said about one file, with the attributes it is to land with."""
+
+    ok: bool
+    sha256: str
+    reason: str
+    mode: int
+    mtime_ns: int
+    expect: Entry | None
+
+
 class _Reader:
     """Reads exactly ``size`` bytes of a file while hashing them; pads with zeros (and says so)
     when the file shrinks under it, so the tar stream stays well formed."""
@@ -96,6 +110,10 @@ class LocalTree:
     def scan(self, rules: IgnoreRules) -> ScanResult:
         return scan(self.root, rules, side=self.side)
 
+    def scan_under(self, rules: IgnoreRules, folder: str) -> ScanResult:
+        """Only what lies below ``folder`` (a folder a watcher saw appear)."""
+        return scan(self.root, rules, side=self.side, under=folder)
+
     def stat(self, path: str) -> Entry | None:
         return stat_path(self.root, path)
 
@@ -122,6 +140,8 @@ class LocalTree:
             full = relpath.resolve_inside(self.root, path)
             expect = Entry.from_json(op["expect"]) if op.get("expect") else None
             current = stat_path(self.root, path)
+            if op["op"] == "stat":
+                return Result(path, True, entry=current)
             if not matches_expectation(current, expect):
                 return Result(path, False, "changed since it was scanned", changed=True)
             kind = op["op"]
@@ -268,20 +288,32 @@ class LocalTree:
         path, tmp, digest, member, error = pending
         if tmp is None:
             return Result(path, False, error)
+        sent = Verdict(
+            ok=verdict.get(PAX_OK) == "1",
+            sha256=verdict.get(PAX_SHA, ""),
+            reason=verdict.get(PAX_REASON, ""),
+            mode=member.mode,
+            mtime_ns=int(member.pax_headers.get(PAX_MTIME, member.mtime * 1_000_000_000)),
+            expect=decode_expect(member.pax_headers.get(PAX_EXPECT)),
+        )
+        return self._commit(path, tmp, digest, sent)
+
+    def _commit(self, path: str, tmp: Path, digest: str, sent: Verdict) -> Result:
+        """Rename a received temp file into place if the sender vouched for it, the digest
+        matches and the path still holds what the planner saw; otherwise drop it."""
         try:
-            if verdict.get(PAX_OK) != "1":
+            if not sent.ok:
                 _discard(tmp)
-                reason = verdict.get(PAX_REASON) or "the sender could not read it"
-                return Result(path, False, reason, changed=True)
-            if verdict.get(PAX_SHA) != digest:
+                reason = sent.reason or "the sender could not read it"
+                return Result(path, False, reason, changed=reason.startswith("changed"))
+            if sent.sha256 != digest:
                 _discard(tmp)
                 return Result(path, False, "content damaged in transfer (digest mismatch)")
-            os.chmod(tmp, member.mode & 0o7777)
-            mtime_ns = int(member.pax_headers.get(PAX_MTIME, member.mtime * 1_000_000_000))
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            os.chmod(tmp, sent.mode & 0o7777)
+            os.utime(tmp, ns=(sent.mtime_ns, sent.mtime_ns))
             full = relpath.resolve_inside(self.root, path)
             current = stat_path(self.root, path)
-            if not matches_expectation(current, decode_expect(member.pax_headers.get(PAX_EXPECT))):
+            if not matches_expectation(current, sent.expect):
                 _discard(tmp)
                 return Result(path, False, "changed here since it was scanned", changed=True)
             if current is not None and current.type == "dir":
@@ -292,6 +324,72 @@ class LocalTree:
             _discard(tmp)
             reason = exc.message if isinstance(exc, relpath.UnsafePath) else _os_message(exc)
             return Result(path, False, reason)
+
+    # -- small files, inline (see ``RemoteTree.put``/``get``) ------------------------------
+
+    def read_inline(self, item: SendItem) -> dict[str, Any]:
+        """One small file as the agent's ``put`` takes it: content, digest, and whether it
+        stayed as planned while read."""
+        data = b""
+        try:
+            full = relpath.resolve_inside(self.root, item.path)
+            with open(full, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = handle.read()
+            after = os.stat(full)
+        except (OSError, relpath.UnsafePath) as exc:
+            reason = exc.message if isinstance(exc, relpath.UnsafePath) else _os_message(exc)
+            return {
+                "path": item.dest,
+                "ok": False,
+                "reason": f"cannot read: {reason}",
+                "data": "",
+                "sha256": "",
+                "mode": 0,
+                "mtime_ns": 0,
+                "expect": item.expect.to_json() if item.expect else None,
+            }
+        planned = (item.source.size, item.source.mtime_ns)
+        same = (st.st_size, st.st_mtime_ns) == (after.st_size, after.st_mtime_ns) == planned
+        ok = same and len(data) == st.st_size
+        return {
+            "path": item.dest,
+            "ok": ok,
+            "reason": "" if ok else "changed while it was being sent",
+            "data": base64.b64encode(data).decode("ascii"),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "mode": stat.S_IMODE(st.st_mode),
+            "mtime_ns": st.st_mtime_ns,
+            "expect": item.expect.to_json() if item.expect else None,
+        }
+
+    def land_inline(self, item: SendItem, sent: dict[str, Any]) -> Result:
+        """Write one small file the agent's ``get`` returned, with the tar path's checks."""
+        path = item.dest
+        tmp: Path | None = None
+        try:
+            full = relpath.resolve_inside(self.root, path)
+            full.parent.mkdir(parents=True, exist_ok=True)
+            relpath.resolve_inside(self.root, path)
+            data = base64.b64decode(sent.get("data", ""))
+            tmp = temp_name(full)
+            with open(tmp, "xb") as out:
+                out.write(data)
+        except (OSError, relpath.UnsafePath, ValueError) as exc:
+            _discard(tmp)
+            reason = exc.message if isinstance(exc, relpath.UnsafePath) else str(exc)
+            if isinstance(exc, OSError):
+                reason = _os_message(exc)
+            return Result(path, False, reason)
+        verdict = Verdict(
+            ok=bool(sent.get("ok")),
+            sha256=str(sent.get("sha256", "")),
+            reason=str(sent.get("reason", "")),
+            mode=int(sent.get("mode", 0o644)),
+            mtime_ns=int(sent.get("mtime_ns", 0)),
+            expect=item.expect,
+        )
+        return self._commit(path, tmp, hashlib.sha256(data).hexdigest(), verdict)
 
     def remove_temp_files(self) -> int:
         """Delete temp files a crash left behind (they are never synced, only wasted space)."""

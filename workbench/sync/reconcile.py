@@ -147,12 +147,12 @@ def plan(
     *,
     skip: Collection[str] = (),
     problems: Collection[Problem] = (),
-    forced: Mapping[str, Side] | None = None,
+    forced: Mapping[str, str] | None = None,
     case_insensitive: Collection[Side] = (),
 ) -> Plan:
     """Decide what to do. ``skip``: paths left alone (open conflicts); ``problems``: paths that
     could not be read (left alone with their subtrees, so unreadable never means deleted);
-    ``forced``: paths whose winner the user chose (``resolve``)."""
+    ``forced``: paths whose fate the user chose with ``resolve`` (a side, or ``delete``)."""
     forced = forced or {}
     result = Plan(problems=list(problems))
     blocked = {p.path for p in problems} | set(skip)
@@ -191,14 +191,7 @@ def plan(
         dl = _digest(lo, b, "local") if lo else ""
         dr = _digest(re_, b, "remote") if re_ else ""
         if path in forced:
-            winner = forced[path]
-            _propagate(
-                result,
-                path,
-                winner,
-                lo if winner == "local" else re_,
-                re_ if winner == "local" else lo,
-            )
+            _force(result, path, forced[path], lo, re_)
             continue
         lc = _changed(lo, b, "local", dl)
         rc = _changed(re_, b, "remote", dr)
@@ -220,6 +213,20 @@ def plan(
     _ensure_parents(result, local, remote)
     result.halt = _emptying(result, local, remote, base)
     return result
+
+
+def _force(result: Plan, path: str, choice: str, lo: Entry | None, re_: Entry | None) -> None:
+    """The user's choice from ``resolve``: a side wins outright, or the path goes everywhere."""
+    if choice == "delete":
+        for entry, side in ((lo, "local"), (re_, "remote")):
+            if entry is not None:
+                result.actions.append(Action("delete", path, side, expect=entry))  # type: ignore[arg-type]
+        if lo is None and re_ is None:
+            result.dropped.add(path)
+    elif choice == "local":
+        _propagate(result, path, "local", lo, re_)
+    else:
+        _propagate(result, path, "remote", re_, lo)
 
 
 def _agree(result: Plan, path: str, lo: Entry | None, re_: Entry | None, digest: str) -> None:

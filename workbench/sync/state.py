@@ -114,6 +114,8 @@ class SyncState:
     conflicts: dict[str, Conflict] = field(default_factory=dict)
     last_sync: float = 0.0
     paused: bool = False
+    # Choices made with ``resolve`` not yet carried out: path -> "local" | "remote" | "delete".
+    forced: dict[str, str] = field(default_factory=dict)
 
 
 def session_id(local_root: Path, remote_name: str, remote_root: str) -> str:
@@ -141,6 +143,7 @@ class StateStore:
             conflicts={c["path"]: Conflict.from_json(c) for c in data.get("conflicts", [])},
             last_sync=float(data.get("last_sync", 0.0)),
             paused=bool(data.get("paused", False)),
+            forced={str(k): str(v) for k, v in data.get("forced", {}).items()},
         )
 
     def save(self, state: SyncState) -> None:
@@ -148,6 +151,7 @@ class StateStore:
             "version": STATE_VERSION,
             "last_sync": state.last_sync,
             "paused": state.paused,
+            "forced": state.forced,
             "conflicts": [c.to_json() for c in state.conflicts.values()],
             "base": {p: a.to_json() for p, a in sorted(state.base.items())},
         }

@@ -1,0 +1,257 @@
+"""One sync cycle: bring both manifests up to date, hash what must be, plan, apply, remember.
+
+``SyncEngine`` keeps a manifest cache per side. A full cycle scans both trees; an incremental one
+re-reads only the paths the watchers flagged (``refresh``), which is what keeps one small edit
+well under the latency goal on a large tree. Either way the plan is made over the whole cached
+manifests, so the rules never depend on which kind of cycle ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.sync import apply as applier
+from workbench.sync import relpath
+from workbench.sync.ignore import IgnoreRules, load_rules
+from workbench.sync.local import LocalTree
+from workbench.sync.manifest import Entry, Manifest, Problem
+from workbench.sync.reconcile import Plan, Side, hash_requests, plan
+from workbench.sync.remote import RemoteTree
+from workbench.sync.state import StateStore, SyncState
+from workbench.sync.wire import op
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleReport:
+    """What one cycle found and did, for status and events."""
+
+    started: float
+    seconds: float = 0.0
+    full: bool = False
+    halted: str | None = None
+    changes: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    new_conflicts: list[str] = field(default_factory=list)
+    retry: bool = False
+    files_sent: int = 0
+    bytes_sent: int = 0
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.changes)
+
+
+class SyncEngine:
+    """The cycle logic of a session, without threads: ``cycle()`` is called by the session."""
+
+    def __init__(
+        self,
+        local: LocalTree,
+        remote: RemoteTree,
+        store: StateStore,
+        *,
+        remote_only: Iterable[str] = (),
+        case_insensitive: Iterable[Side] = (),
+    ) -> None:
+        self.local = local
+        self.remote = remote
+        self.store = store
+        self.remote_only = tuple(remote_only)
+        self.case_insensitive = tuple(case_insensitive)
+        self.state: SyncState = store.load()
+        self.rules: IgnoreRules = self.load_rules()
+        self.caches: dict[Side, Manifest] = {"local": {}, "remote": {}}
+        self.scan_problems: dict[Side, list[Problem]] = {"local": [], "remote": []}
+        self.scanned = False
+        self.prepared = False
+
+    def load_rules(self) -> IgnoreRules:
+        return load_rules(self.local.root, remote_only=self.remote_only)
+
+    # -- keeping the caches true -----------------------------------------------------------
+
+    def full_scan(self) -> str | None:
+        """Scan both sides whole; returns why sync must halt, if it must."""
+        self.rules = self.load_rules()
+        if not self.prepared:
+            self.remote.prepare()
+            self.remote.remove_temp_files()
+            self.local.remove_temp_files()
+            self.prepared = True
+        local_scan = self.local.scan(self.rules)
+        remote_scan = self.remote.scan(self.rules)
+        for scan in (local_scan, remote_scan):
+            if not scan.root_ok:
+                return scan.root_message
+        self.caches = {"local": local_scan.entries, "remote": remote_scan.entries}
+        self.scan_problems = {"local": local_scan.problems, "remote": remote_scan.problems}
+        self.scanned = True
+        return None
+
+    def refresh_local(self, paths: Iterable[str]) -> None:
+        """Re-read ``paths`` on this machine (a watcher saw them change)."""
+        cache = self.caches["local"]
+        for path in sorted(set(paths), key=lambda p: p.count("/")):
+            if not relpath.is_safe(path):
+                continue
+            entry = self.local.stat(path)
+            self._forget_problem("local", path)
+            if entry is not None and self.rules.ignored(path, entry.type == "dir"):
+                continue
+            if entry is None or entry.type != "dir" or cache.get(path) is None:
+                _drop_subtree(cache, path)
+            if entry is None:
+                continue
+            cache[path] = entry
+            if entry.type == "dir":
+                sub = self.local.scan_under(self.rules, path)
+                cache.update(sub.entries)
+                self.scan_problems["local"].extend(sub.problems)
+
+    def update_remote(self, events: Iterable[tuple[str, Entry | None]]) -> None:
+        """Apply the remote watcher's events (each already stat'ed by the agent)."""
+        cache = self.caches["remote"]
+        for path, entry in events:
+            self._forget_problem("remote", path)
+            if entry is None or entry.type != "dir":
+                _drop_subtree(cache, path)
+            if entry is not None:
+                cache[path] = entry
+
+    def _forget_problem(self, side: Side, path: str) -> None:
+        problems = self.scan_problems[side]
+        if problems:
+            self.scan_problems[side] = [p for p in problems if p.path != path]
+
+    # -- one cycle -------------------------------------------------------------------------
+
+    def cycle(
+        self,
+        *,
+        full: bool = False,
+        progress: applier.Progress | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> CycleReport:
+        report = CycleReport(started=now(), full=full or not self.scanned)
+        if report.full:
+            halt = self.full_scan()
+            if halt:
+                report.halted = halt
+                return report
+        local, remote = self.caches["local"], self.caches["remote"]
+        hash_problems = self._hash(local, remote)
+        the_plan = self._plan(local, remote, hash_problems)
+        if the_plan.halt is None:
+            the_plan = self._verify_deletions(the_plan, local, remote, hash_problems)
+        report.problems = the_plan.problems
+        if the_plan.halt:
+            report.halted = the_plan.halt
+            return report
+        report.changes = the_plan.counts()
+        outcome = applier.run(the_plan, self.local, self.remote, now=now(), progress=progress)
+        self._remember(the_plan, outcome)
+        report.problems = [*the_plan.problems, *outcome.problems]
+        report.new_conflicts = [c.path for c in outcome.conflicts]
+        report.retry = outcome.retry
+        report.files_sent = outcome.files_sent
+        report.bytes_sent = outcome.bytes_sent
+        report.seconds = now() - report.started
+        return report
+
+    def _hash(self, local: Manifest, remote: Manifest) -> list[Problem]:
+        want_local, want_remote = hash_requests(self.state.base, local, remote)
+        problems: list[Problem] = []
+        for side, wanted, tree in (
+            ("local", want_local, self.local),
+            ("remote", want_remote, self.remote),
+        ):
+            if not wanted:
+                continue
+            digests, failed = tree.hash(sorted(wanted))
+            cache = local if side == "local" else remote
+            for path, digest in digests.items():
+                if path in cache:
+                    cache[path] = cache[path].with_digest(digest)
+            problems.extend(failed)
+        return problems
+
+    def _plan(self, local: Manifest, remote: Manifest, extra: list[Problem]) -> Plan:
+        return plan(
+            self.state.base,
+            local,
+            remote,
+            skip=self.state.conflicts.keys(),
+            problems=[*self.scan_problems["local"], *self.scan_problems["remote"], *extra],
+            forced=self.state.forced,
+            case_insensitive=self.case_insensitive,
+        )
+
+    def _verify_deletions(
+        self, the_plan: Plan, local: Manifest, remote: Manifest, extra: list[Problem]
+    ) -> Plan:
+        """Before deleting here because the remote's cache says a path is gone, ask the remote:
+        a watcher event can be older than a file this session has just put there."""
+        suspects = [a.path for a in the_plan.actions if a.kind == "delete" and a.to == "local"]
+        if not suspects:
+            return the_plan
+        results = self.remote.apply_ops([op("stat", p, None) for p in suspects])
+        stale = False
+        for result in results:
+            if result.ok and result.entry is not None:
+                remote[result.path] = result.entry
+                stale = True
+        return self._plan(local, remote, extra) if stale else the_plan
+
+    def _remember(self, the_plan: Plan, outcome: applier.Outcome) -> None:
+        state = self.state
+        for path in the_plan.dropped:
+            state.base.pop(path, None)
+        state.base.update(the_plan.agreed)
+        for path, agreed in outcome.agreed.items():
+            if agreed is None:
+                state.base.pop(path, None)
+            else:
+                state.base[path] = agreed
+            state.forced.pop(path, None)
+        for path in list(state.forced):
+            if path not in self.caches["local"] and path not in self.caches["remote"]:
+                state.forced.pop(path, None)
+        for conflict in outcome.conflicts:
+            state.conflicts[conflict.path] = conflict
+        for side in ("local", "remote"):
+            cache = self.caches[side]
+            for path, entry in outcome.after[side].items():
+                if entry is None:
+                    _drop_subtree(cache, path)
+                else:
+                    cache[path] = entry
+        state.last_sync = time.time()
+        self.store.save(state)
+
+    def save(self) -> None:
+        self.store.save(self.state)
+
+
+def _drop_subtree(cache: Manifest, path: str) -> None:
+    cache.pop(path, None)
+    prefix = path + "/"
+    for key in [k for k in cache if k.startswith(prefix)]:
+        del cache[key]
+
+
+def local_root_case_insensitive(root: Path) -> bool:
+    """Whether ``root``'s file system folds case (macOS and Windows defaults do)."""
+    probe = root / ".wbsync-case-probe"
+    try:
+        probe.write_bytes(b"")
+        return (root / ".WBSYNC-CASE-PROBE").exists()
+    except OSError:
+        return False
+    finally:
+        probe.unlink(missing_ok=True)

@@ -1,0 +1,252 @@
+"""The remote's side of a sync: the agent's sync commands, one channel each, over a ``Runner``.
+
+The remote tree is driven the way ``LocalTree`` is driven, so the applier can treat both sides
+alike. Small requests (scan, hash, ops, small files inline) go to one long-lived ``serve``
+process, so they cost a round trip rather than a login shell and an interpreter start (hundreds
+of milliseconds on a host whose shell runs ``pyenv``/``conda`` init); bulk transfers and the
+watcher get channels of their own. A request that breaks off (the link dropped) raises
+``TransportError``; what it already did is safe, since each change was made whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+from workbench.sync.ignore import IgnoreRules
+from workbench.sync.manifest import Entry, Problem, ScanResult
+from workbench.sync.transport import Proc, Runner, TransportError
+from workbench.sync.wire import Result, SendItem
+
+logger = logging.getLogger(__name__)
+
+PYTHON = "python3"
+
+
+def _lines(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
+    for raw in stream:
+        if raw.strip():
+            yield json.loads(raw)
+
+
+class RemoteTree:
+    """A folder on the remote, reached through the agent at ``agent_path``."""
+
+    side = "remote"
+
+    def __init__(self, runner: Runner, agent_path: str, root: str, python: str = PYTHON) -> None:
+        self.runner = runner
+        self.agent_path = agent_path
+        self.root = root
+        self.python = python
+        self._python_resolved = python != PYTHON
+        self._server: Proc | None = None
+        self._lock = threading.Lock()
+        self._next_id = 0
+
+    def _start(self, command: str, *extra: str) -> Proc:
+        if not self._python_resolved:
+            self._resolve_python()
+        return self.runner.start([self.python, self.agent_path, command, self.root, *extra])
+
+    def _resolve_python(self) -> None:
+        """Find the interpreter behind ``python3`` once: a pyenv or conda shim in front of it
+        can cost half a second on every start."""
+        proc = self.runner.start([PYTHON, "-c", "import sys; print(sys.executable)"])
+        proc.close_stdin()
+        found = proc.stdout.read().decode("utf-8", "replace").strip()
+        self._finish(proc, "python3 lookup")
+        if found.startswith("/"):
+            self.python = found
+        self._python_resolved = True
+
+    # -- the request channel ---------------------------------------------------------------
+
+    def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        """One request to the ``serve`` process (started on first use, and again after the
+        link dropped)."""
+        with self._lock:
+            if self._server is None:
+                self._server = self._start("serve")
+            server = self._server
+            self._next_id += 1
+            line = json.dumps({"id": self._next_id, "cmd": cmd, **fields}, ensure_ascii=False)
+            try:
+                server.stdin.write(line.encode("utf-8") + b"\n")
+                server.stdin.flush()
+                raw = server.stdout.readline()
+                if not raw:
+                    raise EOFError("the agent's channel closed")
+                reply: dict[str, Any] = json.loads(raw)
+            except (OSError, EOFError, ValueError) as exc:
+                self._server = None
+                server.kill()
+                raise TransportError(f"the remote {cmd} broke off: {exc}") from exc
+        if reply.get("error"):
+            raise TransportError(f"the remote {cmd} failed: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.close_stdin()
+            server.kill()
+
+    def _finish(self, proc: Proc, what: str) -> None:
+        try:
+            code = proc.wait(60.0)
+        except Exception as exc:
+            proc.kill()
+            raise TransportError(f"the remote {what} did not finish: {exc}") from exc
+        if code != 0:
+            raise TransportError(
+                f"the remote {what} failed (exit {code}): {proc.stderr_text().strip()[-300:]}",
+                hint="the link may have dropped; sync retries when it is back",
+            )
+
+    def _run_lines(self, command: str, stdin: bytes, *extra: str) -> list[dict[str, Any]]:
+        proc = self._start(command, *extra)
+        try:
+            writer = threading.Thread(target=_write_all, args=(proc, stdin), daemon=True)
+            writer.start()
+            lines = list(_lines(proc.stdout))
+            writer.join()
+        except (OSError, EOFError, ValueError) as exc:
+            proc.kill()
+            raise TransportError(f"the remote {command} broke off: {exc}") from exc
+        self._finish(proc, command)
+        return lines
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def prepare(self) -> bool:
+        """Create the root if it is missing; returns whether it had to."""
+        proc = self.runner.start(["mkdir", "-p", "--", self.root])
+        proc.close_stdin()
+        self._finish(proc, "mkdir of the sync root")
+        return True
+
+    def scan(self, rules: IgnoreRules) -> ScanResult:
+        reply = self.request("scan", rules=rules.to_json())
+        entries = {e["path"]: Entry.from_json(e) for e in reply["entries"]}
+        problems = [
+            Problem(str(p["path"]), self.side, str(p["problem"])) for p in reply["problems"]
+        ]
+        return ScanResult(entries, problems, bool(reply["root_ok"]), str(reply["message"]))
+
+    def hash(self, paths: Iterable[str]) -> tuple[dict[str, str], list[Problem]]:
+        wanted = list(paths)
+        if not wanted:
+            return {}, []
+        digests: dict[str, str] = {}
+        problems: list[Problem] = []
+        for data in self.request("hash", paths=wanted)["results"]:
+            if "sha256" in data:
+                digests[str(data["path"])] = str(data["sha256"])
+            elif "error" in data:
+                problems.append(Problem(str(data["path"]), self.side, str(data["error"])))
+        return digests, problems
+
+    # -- changing --------------------------------------------------------------------------
+
+    def apply_ops(self, ops: Iterable[dict[str, Any]]) -> list[Result]:
+        batch = list(ops)
+        if not batch:
+            return []
+        return [Result.from_json(d) for d in self.request("apply", ops=batch)["results"]]
+
+    def put(self, files: list[dict[str, Any]]) -> list[Result]:
+        """Land small files sent inline (``LocalTree.read_inline`` made them)."""
+        return [Result.from_json(d) for d in self.request("put", files=files)["results"]]
+
+    def get(self, items: list[SendItem]) -> list[dict[str, Any]]:
+        """Read small files inline, for ``LocalTree.land_inline``."""
+        reply = self.request("get", files=[i.to_json() for i in items])
+        files: list[dict[str, Any]] = reply["files"]
+        return files
+
+    def receive(
+        self,
+        produce: Callable[[IO[bytes]], list[Result]],
+        on_result: Callable[[Result], None] | None = None,
+    ) -> tuple[list[Result], list[Result]]:
+        """Start the agent's ``receive`` and let ``produce`` write the tar stream into it.
+
+        Returns the sender's verdicts and the remote's results (read as they come, so neither
+        side's pipe ever fills up and stalls the other).
+        """
+        proc = self._start("receive")
+        results: list[Result] = []
+        failure: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                for data in _lines(proc.stdout):
+                    result = Result.from_json(data)
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+            except (OSError, EOFError, ValueError) as exc:
+                failure.append(exc)
+
+        reader = threading.Thread(target=read, daemon=True, name="sync-receive-results")
+        reader.start()
+        try:
+            verdicts = produce(proc.stdin)
+            proc.stdin.flush()
+            proc.close_stdin()
+        except (OSError, EOFError, ValueError) as exc:
+            proc.kill()
+            reader.join(5.0)
+            raise TransportError(f"the transfer to the remote broke off: {exc}") from exc
+        reader.join()
+        if failure:
+            proc.kill()
+            raise TransportError(f"the transfer to the remote broke off: {failure[0]}")
+        self._finish(proc, "receive")
+        return verdicts, results
+
+    def send(
+        self, items: list[SendItem], consume: Callable[[IO[bytes]], list[Result]]
+    ) -> list[Result]:
+        """Ask the agent to ``send`` ``items``; ``consume`` reads the tar stream it writes."""
+        proc = self._start("send")
+        payload = "".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in items)
+        try:
+            _write_all(proc, payload.encode("utf-8"))
+            results = consume(proc.stdout)
+        except (OSError, EOFError, ValueError) as exc:
+            proc.kill()
+            raise TransportError(f"the transfer from the remote broke off: {exc}") from exc
+        except Exception as exc:  # tarfile.ReadError and friends: a stream cut short
+            proc.kill()
+            raise TransportError(f"the transfer from the remote broke off: {exc}") from exc
+        self._finish(proc, "send")
+        return results
+
+    def remove_temp_files(self) -> int:
+        lines = self._run_lines("cleanup", b"")
+        return int(lines[-1].get("removed", 0)) if lines else 0
+
+    def watch(self, rules: IgnoreRules, *, poll: bool = False) -> Proc:
+        """Start the agent's ``watch``; the caller reads its lines and kills it when done."""
+        extra = ["--rules", "-"] + (["--poll"] if poll else [])
+        proc = self._start("watch", *extra)
+        proc.stdin.write((json.dumps(rules.to_json()) + "\n").encode("utf-8"))
+        proc.stdin.flush()
+        return proc
+
+
+def _write_all(proc: Proc, data: bytes) -> None:
+    try:
+        if data:
+            proc.stdin.write(data)
+            proc.stdin.flush()
+    except OSError as exc:
+        logger.debug("remote command stopped reading its input: %s", exc)
+    finally:
+        proc.close_stdin()

@@ -1,0 +1,277 @@
+"""How sync reaches the remote agent: one command channel per operation, two ways to open one.
+
+Paramiko (the context's ``SshConnection``) always works. For bulk the system OpenSSH client is
+about twice as fast on the same link (measured in ``benchmarks/sync_bench.py``: its ciphers run
+in C), so where ``ssh`` is installed and can log in non-interactively with the same key and the
+same pinned host keys, transfers go through it, multiplexed over one ControlMaster connection so
+each command costs a round trip, not a handshake. If it cannot log in, sync falls back to
+paramiko for good and says so in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Protocol
+
+from workbench.errors import ContextError
+from workbench.ssh import SshConnection
+from workbench.ssh.process import RemoteProcess
+
+logger = logging.getLogger(__name__)
+
+
+class TransportError(ContextError):
+    """The link failed in the middle of a sync operation: retried once it is back."""
+
+    code = "sync_transport"
+
+
+class Proc(Protocol):
+    """A running remote command: its stdin, stdout, and its end."""
+
+    @property
+    def stdin(self) -> IO[bytes]: ...
+
+    @property
+    def stdout(self) -> IO[bytes]: ...
+
+    def close_stdin(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def stderr_text(self) -> str: ...
+
+    def kill(self) -> None: ...
+
+
+class Runner(Protocol):
+    """Starts remote commands (``argv`` is quoted for the remote shell here)."""
+
+    name: str
+
+    def start(self, argv: list[str]) -> Proc: ...
+
+    def close(self) -> None: ...
+
+
+class _ParamikoProc:
+    def __init__(self, process: RemoteProcess) -> None:
+        self._process = process
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        return self._process.stdin  # type: ignore[return-value]
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        return self._process.stdout  # type: ignore[return-value]
+
+    def close_stdin(self) -> None:
+        with contextlib.suppress(OSError):
+            self._process.close_stdin()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._process.wait(timeout)
+
+    def stderr_text(self) -> str:
+        channel = self._process.channel
+        chunks = []
+        while channel.recv_stderr_ready():
+            chunks.append(channel.recv_stderr(65536))
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        self._process.close()
+
+
+class ParamikoRunner:
+    """Commands as exec channels of the context's own connection (reconnects on its own)."""
+
+    name = "paramiko"
+
+    def __init__(self, connection: SshConnection) -> None:
+        self.connection = connection
+
+    def start(self, argv: list[str]) -> Proc:
+        try:
+            return _ParamikoProc(self.connection.exec_stream(shlex.join(argv)))
+        except ContextError as exc:
+            raise TransportError(exc.message, context=exc.context, hint=exc.hint) from exc
+
+    def close(self) -> None:
+        """The connection belongs to the caller."""
+
+
+class _SubprocessProc:
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self._stderr = bytearray()
+        assert popen.stderr is not None
+        self._reader = threading.Thread(
+            target=self._drain, args=(popen.stderr,), daemon=True, name="ssh-stderr"
+        )
+        self._reader.start()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        while chunk := stream.read(65536):
+            self._stderr.extend(chunk[-65536:])
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        assert self._popen.stdin is not None
+        return self._popen.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self._popen.stdout is not None
+        return self._popen.stdout
+
+    def close_stdin(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._popen.wait(timeout)
+        self._reader.join(1.0)
+        return code
+
+    def stderr_text(self) -> str:
+        return bytes(self._stderr).decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self._popen.kill()
+        self._popen.wait()
+        for stream in (self._popen.stdin, self._popen.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+class OpenSshRunner:
+    """Commands through the system ``ssh``, multiplexed over one ControlMaster connection.
+
+    Trust is the connection's: the same target, key files and pinned host keys (checked strictly,
+    so this path never asks and never pins anything itself). No agent forwarding, no TTY.
+    """
+
+    name = "openssh"
+
+    def __init__(self, connection: SshConnection, ssh: str = "ssh") -> None:
+        self.connection = connection
+        self.ssh = ssh
+        # ControlPath must be short (a Unix socket path): a private folder under /tmp.
+        self._control_dir = Path(tempfile.mkdtemp(prefix="wbs-"))
+        self._master: subprocess.Popen[bytes] | None = None
+
+    def base_args(self) -> list[str]:
+        target = self.connection.target
+        known = self.connection.known_hosts
+        files = [known.pinned_file, *known.system_files]
+        args = [
+            self.ssh,
+            "-T",
+            "-x",
+            "-a",
+            "-p",
+            str(target.port),
+            "-l",
+            target.user,
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "UserKnownHostsFile=" + " ".join(shlex.quote(str(f)) for f in files),
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={self._control_dir}/%C",
+            "-o", "ControlPersist=120",
+            "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "ConnectTimeout=15",
+            "-o", "Compression=no",
+            "-F", "/dev/null",
+        ]  # fmt: skip
+        if target.host_key_alias:
+            args += ["-o", f"HostKeyAlias={target.host_key_alias}"]
+        for key in target.key_paths:
+            args += ["-i", str(key)]
+        if target.key_paths:
+            args += ["-o", "IdentitiesOnly=yes"]
+        if target.proxy_command:
+            args += ["-o", f"ProxyCommand={target.proxy_command}"]
+        if target.proxy_jump:
+            args += ["-J", target.proxy_jump]
+        return [*args, target.host]
+
+    def check(self) -> bool:
+        """Whether ``ssh`` logs in non-interactively (and so starts the shared master)."""
+        try:
+            done = subprocess.run(
+                [*self.base_args(), "true"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            logger.info("system ssh unusable for sync: %s", exc)
+            return False
+        if done.returncode != 0:
+            logger.info(
+                "system ssh cannot log in to %s non-interactively (%s); sync uses paramiko",
+                self.connection.target.display(),
+                done.stderr.decode("utf-8", "replace").strip()[-200:],
+            )
+            return False
+        return True
+
+    def start(self, argv: list[str]) -> Proc:
+        try:
+            popen = subprocess.Popen(
+                [*self.base_args(), shlex.join(argv)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot run ssh: {exc}") from exc
+        return _SubprocessProc(popen)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                [
+                    self.ssh,
+                    "-O",
+                    "exit",
+                    "-o",
+                    f"ControlPath={self._control_dir}/%C",
+                    "-p",
+                    str(self.connection.target.port),
+                    "-l",
+                    self.connection.target.user,
+                    self.connection.target.host,
+                ],
+                capture_output=True,
+                timeout=5,
+                check=False,
+            )
+        shutil.rmtree(self._control_dir, ignore_errors=True)
+
+
+def choose_runner(connection: SshConnection, *, prefer_openssh: bool = True) -> Runner:
+    """OpenSSH where it is installed and logs in with the connection's key; else paramiko."""
+    if prefer_openssh and shutil.which("ssh") and os.environ.get("NVWB_SYNC_SSH") != "paramiko":
+        runner = OpenSshRunner(connection)
+        if runner.check():
+            return runner
+        runner.close()
+    return ParamikoRunner(connection)
