@@ -28,12 +28,19 @@ from PySide6.QtWidgets import (
 )
 
 from ui.bridge import ContextsView, ServiceBridge
-from ui.image_build import RUNTIME_COMING, BuildLine, BuildResult, build_image, builder_available
 from ui.panes.apps_pane import AppsPane
 from ui.panes.environment_pane import EnvironmentPane
 from ui.panes.files_pane import FilesPane
 from ui.panes.output_pane import OutputPane
 from ui.panes.variables_pane import VariablesPane
+from ui.project_runtime import (
+    RUNTIME_COMING,
+    AppState,
+    BuildLine,
+    BuildResult,
+    WindowRuntime,
+    runtime_available,
+)
 from ui.prompts import GuiPrompter
 from ui.style import icon
 from ui.tray import Tray
@@ -41,7 +48,6 @@ from ui.widgets.banner import Banner
 from ui.widgets.state_badge import StateBadge
 from workbench.errors import SpecError, WorkbenchError
 from workbench.projects import Project
-from workbench.registry import Registry
 from workbench.secrets import SecretStore
 from workbench.spec.document import SpecDocument
 
@@ -52,7 +58,7 @@ _BUSY_STATES = ("starting", "stopping")
 
 
 class _BuildRelay(QObject):
-    """Carries build lines from the worker to the GUI thread."""
+    """Carries progress (build lines, app start stages) from a worker to the GUI thread."""
 
     line = Signal(object)
 
@@ -82,6 +88,7 @@ class ProjectWindow(QMainWindow):
         self.lease_key = f"window-{next(_window_numbers)}:{project.name}"
         self.lease: dict[str, Any] | None = None
         self.state = "unknown"
+        self.runtime: WindowRuntime | None = None
         self._opened = False
         self._released = False
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -116,7 +123,9 @@ class ProjectWindow(QMainWindow):
     def _build_tabs(self, spec_problem: str, secrets: SecretStore | None) -> None:
         project, bridge = self.project, self.bridge
         spec = self.document.spec if self.document else None
-        can_build = builder_available() and spec is not None
+        if runtime_available() and spec is not None:
+            self.runtime = self._new_runtime()
+        can_build = self.runtime is not None
         self.environment = EnvironmentPane(
             project.path,
             spec,
@@ -125,6 +134,8 @@ class ProjectWindow(QMainWindow):
         )
         self.environment.buildClicked.connect(self.build)
         self.apps = AppsPane(self.document.apps() if self.document else [])
+        self.apps.startRequested.connect(self.start_app)
+        self.apps.stopRequested.connect(self.stop_app)
         self.files = FilesPane(project.path)
         self.variables = VariablesPane(
             project_dir=project.path,
@@ -215,8 +226,25 @@ class ProjectWindow(QMainWindow):
     def release(self) -> None:
         if not self._released:
             self._released = True
+            self._drop_runtime()
             self.bridge.release(self.lease_key)
             log.info("window on %s closed: lease released", self.context)
+
+    def _new_runtime(self) -> WindowRuntime:
+        return WindowRuntime(
+            paths=self.bridge.paths,
+            env=self.bridge.env,
+            project=self.project,
+            context=self.context,
+            policy=self.prompter.host_key_policy(),
+            passphrase_provider=self.prompter.passphrase_provider(self.context),
+        )
+
+    def _drop_runtime(self) -> None:
+        runtime = self.runtime
+        if runtime is not None:
+            # Closing forwards and SSH may block: a worker does it, the window goes at once.
+            self.bridge.tasks.submit(runtime.close)
 
     def _lease_acquired(self, key: str, lease: dict[str, Any]) -> None:
         if key != self.lease_key:
@@ -249,7 +277,10 @@ class ProjectWindow(QMainWindow):
             return
         self.bridge.release(self.lease_key)
         self.output.append(f"moving from {self.context} to {name}")
+        self._drop_runtime()
         self.context = name
+        if self.runtime is not None:
+            self.runtime = self._new_runtime()
         self.lease = None
         self._set_state("unknown", "")
         self._take_lease()
@@ -296,7 +327,15 @@ class ProjectWindow(QMainWindow):
             self._set_state(str(snapshot.get("state")), str(snapshot.get("message") or ""))
 
     def _set_state(self, state: str, message: str) -> None:
+        was = self.state
         self.state = state
+        if self.runtime is None:
+            self.apps.set_available(False, RUNTIME_COMING)
+        elif state != "running":
+            self.apps.set_available(False, f"{self.context} is {state}")
+        elif was != "running":
+            self.apps.set_available(True)
+            self.refresh_apps()
         self.badge.set_state(state)
         busy = state in _BUSY_STATES
         self.busy.setVisible(busy)
@@ -332,26 +371,17 @@ class ProjectWindow(QMainWindow):
 
     def build(self) -> None:
         """Build the project's image on this window's context, the log going to Output."""
+        runtime = self.runtime
+        if runtime is None:
+            return
         self.environment.set_building(True)
         self.tabs.setCurrentWidget(self.output)
         self.output.append(f"building {self.project.name} on {self.context}")
         relay = _BuildRelay(self)
         relay.line.connect(self._build_line)
-        bridge, context_name, project_dir = self.bridge, self.context, self.project.path
-
-        def job() -> BuildResult:
-            context = Registry.load(bridge.paths).get(context_name)
-            return build_image(
-                paths=bridge.paths,
-                env=bridge.env,
-                context=context,
-                project_dir=project_dir,
-                policy=self.prompter.host_key_policy(),
-                passphrase_provider=self.prompter.passphrase_provider(context_name),
-                on_line=relay.line.emit,
-            )
-
-        self.bridge.tasks.submit(job, self._built, self._build_failed, receiver=self)
+        self.bridge.tasks.submit(
+            lambda: runtime.build(relay.line.emit), self._built, self._build_failed, receiver=self
+        )
 
     def _build_line(self, line: BuildLine) -> None:
         self.output.append(line.text.rstrip())
@@ -365,8 +395,68 @@ class ProjectWindow(QMainWindow):
 
     def _build_failed(self, exc: Exception) -> None:
         self.environment.set_building(False)
-        text = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        text = _describe(exc)
         self.environment.show_result(f"build failed: {text.splitlines()[0]}", False)
         self.output.append(f"build failed: {text}")
         if self.tray is not None:
             self.tray.notify(f"Build of {self.project.name} failed", text, "error")
+
+    # -- apps ----------------------------------------------------------------------------
+
+    def refresh_apps(self) -> None:
+        runtime = self.runtime
+        if runtime is None or not self.apps.apps:
+            return
+
+        def done(states: list[AppState]) -> None:
+            for state in states:
+                self.apps.set_app_state(state.name, state.state, state.url)
+
+        def failed(exc: Exception) -> None:
+            self.output.append(f"could not read the apps' state: {_describe(exc)}")
+
+        self.bridge.tasks.submit(runtime.app_states, done, failed, receiver=self)
+
+    def start_app(self, name: str) -> None:
+        """Start ``name`` (opening the project's container first if needed) and show its URL."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        self.apps.set_busy(name, "starting…")
+        self.output.append(f"starting {name}")
+        relay = _BuildRelay(self)
+        relay.line.connect(lambda stage: self.output.append(f"{name}: {stage}"))
+
+        def done(state: AppState) -> None:
+            self.apps.set_app_state(name, state.state, state.url)
+            where = f" at {state.url}" if state.url else ""
+            self.output.append(f"{name} is {state.state}{where}")
+
+        def failed(exc: Exception) -> None:
+            self.apps.set_app_state(name, "failed")
+            self.output.append(f"{name} did not start: {_describe(exc)}")
+            self.banner.show_message(f"{name} did not start: {_describe(exc).splitlines()[0]}")
+
+        self.bridge.tasks.submit(
+            lambda: runtime.start_app(name, relay.line.emit), done, failed, receiver=self
+        )
+
+    def stop_app(self, name: str) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            return
+        self.apps.set_busy(name, "stopping…")
+
+        def done(state: AppState) -> None:
+            self.apps.set_app_state(name, state.state)
+            self.output.append(f"{name} stopped")
+
+        def failed(exc: Exception) -> None:
+            self.apps.set_app_state(name, "unknown")
+            self.output.append(f"{name} did not stop: {_describe(exc)}")
+
+        self.bridge.tasks.submit(lambda: runtime.stop_app(name), done, failed, receiver=self)
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"

@@ -1,12 +1,13 @@
-"""The apps tab: the spec's apps (JupyterLab, TensorBoard, a web UI) with their kind and port.
+"""The apps tab: the spec's apps (JupyterLab, TensorBoard, a web UI), their state and URL.
 
-Starting, stopping and forwarding apps belong to the container runtime, which has no app API
-yet; until it does, the list is read-only and the buttons say why they are disabled.
+The pane shows and asks; the project window starts and stops apps through the container
+runtime on a worker and reports back with ``set_app_state``. Without the runtime, or while the
+context is not running, the buttons are disabled and say why.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QUrl
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,9 +29,14 @@ _COLUMNS = ("App", "Kind", "Port", "State", "URL")
 
 
 class AppsPane(QWidget):
+    startRequested = Signal(str)
+    stopRequested = Signal(str)
+
     def __init__(self, apps: list[AppSpec], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.apps = apps
+        self._why_not = RUNTIME_COMING
+        self._busy: set[str] = set()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(8)
@@ -45,7 +51,7 @@ class AppsPane(QWidget):
         header.setStretchLastSection(True)
         for row, app in enumerate(apps):
             port = app.webapp_options.port if app.webapp_options else ""
-            cells = (app.name, app.class_, port, "not running", "")
+            cells = (app.name, app.class_, port, "unknown", "")
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(str(text))
                 if column == 0:
@@ -63,21 +69,66 @@ class AppsPane(QWidget):
         self.stop_button = QPushButton(icon("stop"), "Stop")
         self.open_button = QPushButton(icon("browser"), "Open in browser")
         for button in (self.start_button, self.stop_button, self.open_button):
-            button.setEnabled(False)
-            button.setToolTip(RUNTIME_COMING)
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
-        self.open_button.clicked.connect(self._open_url)
+        self.start_button.clicked.connect(lambda: self._ask(start=True))
+        self.stop_button.clicked.connect(lambda: self._ask(start=False))
+        self.open_button.clicked.connect(self.open_url)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        if apps:
+            self.table.selectRow(0)
+        self.set_available(False, RUNTIME_COMING)
 
-    def set_app_state(self, name: str, state: str, url: str = "") -> None:
-        """For the runtime, once it reports apps: show a state and the forwarded URL."""
+    def set_available(self, available: bool, why_not: str = "") -> None:
+        """Whether apps can be started now (the runtime is there and the context runs)."""
+        self._why_not = "" if available else why_not
+        self._update_buttons()
+
+    def selected(self) -> str | None:
+        row = self.table.currentRow()
+        return self.apps[row].name if 0 <= row < len(self.apps) else None
+
+    def state_of(self, name: str) -> tuple[str, str]:
+        row = next(n for n, app in enumerate(self.apps) if app.name == name)
+        return self.table.item(row, 3).text(), self.table.item(row, 4).text()
+
+    def set_app_state(self, name: str, state: str, url: str | None = None) -> None:
         for row, app in enumerate(self.apps):
             if app.name == name:
                 self.table.item(row, 3).setText(state)
-                self.table.item(row, 4).setText(url)
+                self.table.item(row, 4).setText(url or "")
+        self._busy.discard(name)
+        self._update_buttons()
 
-    def _open_url(self) -> None:
-        row = self.table.currentRow()
-        if row >= 0 and self.table.item(row, 4).text():
-            QDesktopServices.openUrl(QUrl(self.table.item(row, 4).text()))
+    def set_busy(self, name: str, doing: str) -> None:
+        self._busy.add(name)
+        self.set_app_state_text(name, doing)
+        self._update_buttons()
+
+    def set_app_state_text(self, name: str, text: str) -> None:
+        for row, app in enumerate(self.apps):
+            if app.name == name:
+                self.table.item(row, 3).setText(text)
+
+    def _ask(self, *, start: bool) -> None:
+        name = self.selected()
+        if name is not None:
+            (self.startRequested if start else self.stopRequested).emit(name)
+
+    def _update_buttons(self) -> None:
+        name = self.selected()
+        state, url = self.state_of(name) if name else ("", "")
+        ready = not self._why_not and name is not None and name not in self._busy
+        self.start_button.setEnabled(ready and state != "running")
+        self.stop_button.setEnabled(ready and state == "running")
+        self.open_button.setEnabled(bool(url))
+        for button in (self.start_button, self.stop_button):
+            button.setToolTip(self._why_not)
+        self.open_button.setToolTip(url or "the app's URL, once it runs")
+
+    def open_url(self) -> None:
+        name = self.selected()
+        url = self.state_of(name)[1] if name else ""
+        if url:
+            QDesktopServices.openUrl(QUrl(url))
