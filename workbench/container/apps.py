@@ -4,9 +4,12 @@ Commands run as AI Workbench runs them: ``bash -c`` in the container, with ``PRO
 and with the spec's ``\\$`` escapes undone (AI Workbench passes commands through one level of
 double-quoted shell, so specs write ``\\$PROXY_PREFIX`` to reach the inner shell).
 
-``docker exec`` makes each started process a session and process-group leader, so the app's
-wrapper writes its pid and later the exit status into ``/tmp/.workbench-apps`` inside the
-container; stopping runs ``stop_command`` and then signals the whole group. The app's output goes
+The app is started by one short ``docker exec`` that puts it in the background: that exec's shell
+leads a process group which the app and its children inherit, and it writes the wrapper's pid and
+that group id (later the exit status) into ``/tmp/.workbench-apps`` inside the container, so the
+files are consistent by the time the exec returns. Stopping runs ``stop_command`` and then
+signals the whole group. Each health poll is one exec that also says whether the app still runs:
+start-to-healthy costs two round trips to the engine when the app is quick. The app's output goes
 to a log there too, and is copied into the project's state dir on this machine when the app
 stops, so it is kept after the container goes.
 
@@ -29,6 +32,7 @@ from typing import Any
 
 import docker.errors
 
+from workbench.container.build_context import PROJECT_DIR
 from workbench.errors import ContextError, WorkbenchError
 from workbench.spec.models import AppSpec
 
@@ -111,6 +115,10 @@ class AppStatus:
     state: str  # running | stopped | exited
     pid: int | None = None
     exit_status: int | None = None
+    group: int | None = None  # the process group the app runs in
+
+
+_STATE_MARK = "@@workbench-app-state"
 
 
 class AppRunner:
@@ -147,19 +155,16 @@ class AppRunner:
                 f"app '{self.name}' has no start_command",
                 hint="set one with 'nvwb create app' or in .project/spec.yaml",
             )
-        status = self.status()
-        if status.state != "running":
-            self._launch()
+        self._launch()
         limit = float(
             timeout if timeout is not None else self.app.timeout_seconds or DEFAULT_TIMEOUT_S
         )
-        self._wait_healthy(limit, on_wait)
-        return self.status()
+        return self._wait_healthy(limit, on_wait)
 
     def stop(self) -> AppStatus:
         """Run ``stop_command`` (if any), then end the app's process group; keep its log."""
         status = self.status()
-        if status.state == "running" and status.pid is not None:
+        if status.state == "running" and status.group is not None:
             if self.app.stop_command.strip():
                 result = self._exec(unescape(self.app.stop_command), timeout=STOP_GRACE_S * 2)
                 if result[0] != 0:
@@ -169,28 +174,12 @@ class AppRunner:
                         result[0],
                         result[1].strip()[-200:],
                     )
-            self._signal_group(status.pid)
+            self._signal_group(status.group)
         self.keep_log()
         return self.status()
 
     def status(self) -> AppStatus:
-        code, out = self._exec(
-            f"pid=$(cat {self._files}.pid 2>/dev/null) || exit 3; "
-            f'if kill -0 -- "$pid" 2>/dev/null; then echo "running $pid"; '
-            f'else echo "exited $pid $(cat {self._files}.exit 2>/dev/null)"; fi',
-            internal=True,
-        )
-        words = out.split()
-        if code != 0 or not words:
-            return AppStatus(self.name, "stopped")
-        pid = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
-        if words[0] == "running":
-            return AppStatus(self.name, "running", pid)
-        exit_status = int(words[2]) if len(words) > 2 and words[2].lstrip("-").isdigit() else None
-        # No exit status: the wrapper itself was signalled, i.e. the app was stopped.
-        return AppStatus(
-            self.name, "exited" if exit_status is not None else "stopped", pid, exit_status
-        )
+        return self._poll("")[0]
 
     def url(self, authority: str) -> str | None:
         """The app's URL with ``authority`` (``127.0.0.1:PORT`` on this machine), for web apps."""
@@ -235,19 +224,21 @@ class AppRunner:
     # -- internals ---------------------------------------------------------------------------
 
     def _launch(self) -> None:
+        """Start the app in the background unless it runs; returns once its files are written."""
         files = self._files
-        # The wrapper records its pid (the group id, since docker exec makes it a group leader),
-        # runs the app with output to the log, then records the app's exit status.
         wrapper = (
-            f"mkdir -p {APP_DIR} && rm -f {files}.exit && : > {files}.log && "
-            f"echo $$ > {files}.pid && "
+            f"mkdir -p {APP_DIR} && cd {PROJECT_DIR} 2>/dev/null; "
+            f'if [ -s {files}.pid ] && kill -0 -- "$(cut -d" " -f1 {files}.pid)" 2>/dev/null; '
+            "then exit 0; fi; "
+            f"rm -f {files}.exit; : > {files}.log; "
             "cmd=$WORKBENCH_APP_COMMAND; unset WORKBENCH_APP_COMMAND; "
-            f'bash -c "$cmd" >> {files}.log 2>&1 < /dev/null; echo $? > {files}.exit'
+            f'( bash -c "$cmd" >> {files}.log 2>&1 < /dev/null; echo $? > {files}.exit ) '
+            ">/dev/null 2>&1 & "
+            f'echo "$! $$" > {files}.pid'
         )
         try:
-            self.container.exec_run(
+            result = self.container.exec_run(
                 ["bash", "-c", wrapper],
-                detach=True,
                 environment={
                     "PROXY_PREFIX": self.prefix,
                     "WORKBENCH_APP_COMMAND": unescape(self.app.start_command),
@@ -255,9 +246,45 @@ class AppRunner:
             )
         except docker.errors.APIError as exc:
             raise ContextError(f"cannot start app '{self.name}': {exc.explanation or exc}") from exc
+        if result.exit_code not in (0, None):
+            output = bytes(result.output or b"").decode("utf-8", "replace").strip()
+            raise ContextError(f"cannot start app '{self.name}': {output or result.exit_code}")
         log.info("started app %s in %s", self.name, self.container.name)
 
-    def _wait_healthy(self, limit: float, on_wait: Callable[[float], None] | None) -> None:
+    def _poll(self, check: str, timeout: float = 0) -> tuple[AppStatus, int, str]:
+        """One exec: is the app running, and if so, does ``check`` pass?
+
+        Returns the status, the check's exit status (0 when there is no check) and its output.
+        """
+        files = self._files
+        run_check = (
+            f"timeout {max(1, int(timeout))} bash -c {shlex.quote(check)} 2>&1; rc=$?"
+            if check
+            else "rc=0"
+        )
+        script = (
+            f"read pid group < {files}.pid 2>/dev/null || "
+            f"{{ echo {_STATE_MARK} stopped; exit 0; }}; "
+            f'if kill -0 -- "$pid" 2>/dev/null; then {run_check}; '
+            f'echo; echo {_STATE_MARK} running "$pid" "$group" "$rc"; '
+            f'else echo {_STATE_MARK} exited "$pid" "$group" "$(cat {files}.exit 2>/dev/null)"; fi'
+        )
+        code, out = self._exec(script, internal=not check)
+        lines = out.splitlines()
+        marks = [ln for ln in lines if ln.startswith(_STATE_MARK)]
+        output = "\n".join(ln for ln in lines if not ln.startswith(_STATE_MARK)).strip()
+        words = marks[-1].split()[1:] if marks else []
+        if code != 0 or not words or words[0] == "stopped":
+            return AppStatus(self.name, "stopped"), 1, output
+        numbers = [int(w) if w.lstrip("-").isdigit() else None for w in words[1:]] + [None] * 3
+        pid, group, last = numbers[0], numbers[1], numbers[2]
+        if words[0] == "running":
+            return AppStatus(self.name, "running", pid, None, group), last or 0, output
+        # No exit status: the wrapper itself was signalled, i.e. the app was stopped.
+        state = "exited" if last is not None else "stopped"
+        return AppStatus(self.name, state, pid, last, group), 1, output
+
+    def _wait_healthy(self, limit: float, on_wait: Callable[[float], None] | None) -> AppStatus:
         check = unescape(self.app.health_check_command).strip()
         port = app_port(self.app)
         if not check and port is not None:
@@ -266,10 +293,10 @@ class AppRunner:
         started = time.monotonic()
         last_output = ""
         while True:
-            status = self.status()
+            status, code, last_output = self._poll(check, timeout=max(5.0, limit))
             if status.state != "running":
                 if not check and status.state == "exited" and status.exit_status == 0:
-                    return  # a process app that ran to its end
+                    return status  # a process app that ran to its end
                 self.keep_log()
                 raise AppFailed(
                     self.name,
@@ -278,12 +305,9 @@ class AppRunner:
                     log_path=self.kept_log,
                     hint=f"its start_command failed; 'nvwb logs {self.name}' shows its output",
                 )
-            if not check:
-                return
-            code, last_output = self._exec(check, timeout=max(5.0, limit))
             if code == 0:
                 log.info("app %s healthy after %.2f s", self.name, time.monotonic() - started)
-                return
+                return status
             elapsed = time.monotonic() - started
             if on_wait is not None:
                 on_wait(elapsed)
@@ -307,12 +331,12 @@ class AppRunner:
         code, out = self._exec(f"tail -n {LOG_TAIL_LINES} {self._files}.log", internal=True)
         return out.splitlines() if code == 0 else []
 
-    def _signal_group(self, pid: int) -> None:
+    def _signal_group(self, group: int) -> None:
         self._exec(
-            f"kill -TERM -- -{pid} 2>/dev/null; "
+            f"kill -TERM -- -{group} 2>/dev/null; "
             f"for i in $(seq {int(STOP_GRACE_S * 10)}); do "
-            f"kill -0 -- -{pid} 2>/dev/null || exit 0; sleep 0.1; done; "
-            f"kill -KILL -- -{pid} 2>/dev/null; exit 0",
+            f"kill -0 -- -{group} 2>/dev/null || exit 0; sleep 0.1; done; "
+            f"kill -KILL -- -{group} 2>/dev/null; exit 0",
             internal=True,
         )
 
@@ -324,6 +348,8 @@ class AppRunner:
             command if timeout is None else f"timeout {int(timeout)} bash -c {shlex.quote(command)}"
         )
         environment = None if internal else {"PROXY_PREFIX": self.prefix}
+        if self.container is None:
+            return 125, ""  # no container: only the kept log is left to read
         try:
             result = self.container.exec_run(["bash", "-c", script], environment=environment)
         except docker.errors.NotFound as exc:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 BUILD_LOG = "build.log"
 BUILD_TIMEOUT_S = 3 * 3600
 TAIL_LINES = 15
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the engine colours a step's stderr red
 _DOCKER_STEP = re.compile(r"^Step (\d+)/(\d+) :")
 _APT_MISSING = re.compile(
     r"E: Unable to locate package (\S+)|E: Package '([^']+)' has no installation candidate"
@@ -241,9 +242,9 @@ def _stream(
         text = pending + str(chunk.get("stream") or chunk.get("status") or "")
         *complete, pending = text.split("\n")
         for line in complete:
-            yield line.rstrip("\r"), None
+            yield _ANSI.sub("", line.rstrip("\r")), None
     if pending:
-        yield pending.rstrip("\r"), None
+        yield _ANSI.sub("", pending.rstrip("\r")), None
 
 
 def _progress(line: str, step: str | None, steps: tuple[str, ...]) -> BuildProgress:
