@@ -1265,6 +1265,9 @@ def cmd_sync_watch(args: argparse.Namespace) -> int:  # noqa: PLR0915
     Ends when stdin closes (the laptop hung up)."""
     rules = _sync_read_rules(args)
     root = args.root
+    if not os.path.isdir(root):
+        sys.stderr.write(f"agent: the sync root {root} is not a folder\n")
+        return 1
     debounce = args.debounce
     inotify = None
     if not args.poll:

@@ -74,16 +74,22 @@ class SyncEngine:
     def load_rules(self) -> IgnoreRules:
         return load_rules(self.local.root, remote_only=self.remote_only)
 
+    def prepare(self) -> None:
+        """Once per engine: the remote root exists (a first sync creates it), and temp files a
+        killed transfer left on either side are gone."""
+        if not self.prepared:
+            if not self.state.base:
+                self.remote.prepare()
+            self.remote.remove_temp_files()
+            self.local.remove_temp_files()
+            self.prepared = True
+
     # -- keeping the caches true -----------------------------------------------------------
 
     def full_scan(self) -> str | None:
         """Scan both sides whole; returns why sync must halt, if it must."""
         self.rules = self.load_rules()
-        if not self.prepared:
-            self.remote.prepare()
-            self.remote.remove_temp_files()
-            self.local.remove_temp_files()
-            self.prepared = True
+        self.prepare()
         local_scan = self.local.scan(self.rules)
         remote_scan = self.remote.scan(self.rules)
         for scan in (local_scan, remote_scan):
@@ -136,6 +142,7 @@ class SyncEngine:
         *,
         full: bool = False,
         progress: applier.Progress | None = None,
+        on_plan: Callable[[Plan], None] | None = None,
         now: Callable[[], float] = time.time,
     ) -> CycleReport:
         report = CycleReport(started=now(), full=full or not self.scanned)
@@ -154,6 +161,8 @@ class SyncEngine:
             report.halted = the_plan.halt
             return report
         report.changes = the_plan.counts()
+        if on_plan is not None:
+            on_plan(the_plan)
         outcome = applier.run(the_plan, self.local, self.remote, now=now(), progress=progress)
         self._remember(the_plan, outcome)
         report.problems = [*the_plan.problems, *outcome.problems]

@@ -1,0 +1,569 @@
+"""A live sync session: the engine on a thread of its own, fed by both watchers, with controls.
+
+``SyncSession(project_dir, remote_root, connection, state_dir)`` installs the agent (if not
+given one), reconciles once (the first sync, with progress events), then watches both sides and
+syncs each batch of changes. A dropped link moves it to ``disconnected``; it retries with backoff
+and, once back, rescans both sides in full before going on, so nothing seen before the drop is
+trusted blindly. It halts, saying why, rather than run a plan that would empty a side.
+
+The session also writes ``status.json`` beside its state and takes requests (pause, resume,
+resolve) dropped into ``requests/`` by other processes (``workbench.sync.control``), so the CLI
+works the same whether the session runs in the service or in a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.errors import ContextError, InvalidValueError, NotFoundError
+from workbench.paths import atomic_write_text
+from workbench.ssh import SshConnection
+from workbench.sync.engine import CycleReport, SyncEngine, local_root_case_insensitive
+from workbench.sync.local import LocalTree
+from workbench.sync.manifest import Entry
+from workbench.sync.reconcile import Plan, Side
+from workbench.sync.remote import RemoteTree
+from workbench.sync.state import StateStore, session_id
+from workbench.sync.transport import Runner, choose_runner
+from workbench.sync.watch import LocalWatcher, RemoteEvents, RemoteWatcher
+
+logger = logging.getLogger(__name__)
+
+Keep = Literal["local", "remote", "both"]
+EventCallback = Callable[[str, dict[str, Any]], None]
+
+STATES = ("starting", "scanning", "syncing", "watching", "paused", "halted", "disconnected",
+          "stopped")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    debounce: float = 0.015  # quiet time that closes a batch of changes
+    max_batch_wait: float = 0.25  # a steady stream of changes still syncs this often
+    full_rescan_interval: float = 600.0  # a full scan now and then, in case a watcher missed
+    retry_initial: float = 0.5
+    retry_max: float = 10.0
+    prefer_openssh: bool = True
+    remote_poll: bool = False  # make the agent poll (a remote without inotify)
+    local_watch: bool = True
+
+
+def session_folder(state_dir: Path, project_dir: Path, remote_name: str, remote_root: str) -> Path:
+    return state_dir / "sync" / session_id(project_dir, remote_name, remote_root)
+
+
+def apply_request(engine_state: Any, request: dict[str, Any]) -> None:
+    """Carry out a ``resolve`` on an agreed state (in a session, or on disk with none running)."""
+    path, keep = str(request["path"]), str(request["keep"])
+    conflict = engine_state.conflicts.get(path)
+    if conflict is None:
+        raise NotFoundError("conflict", path, hint="see 'nvwb sync conflicts'")
+    if keep not in ("local", "remote", "both"):
+        raise InvalidValueError("--keep", "must be local, remote or both")
+    engine_state.forced[path] = "remote" if keep == "remote" else "local"
+    doomed = [conflict.local_copy]
+    if keep != "both":
+        doomed.append(conflict.remote_copy)
+    for copy in doomed:
+        if copy:
+            engine_state.forced[copy] = "delete"
+    del engine_state.conflicts[path]
+
+
+class SyncSession:
+    """Two-way sync of ``project_dir`` with ``remote_root`` over ``connection``."""
+
+    def __init__(
+        self,
+        project_dir: Path,
+        remote_root: str,
+        connection: SshConnection,
+        state_dir: Path,
+        *,
+        agent_path: str | None = None,
+        workbench_dir: str = "~/.nvwb",
+        remote_only: Iterable[str] = (),
+        on_event: EventCallback | None = None,
+        options: SessionOptions | None = None,
+    ) -> None:
+        self.project_dir = Path(project_dir)
+        self.remote_root = remote_root
+        self.connection = connection
+        self.options = options or SessionOptions()
+        self.folder = session_folder(
+            state_dir, self.project_dir, connection.target.display(), remote_root
+        )
+        self._agent_path = agent_path
+        self._workbench_dir = workbench_dir
+        self._remote_only = tuple(remote_only)
+        self._listeners: list[EventCallback] = [on_event] if on_event else []
+        self._store = StateStore(self.folder)
+        self._lock = threading.RLock()  # guards the engine: one cycle or one control at a time
+        self._wake = threading.Condition()
+        self._local_dirty: set[str] = set()
+        self._remote_events: RemoteEvents = []
+        self._need_full = True
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._engine: SyncEngine | None = None
+        self._runner: Runner | None = None
+        self._local_watcher: LocalWatcher | None = None
+        self._remote_watcher: RemoteWatcher | None = None
+        self._lock_fd: int | None = None
+        self.state = "stopped"
+        self.message = ""
+        self.first_sync_done = False
+        self.cycles = 0
+        self.last_report: CycleReport | None = None
+        self._idle = threading.Event()
+        self._paused = self._store.load().paused
+
+    # -- control ---------------------------------------------------------------------------
+
+    def add_listener(self, listener: EventCallback) -> None:
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        atomic_write_text(
+            self.folder / "session.json",
+            json.dumps(
+                {
+                    "project_dir": os.path.realpath(self.project_dir),
+                    "remote": self.connection.target.display(),
+                    "context": self.connection.context,
+                    "remote_root": self.remote_root,
+                }
+            ),
+        )
+        self._stopping = False
+        self._set_state("starting")
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sync-session")
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(30.0)
+            self._thread = None
+        self._teardown()
+        self._set_state("stopped")
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> SyncSession:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+            if self._engine is not None:
+                self._engine.state.paused = True
+                self._engine.save()
+        self._set_state("paused")
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            if self._engine is not None:
+                self._engine.state.paused = False
+                self._engine.save()
+        self._poke(full=True)
+
+    def resolve(self, path: str, keep: Keep) -> None:
+        """Settle a conflict: ``local`` or ``remote`` wins at ``path`` on both sides (the
+        conflict copies go), or ``both`` (the local version at ``path``, the remote's kept as
+        its conflict copy)."""
+        with self._lock:
+            engine = self._engine_or_raise()
+            apply_request(engine.state, {"path": path, "keep": keep})
+            engine.save()
+        self._emit("conflicts", {"conflicts": self.conflicts()})
+        self._poke(full=True)
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        with self._lock:
+            state = self._engine.state if self._engine else self._store.load()
+            return [c.to_json() for c in state.conflicts.values()]
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            state = self._engine.state if self._engine else self._store.load()
+            report = self.last_report
+            with self._wake:
+                pending = len(self._local_dirty) + len(self._remote_events)
+            return {
+                "state": self.state,
+                "message": self.message,
+                "project_dir": str(self.project_dir),
+                "remote": self.connection.target.display(),
+                "remote_root": self.remote_root,
+                "last_sync": state.last_sync or None,
+                "pending": pending,
+                "conflicts": len(state.conflicts),
+                "problems": [p.to_json() for p in (report.problems if report else [])],
+                "transport": self._runner.name if self._runner else None,
+                "remote_watch": self._remote_watcher.mode if self._remote_watcher else None,
+                "paths": len(state.base),
+                "cycles": self.cycles,
+            }
+
+    def sync_now(self, timeout: float = 60.0) -> CycleReport | None:
+        """Ask for a full cycle and wait until the session is idle again (tests, the CLI)."""
+        self._idle.clear()
+        self._poke(full=True)
+        if not self._idle.wait(timeout):
+            raise ContextError(f"sync did not settle within {timeout:g} s: {self.message}")
+        return self.last_report
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no change is pending and the last cycle found nothing to do."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._idle.wait(max(0.0, deadline - time.monotonic())):
+                with self._wake:
+                    if not self._local_dirty and not self._remote_events and not self._need_full:
+                        return True
+                time.sleep(0.01)
+        return False
+
+    # -- feeds -----------------------------------------------------------------------------
+
+    def _poke(self, *, full: bool = False) -> None:
+        with self._wake:
+            if full:
+                self._need_full = True
+            self._idle.clear()
+            self._wake.notify_all()
+
+    def _on_local(self, paths: set[str]) -> None:
+        engine = self._engine
+        if engine is not None:
+            rules = engine.rules
+            paths = {p for p in paths if not rules.ignored(p, False) or not rules.ignored(p, True)}
+        if not paths:
+            return
+        with self._wake:
+            self._local_dirty |= paths
+            self._idle.clear()
+            self._wake.notify_all()
+
+    def _on_remote(self, events: RemoteEvents) -> None:
+        with self._wake:
+            self._remote_events.extend(events)
+            self._idle.clear()
+            self._wake.notify_all()
+
+    def _on_rescan(self) -> None:
+        self._poke(full=True)
+
+    def _on_lost(self, why: str) -> None:
+        logger.info("sync %s: %s", self.project_dir, why)
+        with self._wake:
+            self._need_full = True
+            self._remote_lost = True
+            self._idle.clear()
+            self._wake.notify_all()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    _remote_lost = False
+    _again = False
+
+    def _run(self) -> None:
+        delay = self.options.retry_initial
+        last_full = 0.0
+        while True:
+            if not self._wait_for_work(last_full):
+                return
+            self._take_requests()
+            with self._wake:
+                if not self._has_work():
+                    continue
+            self._debounce()
+            try:
+                full = self._prepare()
+                report = self._cycle(full)
+                if full:
+                    last_full = time.monotonic()
+                delay = self.options.retry_initial
+                if report.halted:
+                    self._set_state("halted", report.halted)
+                    with self._wake:
+                        self._need_full = False
+                        self._local_dirty.clear()
+                        self._remote_events.clear()
+                        self._paused = True
+                    continue
+                if report.changed_anything or report.retry:
+                    # Once more: carry what this cycle created (conflict copies) across, and
+                    # retry what changed under us with fresh scans.
+                    with self._wake:
+                        self._again = True
+                        if report.retry:
+                            self._need_full = True
+                else:
+                    self._set_state("watching")
+            except ContextError as exc:
+                self._set_state("disconnected", exc.message)
+                self._drop_remote()
+                with self._wake:
+                    self._need_full = True
+                    if self._wake.wait_for(lambda: self._stopping, timeout=delay):
+                        return
+                delay = min(delay * 2, self.options.retry_max)
+            except Exception as exc:  # a bug must not kill the thread silently
+                logger.exception("sync session failed")
+                self._set_state("halted", f"internal error: {type(exc).__name__}: {exc}")
+                with self._wake:
+                    self._paused = True
+
+    def _wait_for_work(self, last_full: float) -> bool:
+        """Sleep (a second at most) until there may be something to sync; False when stopping.
+
+        Never calls out while holding the condition: controls take the session lock first and
+        the condition second, so the loop must not take them in the other order.
+        """
+        with self._wake:
+            if not self._stopping and not self._has_work():
+                self._idle.set()
+                self._wake.wait(timeout=1.0)
+            if time.monotonic() - last_full > self.options.full_rescan_interval:
+                self._need_full = True
+            stopping, paused = self._stopping, self._paused
+        if paused and self.state not in ("paused", "halted"):
+            self._set_state("paused")
+        return not stopping
+
+    def _has_work(self) -> bool:
+        return not self._paused and bool(
+            self._local_dirty or self._remote_events or self._need_full or self._again
+        )
+
+    def _debounce(self) -> None:
+        started = time.monotonic()
+        with self._wake:
+            seen = len(self._local_dirty) + len(self._remote_events)
+            while time.monotonic() - started < self.options.max_batch_wait:
+                self._wake.wait(self.options.debounce)
+                now = len(self._local_dirty) + len(self._remote_events)
+                if now == seen or self._stopping:
+                    return
+                seen = now
+
+    def _prepare(self) -> bool:
+        """Connect what is missing (agent, engine, watchers); True when a full scan is due."""
+        with self._lock:
+            if self._engine is None:
+                self._runner = choose_runner(
+                    self.connection, prefer_openssh=self.options.prefer_openssh
+                )
+                agent_path = self._agent_path or self._install_agent()
+                remote = RemoteTree(self._runner, agent_path, self.remote_root)
+                insensitive: list[Side] = (
+                    ["local"] if local_root_case_insensitive(self.project_dir) else []
+                )
+                self._engine = SyncEngine(
+                    LocalTree(self.project_dir),
+                    remote,
+                    self._store,
+                    remote_only=self._remote_only,
+                    case_insensitive=insensitive,
+                )
+                self._engine.state.paused = self._paused
+            if self._local_watcher is None and self.options.local_watch:
+                self._local_watcher = LocalWatcher(self.project_dir, self._on_local)
+                self._local_watcher.start()
+            self._engine.prepare()
+            if self._remote_watcher is None or self._remote_lost:
+                if self._remote_watcher is not None:
+                    self._remote_watcher.stop()
+                self._remote_lost = False
+                watcher = RemoteWatcher(
+                    self._engine.remote,
+                    self._engine.load_rules(),
+                    self._on_remote,
+                    self._on_rescan,
+                    self._on_lost,
+                )
+                self._remote_watcher = watcher
+                watcher.start()
+                if not watcher.ready.is_set() or not watcher.mode:
+                    raise ContextError("the remote watcher did not start")
+                with self._wake:
+                    self._need_full = True
+            with self._wake:
+                full = self._need_full
+                self._need_full = False
+                return full
+
+    def _install_agent(self) -> str:
+        from workbench.agent import install_agent
+
+        agent, _ = install_agent(self.connection, self._workbench_dir)
+        return agent.script_path
+
+    def _cycle(self, full: bool) -> CycleReport:
+        with self._lock:
+            engine = self._engine
+            assert engine is not None
+            with self._wake:
+                self._again = False
+                local_dirty, self._local_dirty = self._local_dirty, set()
+                remote_events, self._remote_events = self._remote_events, []
+            rules_changed = any(p.rpartition("/")[2] in (".gitignore", ".workbenchignore")
+                                for p in local_dirty)  # fmt: skip
+            full = full or rules_changed
+            if not full:
+                engine.update_remote(remote_events)
+                engine.refresh_local(local_dirty)
+            self._set_state("scanning" if full else "syncing")
+            first = not self.first_sync_done
+            totals = {"files": 0, "bytes": 0, "done_files": 0, "done_bytes": 0}
+
+            def on_plan(plan: Plan) -> None:
+                for action in plan.actions:
+                    if action.kind == "copy" and action.source and action.source.type == "file":
+                        totals["files"] += 1
+                        totals["bytes"] += action.source.size
+                if plan.actions:
+                    self._set_state("syncing")
+                if first:
+                    self._emit("progress", dict(totals, first=True))
+
+            def on_progress(path: str, size: int) -> None:
+                totals["done_files"] += 1
+                totals["done_bytes"] += size
+                self._emit("progress", dict(totals, path=path, first=first))
+
+            report = engine.cycle(full=full, progress=on_progress, on_plan=on_plan)
+            self.cycles += 1
+            self.last_report = report
+            if not report.halted:
+                self.first_sync_done = True
+            self._emit("cycle", _report_json(report))
+            if report.new_conflicts:
+                self._emit("conflicts", {"conflicts": self.conflicts()})
+            if rules_changed and self._remote_watcher is not None:
+                self._remote_watcher.stop()  # restart with the new rules on the next cycle
+                self._remote_lost = True
+            self._write_status()
+            return report
+
+    def _take_requests(self) -> None:
+        """Requests other processes dropped in ``requests/`` (see ``workbench.sync.control``)."""
+        folder = self.folder / "requests"
+        try:
+            names = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = folder / name
+            try:
+                request = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            finally:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            kind = request.get("kind")
+            try:
+                if kind == "pause":
+                    self.pause()
+                elif kind == "resume":
+                    self.resume()
+                elif kind == "resolve":
+                    self.resolve(str(request["path"]), request["keep"])
+            except (NotFoundError, InvalidValueError, ContextError) as exc:
+                logger.warning("sync request %s refused: %s", request, exc)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _engine_or_raise(self) -> SyncEngine:
+        if self._engine is None:
+            raise ContextError("the sync session has not connected yet", hint="try again")
+        return self._engine
+
+    def _drop_remote(self) -> None:
+        with self._lock:
+            if self._remote_watcher is not None:
+                self._remote_watcher.stop()
+                self._remote_watcher = None
+            if self._engine is not None:
+                self._engine.remote.close()
+                self._engine.scanned = False
+
+    def _teardown(self) -> None:
+        if self._local_watcher is not None:
+            self._local_watcher.stop()
+            self._local_watcher = None
+        self._drop_remote()
+        if self._runner is not None:
+            self._runner.close()
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.folder / "session.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise ContextError(
+                f"another sync session already runs for {self.project_dir}",
+                hint="stop it first (only one session per project and context)",
+            ) from exc
+        self._lock_fd = fd
+
+    def _set_state(self, state: str, message: str = "") -> None:
+        if state == self.state and message == self.message:
+            return
+        self.state, self.message = state, message
+        self._emit("state", {"state": state, "message": message})
+        with contextlib.suppress(OSError):
+            self._write_status()
+
+    def _write_status(self) -> None:
+        if self.folder.is_dir():
+            atomic_write_text(self.folder / "status.json", json.dumps(self.status(), default=str))
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, data)
+            except Exception:
+                logger.exception("sync event listener failed")
+
+
+def _report_json(report: CycleReport) -> dict[str, Any]:
+    return {
+        "full": report.full,
+        "seconds": round(report.seconds, 4),
+        "halted": report.halted,
+        "changes": report.changes,
+        "problems": [p.to_json() for p in report.problems],
+        "new_conflicts": report.new_conflicts,
+        "files_sent": report.files_sent,
+        "bytes_sent": report.bytes_sent,
+    }
+
+
+__all__ = ["Entry", "Keep", "SessionOptions", "SyncSession", "session_folder"]
