@@ -19,6 +19,7 @@ import pytest
 from tests.support.fake_brev import SCRIPT, FakeBrev
 from tests.support.sshd import sshd_available
 from workbench.agent import AgentScript, GuardSettings, RemoteAgent, install_agent, local_agent
+from workbench.registry import DEFAULT_IDLE_STOP_COMMAND
 from workbench.service.leases import pid_alive
 from workbench.ssh import AcceptFingerprint, KnownHosts, SshConnection, SshTarget
 
@@ -160,3 +161,16 @@ def test_an_open_ssh_terminal_keeps_the_machine_up(brev, connection):
 def _terminal_seen(agent: RemoteAgent) -> bool:
     # The service's own commands (this status call included) run without a terminal.
     return any(a.startswith("SSH terminal pts/") for a in agent.status().activity)
+
+
+def test_the_default_stop_command_stops_a_stand_in_instance(brev, connection):
+    # Checked first: on this machine the real `sudo -n shutdown -h now` must never run.
+    found = connection.exec("command -v sudo; command -v shutdown", timeout=10).stdout_text.split()
+    bin_dir = str(Path(brev.instance("box")["home"]).parent / "bin")
+    assert found == [f"{bin_dir}/sudo", f"{bin_dir}/shutdown"]
+    agent, _ = install_agent(connection, "~/.nvwb")
+    agent.start_guard(
+        GuardSettings(idle_timeout=IDLE, stop_command=DEFAULT_IDLE_STOP_COMMAND, poll=0.2)
+    )
+    brev.wait_status("box", "STOPPED", timeout=IDLE + 10)
+    assert not brev.sshd_alive("box")

@@ -257,8 +257,14 @@ def _boot(store: Store, name: str, *, delay: float) -> None:
         # Each instance is a machine of its own: its own HOME, so ~/.nvwb differs per instance.
         home = _instance_dir(store, name) / "home"
         home.mkdir(parents=True, exist_ok=True)
+        bin_dir = _machine_commands(store, name)
         server = sshd.SshServer(
-            _instance_dir(store, name), port=_free_port(), session_env={"HOME": str(home)}
+            _instance_dir(store, name),
+            port=_free_port(),
+            session_env={
+                "HOME": str(home),
+                "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            },
         )
         server.start()
         inst.update(status="RUNNING", port=server.port, pid=server.pid, helper_pid=None)
@@ -269,6 +275,27 @@ def _boot(store: Store, name: str, *, delay: float) -> None:
         inst["home"] = str(home)
         # The sshd lives on after this helper exits; close our copy of its log fd only.
         server._process = None
+
+
+def _machine_commands(store: Store, name: str) -> Path:
+    """``sudo`` and ``shutdown`` for the instance, first on its sessions' PATH.
+
+    ``sudo -n shutdown -h now`` (the agent's default stop command) run "on" a stand-in instance
+    must stop that instance, as it would a real one, and never the machine the tests run on.
+    """
+    bin_dir = _instance_dir(store, name) / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    scripts = {
+        "sudo": "#!/bin/sh\n# Options (-n, -E, ...) are dropped: the test user may do anything.\n"
+        'while [ $# -gt 0 ]; do case "$1" in -*) shift;; *) break;; esac; done\nexec "$@"\n',
+        "shutdown": "#!/bin/sh\n# The machine shutting itself down: Brev sees the instance stop.\n"
+        f"FAKE_BREV_HOME='{store.home}' exec '{sys.executable}' '{SCRIPT}' stop '{name}'\n",
+    }
+    for command, text in scripts.items():
+        path = bin_dir / command
+        path.write_text(text)
+        path.chmod(0o755)
+    return bin_dir
 
 
 def _halt(store: Store, name: str, *, delay: float) -> None:
