@@ -128,6 +128,17 @@ def test_a_connection_to_a_forwarded_port_keeps_the_machine_up(brev, connection)
         server.close()
 
 
+def test_watched_ports_can_change_without_restarting_the_guard(brev, connection):
+    agent, _ = install_agent(connection, "~/.nvwb")
+    started = agent.start_guard(settings(brev, ports=(8888,), idle=600))
+    agent.watch_ports([6006, 8888, 6006])
+    deadline = time.monotonic() + 10
+    while agent.status().raw.get("ports") != [6006, 8888] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert agent.status().raw["ports"] == [6006, 8888]
+    assert agent.status().guard_pid == started["pid"]
+
+
 def test_an_open_ssh_terminal_keeps_the_machine_up(brev, connection):
     agent, _ = install_agent(connection, "~/.nvwb")
     inst = brev.instance("box")

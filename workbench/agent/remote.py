@@ -12,6 +12,7 @@ import json
 import logging
 import shlex
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from workbench.agent.script import AgentScript, local_agent
@@ -115,6 +116,20 @@ class RemoteAgent:
             reported.get("pid"),
         )
         return reported
+
+    def watch_ports(self, ports: Iterable[int]) -> None:
+        """Tell the running guard which forwarded ports count as use, without restarting it.
+
+        Written to the state dir's ``ports`` file (atomically), which the guard reads each poll,
+        so forwards opened and closed as apps come and go never reset its idle clock.
+        """
+        text = " ".join(str(p) for p in sorted(set(ports))) + "\n"
+        folder = shlex.quote(self.state_dir)
+        self.connection.exec(
+            f"cd {folder} && cat > ports.tmp && mv -f ports.tmp ports",
+            input=text,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+        ).check()
 
     def heartbeat(self) -> AgentStatus:
         """Tell the guard the service is alive and holds a lease; returns its status."""
