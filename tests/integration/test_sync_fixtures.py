@@ -22,15 +22,18 @@ from workbench.sync.remote import RemoteTree
 from workbench.sync.state import StateStore
 from workbench.sync.transport import OpenSshRunner, ParamikoRunner, Runner
 
-OPTIONS = ConnectOptions(use_agent=False, look_for_keys=False, connect_timeout=5.0,
-                         reconnect_timeout=30.0)
+OPTIONS = ConnectOptions(
+    use_agent=False, look_for_keys=False, connect_timeout=5.0, reconnect_timeout=30.0
+)
 
 
 def connect(server: SshServer, pins: Path) -> SshConnection:
-    target = SshTarget(host=server.host, port=server.port, user=server.user,
-                       key_paths=(server.client_key_path,))
-    connection = SshConnection(target, AcceptFingerprint(server.host_key_fingerprint),
-                               KnownHosts(pins), options=OPTIONS)
+    target = SshTarget(
+        host=server.host, port=server.port, user=server.user, key_paths=(server.client_key_path,)
+    )
+    connection = SshConnection(
+        target, AcceptFingerprint(server.host_key_fingerprint), KnownHosts(pins), options=OPTIONS
+    )
     connection.connect()
     return connection
 

@@ -1,0 +1,330 @@
+"""Sync cycles against a real sshd: every operation from each side, conflicts, refusals, faults."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_sync_fixtures import Pair, make_pair, pair, tree, write
+from tests.support.sshd import SshServer
+from workbench.errors import ContextError
+from workbench.sync.session import apply_request
+
+__all__ = ["pair"]
+
+
+def synced(p: Pair) -> None:
+    assert tree(p.local_root) == tree(p.remote_root)
+
+
+@pytest.mark.parametrize("origin", ["local", "remote"])
+def test_every_operation_propagates_from_each_side(pair: Pair, origin: str) -> None:
+    engine = pair.engine()
+    src = pair.local_root if origin == "local" else pair.remote_root
+    dst = pair.remote_root if origin == "local" else pair.local_root
+    pair.remote_root.mkdir(parents=True, exist_ok=True)
+    write(pair.local_root / "keep.txt", "base")
+    engine.cycle(full=True)
+
+    write(src / "new.txt", "created")
+    write(src / "deep/er/file.bin", bytes(range(256)) * 10)
+    write(src / "ünïcödé 名前.txt", "non-ascii")
+    os.symlink("keep.txt", src / "link")
+    (src / "empty").mkdir()
+    report = engine.cycle(full=True)
+    assert not report.problems and not report.halted
+    synced(pair)
+    assert os.readlink(dst / "link") == "keep.txt"
+
+    write(src / "new.txt", "modified", mtime_offset=1000)
+    (src / "deep/er/file.bin").rename(src / "deep/renamed.bin")
+    (src / "keep.txt").chmod(0o755)
+    (src / "link").unlink()
+    os.symlink("new.txt", src / "link")
+    (src / "empty").rmdir()
+    engine.cycle(full=True)
+    synced(pair)
+    assert (dst / "new.txt").read_text() == "modified"
+    assert os.access(dst / "keep.txt", os.X_OK)
+    assert not (dst / "empty").exists()
+    assert os.readlink(dst / "link") == "new.txt"
+
+    (src / "keep.txt").chmod(0o644)
+    (src / "deep/renamed.bin").unlink()
+    (src / "deep/er").rmdir()
+    engine.cycle(full=True)
+    synced(pair)
+    assert not os.access(dst / "keep.txt", os.X_OK)
+    assert not (dst / "deep/er").exists()
+    assert engine.cycle(full=True).changes == {}
+
+
+def test_mtime_only_change_is_not_an_edit(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "a.txt", "same")
+    engine.cycle(full=True)
+    st = (pair.local_root / "a.txt").stat()
+    os.utime(pair.local_root / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    write(pair.remote_root / "a.txt", "remote edit")
+    report = engine.cycle(full=True)
+    assert report.new_conflicts == []
+    assert (pair.local_root / "a.txt").read_text() == "remote edit"
+
+
+def test_both_sides_same_edit_is_agreement(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "a.txt", "one")
+    write(pair.remote_root / "a.txt", "one")
+    report = engine.cycle(full=True)
+    assert report.changes == {} and "a.txt" in engine.state.base
+
+
+def test_conflict_keeps_both_versions_and_resolves(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "notes.md", "base")
+    engine.cycle(full=True)
+    write(pair.local_root / "notes.md", "laptop edit")
+    write(pair.remote_root / "notes.md", "remote edit!")
+    report = engine.cycle(full=True)
+    assert report.new_conflicts == ["notes.md"]
+    engine.cycle(full=True)  # the conflict copies cross over
+    conflict = engine.state.conflicts["notes.md"]
+    for root in (pair.local_root, pair.remote_root):
+        assert (root / conflict.remote_copy).read_text() == "remote edit!"
+        assert (root / conflict.local_copy).read_text() == "laptop edit"
+    assert (pair.local_root / "notes.md").read_text() == "laptop edit"
+    assert (pair.remote_root / "notes.md").read_text() == "remote edit!"
+    # Further edits to a conflicted path wait for the user.
+    write(pair.local_root / "notes.md", "laptop edit 2")
+    engine.cycle(full=True)
+    assert (pair.remote_root / "notes.md").read_text() == "remote edit!"
+
+    apply_request(engine.state, {"path": "notes.md", "keep": "both"})
+    engine.cycle(full=True)
+    engine.cycle(full=True)
+    synced(pair)
+    assert (pair.remote_root / "notes.md").read_text() == "laptop edit 2"
+    assert (pair.remote_root / conflict.remote_copy).read_text() == "remote edit!"
+    assert not (pair.remote_root / conflict.local_copy).exists()
+    assert not engine.state.conflicts
+
+
+@pytest.mark.parametrize("keep", ["local", "remote"])
+def test_resolve_keep_one_side_removes_the_copies(pair: Pair, keep: str) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "x.txt", "base")
+    engine.cycle(full=True)
+    write(pair.local_root / "x.txt", "L")
+    write(pair.remote_root / "x.txt", "RR")
+    engine.cycle(full=True)
+    engine.cycle(full=True)
+    apply_request(engine.state, {"path": "x.txt", "keep": keep})
+    engine.cycle(full=True)
+    engine.cycle(full=True)
+    synced(pair)
+    assert (pair.local_root / "x.txt").read_text() == ("L" if keep == "local" else "RR")
+    assert sorted(p.name for p in pair.local_root.iterdir()) == ["x.txt"]
+
+
+def test_edit_beats_delete_on_either_side(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "dir/a.txt", "base")
+    write(pair.local_root / "b.txt", "base")
+    engine.cycle(full=True)
+    # The laptop deletes the folder; the remote edits a file inside it.
+    (pair.local_root / "dir/a.txt").unlink()
+    (pair.local_root / "dir").rmdir()
+    write(pair.remote_root / "dir/a.txt", "remote edit")
+    # The remote deletes a file the laptop edits.
+    (pair.remote_root / "b.txt").unlink()
+    write(pair.local_root / "b.txt", "laptop edit")
+    engine.cycle(full=True)
+    synced(pair)
+    assert (pair.local_root / "dir/a.txt").read_text() == "remote edit"
+    assert (pair.remote_root / "b.txt").read_text() == "laptop edit"
+
+
+def test_emptied_side_halts_instead_of_deleting_everything(pair: Pair) -> None:
+    engine = pair.engine()
+    for i in range(5):
+        write(pair.local_root / f"f{i}.txt", str(i))
+    engine.cycle(full=True)
+    for i in range(5):
+        (pair.remote_root / f"f{i}.txt").unlink()
+    report = engine.cycle(full=True)
+    assert report.halted and "halted" in report.halted
+    assert len(list(pair.local_root.iterdir())) == 5
+
+
+def test_missing_remote_root_halts_after_a_first_sync(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "a.txt", "a")
+    engine.cycle(full=True)
+    (pair.remote_root / "a.txt").unlink()
+    pair.remote_root.rmdir()
+    fresh = pair.engine()
+    report = fresh.cycle(full=True)
+    assert report.halted and "sync root" in report.halted
+    assert (pair.local_root / "a.txt").exists()
+
+
+def test_ignored_paths_stay_put(pair: Pair) -> None:
+    engine = pair.engine(remote_only=["data"])
+    write(pair.local_root / ".gitignore", "*.log\n!keep.log\n")
+    write(pair.local_root / "sub/.workbenchignore", "secret/\n")
+    write(pair.local_root / "x.log", "ignored")
+    write(pair.local_root / "keep.log", "kept")
+    write(pair.local_root / "sub/secret/s.txt", "ignored")
+    write(pair.local_root / "sub/ok.txt", "kept")
+    write(pair.local_root / "__pycache__/m.pyc", "ignored")
+    write(pair.local_root / ".git/HEAD", "ignored")
+    pair.remote_root.mkdir(parents=True)
+    write(pair.remote_root / "data/big.bin", "remote only")
+    write(pair.remote_root / "out.log", "remote log")
+    engine.cycle(full=True)
+    remote = set(tree(pair.remote_root))
+    assert {"keep.log", "sub/ok.txt", ".gitignore", "sub/.workbenchignore"} <= remote
+    assert not remote & {"x.log", "sub/secret/s.txt", "__pycache__/m.pyc", ".git/HEAD"}
+    assert not (pair.local_root / "data").exists()
+    assert not (pair.local_root / "out.log").exists()
+
+
+def test_symlinks_are_never_followed_out_of_the_root(pair: Pair, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    engine = pair.engine()
+    os.symlink(str(outside), pair.local_root / "escape")
+    engine.cycle(full=True)
+    assert os.readlink(pair.remote_root / "escape") == str(outside)
+    # A file that would land under the link is refused rather than written outside.
+    write(pair.remote_root / "escape-real/x", "x")
+    results = engine.local.apply_ops([{"op": "mkdir", "path": "escape/inside", "expect": None}])
+    assert not results[0].ok and "not a folder" in results[0].error
+    assert list(outside.iterdir()) == []
+    results = engine.remote.apply_ops([{"op": "delete", "path": "../x", "expect": None}])
+    assert not results[0].ok and "leave the root" in results[0].error
+
+
+def test_names_differing_only_by_case_are_reported(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "Readme.md", "a")
+    write(pair.local_root / "README.md", "b")
+    report = engine.cycle(full=True)
+    assert any("differ only by case" in p.message for p in report.problems)
+    synced(pair)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_file_is_reported_and_the_rest_syncs(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "locked.txt", "secret").chmod(0)
+    write(pair.local_root / "open.txt", "fine")
+    report = engine.cycle(full=True)
+    assert any(p.path == "locked.txt" for p in report.problems)
+    assert (pair.remote_root / "open.txt").read_text() == "fine"
+
+
+def test_file_changing_while_sent_is_retried_never_half_applied(pair: Pair) -> None:
+    engine = pair.engine()
+    big = write(pair.local_root / "growing.bin", os.urandom(4 << 20))
+    write(pair.local_root / "other.txt", "other")
+
+    def change(_plan: object) -> None:
+        with open(big, "ab") as fh:
+            fh.write(b"more")
+
+    report = engine.cycle(full=True, on_plan=change)
+    assert report.retry
+    assert not (pair.remote_root / "growing.bin").exists()
+    assert (pair.remote_root / "other.txt").read_text() == "other"
+    engine.cycle(full=True)
+    synced(pair)
+
+
+def test_remote_edit_after_scan_is_not_overwritten(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "a.txt", "base")
+    engine.cycle(full=True)
+    write(pair.local_root / "a.txt", "laptop", mtime_offset=10**9)
+
+    def remote_edit(_plan: object) -> None:
+        write(pair.remote_root / "a.txt", "remote wrote meanwhile", mtime_offset=2 * 10**9)
+
+    report = engine.cycle(full=True, on_plan=remote_edit)
+    assert report.retry
+    assert (pair.remote_root / "a.txt").read_text() == "remote wrote meanwhile"
+    report = engine.cycle(full=True)
+    assert report.new_conflicts == ["a.txt"]
+
+
+def test_many_files_travel_as_one_stream(pair: Pair) -> None:
+    engine = pair.engine()
+    for i in range(300):
+        write(pair.local_root / f"d{i % 7}/f{i}.txt", f"{i}" * 100)
+    write(pair.local_root / "large.bin", os.urandom(3 << 20))
+    report = engine.cycle(full=True)
+    assert report.files_sent == 301
+    synced(pair)
+    for i in range(300):
+        (pair.remote_root / f"d{i % 7}/f{i}.txt").write_text(f"remote {i}")
+    report = engine.cycle(full=True)
+    assert report.files_sent == 300
+    synced(pair)
+
+
+def test_killed_link_leaves_no_partial_file_and_converges(
+    tmp_path: Path, fresh_sshd: SshServer
+) -> None:
+    p = make_pair(tmp_path, fresh_sshd)
+    try:
+        engine = p.engine()
+        write(p.local_root / "small.txt", "small")
+        engine.cycle(full=True)
+        payload = os.urandom(48 << 20)
+        write(p.local_root / "huge.bin", payload)
+
+        killer = threading.Timer(0.3, fresh_sshd.kill)
+        killer.start()
+        with pytest.raises(ContextError):
+            engine.cycle(full=True)
+        killer.join()
+        time.sleep(0.5)
+        assert not (p.remote_root / "huge.bin").exists()
+        fresh_sshd.start()
+        # A new engine, as after a restart: temp files of the killed transfer are cleaned up.
+        engine = p.engine()
+        for _ in range(3):
+            try:
+                engine.cycle(full=True)
+                break
+            except ContextError:
+                time.sleep(1.0)
+        assert (p.remote_root / "huge.bin").read_bytes() == payload
+        leftovers = [n for n in os.listdir(p.remote_root) if n.startswith(".wbsync-")]
+        assert leftovers == []
+        synced(p)
+    finally:
+        p.runner.close()
+        p.connection.close()
+
+
+def test_bulk_through_openssh(tmp_path: Path, sshd: SshServer) -> None:
+    p = make_pair(tmp_path, sshd, openssh=True)
+    try:
+        engine = p.engine()
+        for i in range(100):
+            write(p.local_root / f"f{i}.bin", os.urandom(20_000))
+        report = engine.cycle(full=True)
+        assert report.files_sent == 100
+        synced(p)
+        for i in range(100):
+            write(p.remote_root / f"f{i}.bin", os.urandom(30_000))
+        engine.cycle(full=True)
+        synced(p)
+    finally:
+        p.runner.close()
+        p.connection.close()

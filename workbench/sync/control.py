@@ -1,0 +1,138 @@
+"""Reaching a sync session from another process (the CLI): its status, conflicts, and requests.
+
+A running session holds ``session.lock`` in its folder, writes ``status.json`` as it goes and
+takes request files from ``requests/``. When no session runs, the same requests are carried out
+on the stored state directly, so ``nvwb sync resolve`` and ``pause`` work offline too and take
+effect when the session next starts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import NotFoundError
+from workbench.paths import atomic_write_text
+from workbench.sync.session import apply_request
+from workbench.sync.state import StateStore
+
+
+@dataclass(frozen=True)
+class SessionHandle:
+    """One session's folder, found from its project."""
+
+    folder: Path
+    project_dir: str
+    remote: str
+    context: str | None
+    remote_root: str
+
+    def running(self) -> bool:
+        try:
+            fd = os.open(self.folder / "session.lock", os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def status(self) -> dict[str, Any]:
+        stored = StateStore(self.folder).load()
+        live: dict[str, Any] = {}
+        running = self.running()
+        if running:
+            try:
+                live = json.loads((self.folder / "status.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                live = {}
+        state = live.get("state") if running else ("paused" if stored.paused else "stopped")
+        return {
+            "project_dir": self.project_dir,
+            "context": self.context,
+            "remote": self.remote,
+            "remote_root": self.remote_root,
+            "state": state or "starting",
+            "message": live.get("message", ""),
+            "last_sync": stored.last_sync or None,
+            "pending": live.get("pending", 0),
+            "conflicts": len(stored.conflicts),
+            "problems": live.get("problems", []),
+            "paths": len(stored.base),
+            "transport": live.get("transport"),
+        }
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        return [c.to_json() for c in StateStore(self.folder).load().conflicts.values()]
+
+    def request(self, kind: str, **fields: Any) -> str:
+        """Hand a request to the running session, or carry it out on the stored state.
+        Returns ``"sent"`` or ``"applied"``."""
+        if self.running():
+            folder = self.folder / "requests"
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{time.time_ns():020d}-{secrets.token_hex(4)}.json"
+            atomic_write_text(folder / name, json.dumps({"kind": kind, **fields}))
+            return "sent"
+        store = StateStore(self.folder)
+        state = store.load()
+        if kind == "pause":
+            state.paused = True
+        elif kind == "resume":
+            state.paused = False
+        elif kind == "resolve":
+            apply_request(state, fields)
+        store.save(state)
+        return "applied"
+
+
+def find_sessions(
+    state_dir: Path, project_dir: Path, context: str | None = None
+) -> list[SessionHandle]:
+    """The sessions recorded for ``project_dir`` (optionally on one context), newest first."""
+    root = state_dir / "sync"
+    wanted = os.path.realpath(project_dir)
+    found: list[tuple[float, SessionHandle]] = []
+    try:
+        folders = list(root.iterdir())
+    except FileNotFoundError:
+        return []
+    for folder in folders:
+        try:
+            info = json.loads((folder / "session.json").read_text(encoding="utf-8"))
+            mtime = (folder / "session.json").stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if info.get("project_dir") != wanted:
+            continue
+        if context and info.get("context") not in (None, context):
+            continue
+        handle = SessionHandle(
+            folder,
+            str(info["project_dir"]),
+            str(info.get("remote", "")),
+            info.get("context"),
+            str(info.get("remote_root", "")),
+        )
+        found.append((mtime, handle))
+    return [h for _, h in sorted(found, key=lambda item: -item[0])]
+
+
+def one_session(state_dir: Path, project_dir: Path, context: str | None = None) -> SessionHandle:
+    sessions = find_sessions(state_dir, project_dir, context)
+    if not sessions:
+        raise NotFoundError(
+            "sync session",
+            str(project_dir),
+            hint="sync starts when the project is opened on a remote context",
+        )
+    return sessions[0]
