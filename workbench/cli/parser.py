@@ -222,7 +222,6 @@ def build_tree() -> Tree:
               _flag("--description", default=""), _flag("--options", default=""))
     t.command("delete", "mount", s + "delete_mount", "remove a mount",
               _positional("target", "path in the container"))
-    t.command("list", "apps", s + "list_apps", "list the project's apps")
     t.command("create", "app", s + "create_app", "add an app to the project",
               _positional("name", "app name"), _app_options)
     t.command("delete", "app", s + "delete_app", "remove an app",
@@ -259,13 +258,32 @@ def build_tree() -> Tree:
              "start an app of the project (or: start context NAME)",
              _positional("target", "app name, or the word 'context'"),
              _positional("name", "with 'context': the context to start", nargs="?"),
-             _flag("--no-browser", action="store_true", help="do not open the app's URL"))
+             _flag("--no-browser", action="store_true", help="do not open the app's URL"),
+             _flag("--port", type=int, default=0,
+                   help="local port for a remote context's forward (default: any free port)"))
     t.single("stop", "workbench.cli.commands.start_stop:stop",
              "stop an app of the project (or: stop context NAME, verified)",
              _positional("target", "app name, or the word 'context'"),
              _positional("name", "with 'context': the context to stop", nargs="?"),
              _flag("--force", action="store_true",
                    help="with 'context': end the leases that hold it first"))
+
+    r = "workbench.cli.commands.run:"
+    t.command("list", "apps", r + "list_apps", "list the project's apps, their state and URL")
+    t.single("build", r + "build", "build the project's image (only if its inputs changed)",
+             _flag("--full-build", action="store_true",
+                   help="rebuild every step, ignoring the build cache"))
+    t.single("open", r + "open_project",
+             "open a project on the context: build if needed, copy files, start its container",
+             _positional("project_name", "project name or path (default: -p or the cwd's)",
+                         nargs="?", metavar="PROJECT"),
+             _flag("--full-build", action="store_true", help="rebuild the image from scratch"))
+    t.single("close", r + "close_project", "stop the project's apps and container",
+             _positional("project_name", "project name or path (default: -p or the cwd's)",
+                         nargs="?", metavar="PROJECT"))
+    t.single("logs", r + "app_logs", "show an app's output",
+             _positional("app", "app name"),
+             _flag("--tail", type=int, default=None, help="only the last N lines"))
     return t
 
 

@@ -91,12 +91,6 @@ def _app_row(app: Any) -> dict[str, Any]:
             "start_command": app.start_command}
 
 
-def list_apps(inv: Invocation) -> Result:
-    rows = [_app_row(a) for a in _load(inv).apps()]
-    return Result(data=rows, columns=[("NAME", "name"), ("TYPE", "type"), ("CLASS", "class"),
-                                      ("PORT", "port"), ("URL", "url")])
-
-
 def create_app(inv: Invocation) -> Result:
     a = inv.args
     app: dict[str, Any] = {

@@ -10,6 +10,9 @@ from workbench.errors import UsageError
 
 def _context_target(inv: Invocation) -> bool:
     if inv.args.target != "context":
+        if inv.args.name:
+            raise UsageError(f"unexpected argument '{inv.args.name}'",
+                             hint=f"'nvwb {inv.args.verb} APP' takes one app name")
         return False
     if not inv.args.name:
         raise UsageError(f"'{inv.args.verb} context' needs the context's name")
@@ -23,6 +26,7 @@ def start(inv: Invocation) -> Result:
         return start_context(inv)
     from workbench.cli.commands.run import start_app
 
+    inv.args.app = inv.args.target
     return start_app(inv)
 
 
@@ -33,4 +37,5 @@ def stop(inv: Invocation) -> Result:
         return stop_context(inv)
     from workbench.cli.commands.run import stop_app
 
+    inv.args.app = inv.args.target
     return stop_app(inv)
