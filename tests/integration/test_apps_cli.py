@@ -117,3 +117,21 @@ def test_an_unknown_app_is_named(project: Path, wb_env: dict[str, str]) -> None:
     with pytest.raises(WorkbenchError) as caught:
         run.start_app(inv)
     assert caught.value.message == "app 'nope' does not exist"
+
+
+def test_the_registered_commands_end_to_end(project: Path, wb_env: dict[str, str]) -> None:
+    """The same flow through ``nvwb`` argv, now that the parser names these handlers."""
+    from tests.support.cli import nvwb
+
+    assert nvwb(wb_env, "open", cwd=project).code == 0
+    started = nvwb(wb_env, "start", APP, "--no-browser", "-o", "json", cwd=project)
+    assert started.code == 0, started.err
+    url = started.json()["url"]
+    assert fetch(url + "code/hello.txt") == HELLO
+    listed = nvwb(wb_env, "list", "apps", "-o", "json", cwd=project).json()
+    assert listed[0]["state"] == "running" and listed[0]["url"] == url
+    assert "GET /code/hello.txt" in nvwb(wb_env, "logs", APP, "--tail", "3", cwd=project).out
+    assert nvwb(wb_env, "stop", APP, cwd=project).code == 0
+    assert nvwb(wb_env, "close", cwd=project).code == 0
+    failed = nvwb(wb_env, "start", "nope", "--no-browser", cwd=project)
+    assert failed.code == 4 and "app 'nope' does not exist" in failed.err
