@@ -367,6 +367,11 @@ class ContextMachine:
             "unknown": "unknown",
         }
         state = mapped[observed.status]
+        with self._cond:
+            failed_stop = self.state == "error" and self._retry_stop_at is not None
+        if state == "running" and failed_stop:
+            # Still up because our stop failed: the error and its retry stand until a stop works.
+            return
         if state == "running":
             with self._cond:
                 self.meter.begin()
