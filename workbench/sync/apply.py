@@ -170,6 +170,7 @@ def run(
         # A few small files go inline on the request channel: one round trip, no new channel.
         results = remote.put([local.read_inline(item) for item in push.files])
         _settle_files(outcome, "remote", push, [], results)
+        _report(progress, results)
     elif push.files:
 
         def on_pushed(result: Result) -> None:
@@ -188,13 +189,18 @@ def run(
             local.land_inline(item, data) for item, data in zip(pull.files, sent, strict=True)
         ]
         _settle_files(outcome, "local", pull, [], results)
+        _report(progress, results)
     elif pull.files:
         results = remote.send(pull.files, local.read_tar)
         _settle_files(outcome, "local", pull, [], results)
-        if progress is not None:
-            for result in results:
-                progress(result.path, result.entry.size if result.entry else 0)
+        _report(progress, results)
     return outcome
+
+
+def _report(progress: Progress | None, results: list[Result]) -> None:
+    if progress is not None:
+        for result in results:
+            progress(result.path, result.entry.size if result.entry else 0)
 
 
 INLINE_MAX_FILES = 64

@@ -190,6 +190,10 @@ def plan(
         lo, re_, b = local.get(path), remote.get(path), base.get(path)
         dl = _digest(lo, b, "local") if lo else ""
         dr = _digest(re_, b, "remote") if re_ else ""
+        if lo is not None and dl and not lo.digest:
+            lo = lo.with_digest(dl)
+        if re_ is not None and dr and not re_.digest:
+            re_ = re_.with_digest(dr)
         if path in forced:
             _force(result, path, forced[path], lo, re_)
             continue

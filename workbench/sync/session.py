@@ -279,6 +279,7 @@ class SyncSession:
 
     def _on_lost(self, why: str) -> None:
         logger.info("sync %s: %s", self.project_dir, why)
+        self._set_state("disconnected", why)
         with self._wake:
             self._need_full = True
             self._remote_lost = True
@@ -542,8 +543,16 @@ class SyncSession:
             self._write_status()
 
     def _write_status(self) -> None:
-        if self.folder.is_dir():
-            atomic_write_text(self.folder / "status.json", json.dumps(self.status(), default=str))
+        # Never wait for a cycle in progress (it may sit in a reconnect): the status file is
+        # written again when the cycle ends.
+        if not self._lock.acquire(timeout=0.05):
+            return
+        try:
+            if self.folder.is_dir():
+                text = json.dumps(self.status(), default=str)
+                atomic_write_text(self.folder / "status.json", text)
+        finally:
+            self._lock.release()
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         for listener in list(self._listeners):

@@ -1,0 +1,171 @@
+"""A live sync session over a real sshd: watchers both ways, conflicts, CLI handlers, faults."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_sync_fixtures import Pair, make_pair, pair, tree, write
+from tests.support.sshd import SshServer
+from workbench.cli.commands import sync as sync_cli
+from workbench.cli.invocation import Invocation
+from workbench.cli.output import render
+from workbench.sync.session import SessionOptions, SyncSession
+
+__all__ = ["pair"]
+
+SPEC = "specVersion: v2\nmeta:\n  name: demo\n"
+
+
+def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def reads(path: Path, text: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return path.read_text() == text
+        except OSError:
+            return False
+
+    return check
+
+
+@pytest.fixture
+def session(pair: Pair) -> Iterator[tuple[SyncSession, list[tuple[str, dict[str, Any]]]]]:
+    write(pair.local_root / ".project/spec.yaml", SPEC)
+    events: list[tuple[str, dict[str, Any]]] = []
+    live = SyncSession(
+        pair.local_root,
+        str(pair.remote_root),
+        pair.connection,
+        pair.state_dir,
+        agent_path=pair.agent_path,
+        on_event=lambda kind, data: events.append((kind, data)),
+        options=SessionOptions(prefer_openssh=False),
+    )
+    live.start()
+    yield live, events
+    live.stop()
+
+
+def cli(pair: Pair, handler: str, **args: Any) -> tuple[int, Any]:
+    namespace = argparse.Namespace(
+        project=str(pair.local_root), context=None, output="json", **args
+    )
+    out = io.StringIO()
+    inv = Invocation(
+        args=namespace,
+        env={"NVWB_STATE_DIR": str(pair.state_dir), "HOME": str(pair.state_dir)},
+        stdin=io.StringIO(),
+        stdout=out,
+        stderr=io.StringIO(),
+        cwd=pair.local_root,
+    )
+    result = getattr(sync_cli, handler)(inv)
+    render(result, "json", out)
+    return result.exit_code, json.loads(out.getvalue())
+
+
+def test_first_sync_reports_progress_then_edits_flow_both_ways(
+    pair: Pair, session: tuple[SyncSession, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    live, events = session
+    live.sync_now(60)
+    progress = [d for k, d in events if k == "progress" and d.get("first")]
+    assert progress and progress[-1]["done_files"] == progress[-1]["files"] >= 1
+    write(pair.local_root / "code/train.py", "print('laptop')")
+    until(reads(pair.remote_root / "code/train.py", "print('laptop')"))
+    write(pair.remote_root / "outputs/metrics.json", '{"loss": 0.1}')
+    until(reads(pair.local_root / "outputs/metrics.json", '{"loss": 0.1}'))
+    (pair.local_root / "code/train.py").rename(pair.local_root / "code/main.py")
+    until(
+        lambda: (
+            (pair.remote_root / "code/main.py").exists()
+            and not (pair.remote_root / "code/train.py").exists()
+        )
+    )
+    (pair.remote_root / "outputs/metrics.json").unlink()
+    until(lambda: not (pair.local_root / "outputs/metrics.json").exists())
+    assert live.wait_idle(10)
+    assert tree(pair.local_root) == tree(pair.remote_root)
+    assert live.status()["state"] == "watching"
+
+
+def test_conflict_through_the_cli(
+    pair: Pair, session: tuple[SyncSession, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    live, _ = session
+    write(pair.local_root / "nb.ipynb", "base")
+    live.sync_now(60)
+    until(reads(pair.remote_root / "nb.ipynb", "base"))
+    live.pause()
+    write(pair.local_root / "nb.ipynb", "laptop")
+    write(pair.remote_root / "nb.ipynb", "remote!")
+    code, paused = cli(pair, "status")
+    assert code == 0 and paused["state"] == "paused"
+    live.resume()
+    until(lambda: live.status()["conflicts"] == 1)
+    code, rows = cli(pair, "conflicts")
+    assert [r["path"] for r in rows] == ["nb.ipynb"]
+    copy = rows[0]["remote_copy"]
+    until(reads(pair.remote_root / copy, "remote!"))
+    code, done = cli(pair, "resolve", path="nb.ipynb", keep="remote")
+    assert code == 0 and done["how"] == "sent"
+    until(reads(pair.local_root / "nb.ipynb", "remote!"))
+    until(lambda: not (pair.local_root / copy).exists() and not (pair.remote_root / copy).exists())
+    until(lambda: cli(pair, "conflicts")[1] == [])
+
+
+def test_cli_pause_and_resume_reach_the_running_session(
+    pair: Pair, session: tuple[SyncSession, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    live, _ = session
+    live.sync_now(60)
+    cli(pair, "pause")
+    until(lambda: live.status()["state"] == "paused")
+    write(pair.local_root / "while-paused.txt", "x")
+    time.sleep(0.5)
+    assert not (pair.remote_root / "while-paused.txt").exists()
+    cli(pair, "resume")
+    until(reads(pair.remote_root / "while-paused.txt", "x"))
+
+
+def test_session_survives_a_killed_sshd(tmp_path: Path, fresh_sshd: SshServer) -> None:
+    p = make_pair(tmp_path, fresh_sshd)
+    states: list[str] = []
+    live = SyncSession(
+        p.local_root,
+        str(p.remote_root),
+        p.connection,
+        p.state_dir,
+        agent_path=p.agent_path,
+        on_event=lambda k, d: states.append(d["state"]) if k == "state" else None,
+        options=SessionOptions(prefer_openssh=False, retry_max=1.0),
+    )
+    try:
+        live.start()
+        live.sync_now(60)
+        fresh_sshd.kill()
+        write(p.local_root / "during-outage.txt", "written offline")
+        until(lambda: "disconnected" in states, 30)
+        fresh_sshd.start()
+        until(reads(p.remote_root / "during-outage.txt", "written offline"), 60)
+        write(p.remote_root / "after.txt", "back")
+        until(reads(p.local_root / "after.txt", "back"), 30)
+    finally:
+        live.stop()
+        p.runner.close()
+        p.connection.close()

@@ -1,0 +1,105 @@
+"""The three-way plan, without any file system: who wins, what conflicts, when to halt."""
+
+from __future__ import annotations
+
+from workbench.sync.manifest import Entry, Problem
+from workbench.sync.reconcile import hash_requests, plan
+from workbench.sync.state import Agreed
+
+
+def f(path: str, size: int = 1, mtime: int = 1, digest: str = "", mode: int = 0o644) -> Entry:
+    return Entry(path, "file", size, mtime, mode, digest=digest)
+
+
+def d(path: str) -> Entry:
+    return Entry(path, "dir", mode=0o755)
+
+
+def agreed(entry: Entry, digest: str = "h1") -> Agreed:
+    return Agreed.of(entry, entry, digest)
+
+
+def kinds(p: object) -> list[tuple[str, str, str]]:
+    return sorted((a.kind, a.to, a.path) for a in p.actions)  # type: ignore[attr-defined]
+
+
+def test_one_sided_changes_propagate() -> None:
+    base = {"a": agreed(f("a")), "b": agreed(f("b"))}
+    local = {"a": f("a", 2, 2), "b": f("b"), "c": f("c")}
+    remote = {"a": f("a"), "b": f("b")}
+    assert kinds(plan(base, local, remote)) == [("copy", "remote", "a"), ("copy", "remote", "c")]
+    remote.pop("b")
+    assert ("delete", "local", "b") in kinds(plan(base, local, remote))
+
+
+def test_exec_bit_alone_is_a_chmod() -> None:
+    base = {"a": agreed(f("a"))}
+    local = {"a": f("a", mode=0o755, digest="h1")}
+    assert kinds(plan(base, local, {"a": f("a")})) == [("chmod", "remote", "a")]
+
+
+def test_both_changed_differently_is_a_conflict() -> None:
+    base = {"a": agreed(f("a"))}
+    local = {"a": f("a", 2, 5, digest="x")}
+    remote = {"a": f("a", 3, 6, digest="y")}
+    assert kinds(plan(base, local, remote)) == [("conflict", "local", "a")]
+
+
+def test_same_change_on_both_sides_agrees() -> None:
+    base = {"a": agreed(f("a"))}
+    result = plan(base, {"a": f("a", 2, 5, digest="x")}, {"a": f("a", 2, 7, digest="x")})
+    assert result.actions == [] and result.agreed["a"].digest == "x"
+
+
+def test_an_edit_beats_a_delete() -> None:
+    base = {"a": agreed(f("a"))}
+    result = plan(base, {}, {"a": f("a", 9, 9)})
+    assert kinds(result) == [("copy", "local", "a")]
+
+
+def test_a_delete_under_a_changed_child_keeps_the_folder() -> None:
+    base = {"d": agreed(d("d"), ""), "d/x": agreed(f("d/x")), "d/y": agreed(f("d/y"))}
+    local = {"e": f("e")}
+    remote = {"d": d("d"), "d/x": f("d/x", 5, 5), "d/y": f("d/y")}
+    got = kinds(plan(base, local, remote))
+    assert ("copy", "local", "d/x") in got and ("copy", "local", "d") in got
+    assert ("delete", "remote", "d") not in got and ("delete", "remote", "d/y") in got
+
+
+def test_emptying_a_side_halts() -> None:
+    base = {n: agreed(f(n)) for n in "abc"}
+    result = plan(base, {}, {n: f(n) for n in "abc"})
+    assert result.halt and "empty" in result.halt
+
+
+def test_unreadable_paths_are_never_taken_for_deleted() -> None:
+    base = {"a": agreed(f("a")), "b": agreed(f("b"))}
+    result = plan(
+        base,
+        {"b": f("b")},
+        {"a": f("a"), "b": f("b")},
+        problems=[Problem("a", "local", "cannot read: permission denied")],
+    )
+    assert result.actions == []
+
+
+def test_hashes_only_where_a_decision_needs_them() -> None:
+    base = {"a": agreed(f("a")), "b": agreed(f("b"))}
+    local = {"a": f("a", 1, 9), "b": f("b", 1, 9), "c": f("c", 4, 4)}
+    remote = {"a": f("a", 1, 8), "b": f("b"), "c": f("c", 4, 5)}
+    want_local, want_remote = hash_requests(base, local, remote)
+    # a: both touched; b: only the laptop touched it (its stat change propagates as it is);
+    # c: new on both sides with the same size.
+    assert want_local == {"a", "c"} and want_remote == {"a", "c"}
+
+
+def test_forced_resolution_and_deleted_copies() -> None:
+    base = {"a": agreed(f("a"))}
+    local = {"a": f("a", 2, 2), "a.conflict-local-1": f("a.conflict-local-1")}
+    remote = {"a": f("a", 3, 3), "a.conflict-local-1": f("a.conflict-local-1")}
+    result = plan(base, local, remote, forced={"a": "remote", "a.conflict-local-1": "delete"})
+    assert kinds(result) == [
+        ("copy", "local", "a"),
+        ("delete", "local", "a.conflict-local-1"),
+        ("delete", "remote", "a.conflict-local-1"),
+    ]
