@@ -111,8 +111,9 @@ def run_to_completion(
                 progressed = True
             if progressed:
                 continue
-            # Data precedes exit-status on the wire, so once it is here, both buffers are full.
-            if channel.exit_status_ready() or channel.closed:
+            # exit-status may arrive before the last of the output (OpenSSH sends it when the
+            # child exits, while its pipes still drain); EOF comes only after all of it.
+            if channel.closed or (channel.eof_received and channel.exit_status_ready()):
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 raise ContextError(
