@@ -1054,8 +1054,13 @@ def cmd_sync_serve(args: argparse.Namespace) -> int:
                 reply["results"] = [_sync_put(root, f) for f in req["files"]]
             elif cmd == "get":
                 reply["files"] = [_sync_get(root, f) for f in req["files"]]
-            elif cmd == "ping":
-                reply["pong"] = True
+            elif cmd == "hello":
+                reply["python"] = sys.executable
+            elif cmd == "prepare":
+                # The root (a first sync creates it), and no temp files of a killed transfer.
+                if req.get("create"):
+                    os.makedirs(root, exist_ok=True)
+                reply["removed"] = _sync_remove_temps(root) if os.path.isdir(root) else 0
             else:
                 reply["error"] = f"unknown request {cmd!r}"
         except Exception as exc:  # one bad request must not end the session's channel
@@ -1091,11 +1096,14 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
         )
 
     stdin = sys.stdin.buffer
-    with tarfile.open(fileobj=stdin, mode="r|", bufsize=SYNC_CHUNK) as tar:
+    with tarfile.open(fileobj=stdin, mode="r|") as tar:
         for member in tar:
-            if member.name == SYNC_VERDICT:
+            if member.name.startswith(SYNC_VERDICT):
                 if pending is not None:
-                    _sync_out(finish(member.pax_headers))
+                    good = member.name.startswith(SYNC_VERDICT + "/1/")
+                    sha = member.name.rpartition("/")[2]
+                    said = {"WBSYNC.ok": "1", "WBSYNC.sha256": sha} if good else member.pax_headers
+                    _sync_out(finish(said))
                     sys.stdout.flush()
                     pending = None
                 continue
@@ -1155,7 +1163,9 @@ def cmd_sync_send(args: argparse.Namespace) -> int:
 
     items = [json.loads(line) for line in sys.stdin if line.strip()]
     out = sys.stdout.buffer
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=SYNC_CHUNK) as tar:
+    with tarfile.open(
+        fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=SYNC_CHUNK
+    ) as tar:
         for item in items:
             info = tarfile.TarInfo(item["dest"])
             info.pax_headers = {"WBSYNC.expect": json.dumps(item.get("expect"), ensure_ascii=False)}
@@ -1193,12 +1203,15 @@ def cmd_sync_send(args: argparse.Namespace) -> int:
             planned = (item["size"], item["mtime_ns"])
             same = (st.st_size, st.st_mtime_ns) == (after.st_size, after.st_mtime_ns) == planned
             ok = same and not reader.short
-            verdict = tarfile.TarInfo(SYNC_VERDICT)
-            verdict.pax_headers = {
-                "WBSYNC.ok": "1" if ok else "0",
-                "WBSYNC.sha256": reader.sha.hexdigest(),
-                "WBSYNC.reason": "" if ok else "changed while it was being sent",
-            }
+            if ok:
+                verdict = tarfile.TarInfo(SYNC_VERDICT + "/1/" + reader.sha.hexdigest())
+            else:
+                verdict = tarfile.TarInfo(SYNC_VERDICT)
+                verdict.pax_headers = {
+                    "WBSYNC.ok": "0",
+                    "WBSYNC.sha256": reader.sha.hexdigest(),
+                    "WBSYNC.reason": "changed while it was being sent",
+                }
             tar.addfile(verdict)
     out.flush()
     return 0
@@ -1206,16 +1219,20 @@ def cmd_sync_send(args: argparse.Namespace) -> int:
 
 def cmd_sync_cleanup(args: argparse.Namespace) -> int:
     """Delete temp files that a killed transfer left behind; print how many."""
+    _sync_out({"removed": _sync_remove_temps(args.root)})
+    return 0
+
+
+def _sync_remove_temps(root: str) -> int:
     removed = 0
-    for folder, dirs, files in os.walk(args.root):
+    for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d != ".git"]
         for name in files:
             if name.startswith(SYNC_TEMP_PREFIX):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
                     removed += 1
-    _sync_out({"removed": removed})
-    return 0
+    return removed
 
 
 class _Inotify:

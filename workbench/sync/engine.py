@@ -65,6 +65,8 @@ class SyncEngine:
         self.remote_only = tuple(remote_only)
         self.case_insensitive = tuple(case_insensitive)
         self.state: SyncState = store.load()
+        if self.state.remote_python and remote.python == "python3":
+            remote.python = self.state.remote_python
         self.rules: IgnoreRules = self.load_rules()
         self.caches: dict[Side, Manifest] = {"local": {}, "remote": {}}
         self.scan_problems: dict[Side, list[Problem]] = {"local": [], "remote": []}
@@ -78,10 +80,11 @@ class SyncEngine:
         """Once per engine: the remote root exists (a first sync creates it), and temp files a
         killed transfer left on either side are gone."""
         if not self.prepared:
-            if not self.state.base:
-                self.remote.prepare()
-            self.remote.remove_temp_files()
+            self.remote.prepare(create=not self.state.base)
             self.local.remove_temp_files()
+            if self.state.remote_python != self.remote.python:
+                self.state.remote_python = self.remote.python
+                self.store.save(self.state)
             self.prepared = True
 
     # -- keeping the caches true -----------------------------------------------------------

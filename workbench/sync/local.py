@@ -49,6 +49,8 @@ from workbench.sync.wire import (
 
 logger = logging.getLogger(__name__)
 
+# File data is copied in large chunks; tarfile's stream buffer stays at its default size, since
+# a large one is re-copied on every small header written or read.
 TAR_BUFSIZE = 1 << 20
 
 
@@ -177,8 +179,10 @@ class LocalTree:
     def write_tar(self, items: Iterable[SendItem], out: IO[bytes]) -> list[Result]:
         """Write ``items`` as one tar stream to ``out``; a verdict per file, hashed as read."""
         verdicts: list[Result] = []
-        with tarfile.open(
-            fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=TAR_BUFSIZE
+        # tarfile.open passes copybufsize on to TarFile; typeshed does not list it.
+        opener: Any = tarfile.open
+        with opener(
+            fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=TAR_BUFSIZE
         ) as tar:
             for item in items:
                 verdicts.append(self._send_one(tar, item))
@@ -229,8 +233,12 @@ class LocalTree:
 
     @staticmethod
     def _verdict(tar: tarfile.TarFile, ok: bool, digest: str, reason: str) -> None:
+        if ok:
+            # A good verdict is all in its name: no extended header to write and parse.
+            tar.addfile(tarfile.TarInfo(f"{VERDICT_NAME}/1/{digest}"))
+            return
         info = tarfile.TarInfo(VERDICT_NAME)
-        info.pax_headers = {PAX_OK: "1" if ok else "0", PAX_SHA: digest, PAX_REASON: reason}
+        info.pax_headers = {PAX_OK: "0", PAX_SHA: digest, PAX_REASON: reason}
         tar.addfile(info)
 
     # -- receiving -------------------------------------------------------------------------
@@ -238,12 +246,13 @@ class LocalTree:
     def read_tar(self, stream: IO[bytes]) -> list[Result]:
         """Apply a transfer read from ``stream``: each file lands only if whole and verified."""
         results: list[Result] = []
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE) as tar:
+        # tarfile's default record size: a larger read buffer is copied on every header read.
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             pending: tuple[str, Path | None, str, tarfile.TarInfo, str] | None = None
             for member in tar:
-                if member.name == VERDICT_NAME:
+                if member.name.startswith(VERDICT_NAME):
                     if pending is not None:
-                        results.append(self._finish(pending, member.pax_headers))
+                        results.append(self._finish(pending, _verdict_of(member)))
                         pending = None
                     continue
                 if pending is not None:  # a file without its verdict: never kept
@@ -402,6 +411,12 @@ class LocalTree:
                         os.unlink(os.path.join(folder, name))
                         removed += 1
         return removed
+
+
+def _verdict_of(member: tarfile.TarInfo) -> Mapping[str, str]:
+    if member.name.startswith(VERDICT_NAME + "/1/"):
+        return {PAX_OK: "1", PAX_SHA: member.name.rpartition("/")[2]}
+    return member.pax_headers
 
 
 def _remove(full: Path, current: Entry | None) -> None:

@@ -60,13 +60,15 @@ def resolve_inside(root: Path, path: str) -> Path:
     go only where every parent is a real directory inside the root.
     """
     check(path)
-    current = root
+    base = os.fspath(root)
+    current = base
     for part in path.split("/")[:-1]:
-        current = current / part
+        current = f"{current}/{part}"
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
-            continue  # created later, as a real directory
+            break  # nothing below a missing folder exists either; it is created as a folder
         if not stat.S_ISDIR(mode):
-            raise UnsafePath(f"refused path {path!r}: {current.relative_to(root)} is not a folder")
+            where = current[len(base) + 1 :]
+            raise UnsafePath(f"refused path {path!r}: {where} is not a folder")
     return root / path

@@ -37,31 +37,32 @@ class RemoteTree:
 
     side = "remote"
 
-    def __init__(self, runner: Runner, agent_path: str, root: str, python: str = PYTHON) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        agent_path: str,
+        root: str,
+        python: str = PYTHON,
+        *,
+        bulk: Runner | None = None,
+    ) -> None:
+        """``runner`` carries requests and the watcher (the context's own connection suits:
+        it is already up); ``bulk`` carries tar transfers (default: ``runner``). ``python`` is
+        the remote interpreter, ``python3`` until the agent names the real one."""
         self.runner = runner
+        self.bulk = bulk or runner
         self.agent_path = agent_path
         self.root = root
         self.python = python
-        self._python_resolved = python != PYTHON
         self._server: Proc | None = None
         self._lock = threading.Lock()
         self._next_id = 0
 
-    def _start(self, command: str, *extra: str) -> Proc:
-        if not self._python_resolved:
-            self._resolve_python()
-        return self.runner.start([self.python, self.agent_path, command, self.root, *extra])
-
-    def _resolve_python(self) -> None:
-        """Find the interpreter behind ``python3`` once: a pyenv or conda shim in front of it
-        can cost half a second on every start."""
-        proc = self.runner.start([PYTHON, "-c", "import sys; print(sys.executable)"])
-        proc.close_stdin()
-        found = proc.stdout.read().decode("utf-8", "replace").strip()
-        self._finish(proc, "python3 lookup")
-        if found.startswith("/"):
-            self.python = found
-        self._python_resolved = True
+    def _start(self, command: str, *extra: str, runner: Runner | None = None) -> Proc:
+        if self._server is None:
+            self.request("hello")  # learns the interpreter's real path on the way
+        chosen = runner or self.runner
+        return chosen.start([self.python, self.agent_path, command, self.root, *extra])
 
     # -- the request channel ---------------------------------------------------------------
 
@@ -70,17 +71,10 @@ class RemoteTree:
         link dropped)."""
         with self._lock:
             if self._server is None:
-                self._server = self._start("serve")
+                self._server = self._start_server()
             server = self._server
-            self._next_id += 1
-            line = json.dumps({"id": self._next_id, "cmd": cmd, **fields}, ensure_ascii=False)
             try:
-                server.stdin.write(line.encode("utf-8") + b"\n")
-                server.stdin.flush()
-                raw = server.stdout.readline()
-                if not raw:
-                    raise EOFError("the agent's channel closed")
-                reply: dict[str, Any] = json.loads(raw)
+                reply = self._ask(server, cmd, fields)
             except (OSError, EOFError, ValueError) as exc:
                 self._server = None
                 server.kill()
@@ -88,6 +82,34 @@ class RemoteTree:
         if reply.get("error"):
             raise TransportError(f"the remote {cmd} failed: {reply['error']}")
         return reply
+
+    def _ask(self, server: Proc, cmd: str, fields: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        line = json.dumps({"id": self._next_id, "cmd": cmd, **fields}, ensure_ascii=False)
+        server.stdin.write(line.encode("utf-8") + b"\n")
+        server.stdin.flush()
+        raw = server.stdout.readline()
+        if not raw:
+            raise EOFError(f"the agent's channel closed: {server.stderr_text().strip()[-200:]}")
+        reply: dict[str, Any] = json.loads(raw)
+        return reply
+
+    def _start_server(self) -> Proc:
+        """Start ``serve`` and learn the interpreter behind ``python3``: a pyenv or conda shim
+        in front of it can cost half a second on every later start. A remembered path that no
+        longer works falls back to ``python3``."""
+        for python in dict.fromkeys([self.python, PYTHON]):
+            server = self.runner.start([python, self.agent_path, "serve", self.root])
+            try:
+                reply = self._ask(server, "hello", {})
+            except (OSError, EOFError, ValueError) as exc:
+                server.kill()
+                failure: Exception = exc
+                continue
+            found = str(reply.get("python", ""))
+            self.python = found if found.startswith("/") else python
+            return server
+        raise TransportError(f"the agent did not start on the remote: {failure}")
 
     def close(self) -> None:
         with self._lock:
@@ -123,12 +145,10 @@ class RemoteTree:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def prepare(self) -> bool:
-        """Create the root if it is missing; returns whether it had to."""
-        proc = self.runner.start(["mkdir", "-p", "--", self.root])
-        proc.close_stdin()
-        self._finish(proc, "mkdir of the sync root")
-        return True
+    def prepare(self, *, create: bool) -> int:
+        """Create the root if asked (a first sync), and delete temp files a killed transfer
+        left; returns how many."""
+        return int(self.request("prepare", create=create).get("removed", 0))
 
     def scan(self, rules: IgnoreRules) -> ScanResult:
         reply = self.request("scan", rules=rules.to_json())
@@ -179,7 +199,7 @@ class RemoteTree:
         Returns the sender's verdicts and the remote's results (read as they come, so neither
         side's pipe ever fills up and stalls the other).
         """
-        proc = self._start("receive")
+        proc = self._start("receive", runner=self.bulk)
         results: list[Result] = []
         failure: list[BaseException] = []
 
@@ -214,7 +234,7 @@ class RemoteTree:
         self, items: list[SendItem], consume: Callable[[IO[bytes]], list[Result]]
     ) -> list[Result]:
         """Ask the agent to ``send`` ``items``; ``consume`` reads the tar stream it writes."""
-        proc = self._start("send")
+        proc = self._start("send", runner=self.bulk)
         payload = "".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in items)
         try:
             _write_all(proc, payload.encode("utf-8"))
@@ -229,8 +249,7 @@ class RemoteTree:
         return results
 
     def remove_temp_files(self) -> int:
-        lines = self._run_lines("cleanup", b"")
-        return int(lines[-1].get("removed", 0)) if lines else 0
+        return self.prepare(create=False)
 
     def watch(self, rules: IgnoreRules, *, poll: bool = False) -> Proc:
         """Start the agent's ``watch``; the caller reads its lines and kills it when done."""

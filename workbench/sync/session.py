@@ -34,7 +34,7 @@ from workbench.sync.manifest import Entry
 from workbench.sync.reconcile import Plan, Side
 from workbench.sync.remote import RemoteTree
 from workbench.sync.state import StateStore, session_id
-from workbench.sync.transport import Runner, choose_runner
+from workbench.sync.transport import BulkRunner, ParamikoRunner
 from workbench.sync.watch import LocalWatcher, RemoteEvents, RemoteWatcher
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class SyncSession:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._engine: SyncEngine | None = None
-        self._runner: Runner | None = None
+        self._runner: BulkRunner | None = None
         self._local_watcher: LocalWatcher | None = None
         self._remote_watcher: RemoteWatcher | None = None
         self._lock_fd: int | None = None
@@ -376,11 +376,18 @@ class SyncSession:
         """Connect what is missing (agent, engine, watchers); True when a full scan is due."""
         with self._lock:
             if self._engine is None:
-                self._runner = choose_runner(
+                # Requests and the watcher ride the context's connection (already up); bulk
+                # transfers take OpenSSH where it works (decided in the background).
+                self._runner = BulkRunner(
                     self.connection, prefer_openssh=self.options.prefer_openssh
                 )
                 agent_path = self._agent_path or self._install_agent()
-                remote = RemoteTree(self._runner, agent_path, self.remote_root)
+                remote = RemoteTree(
+                    ParamikoRunner(self.connection),
+                    agent_path,
+                    self.remote_root,
+                    bulk=self._runner,
+                )
                 insensitive: list[Side] = (
                     ["local"] if local_root_case_insensitive(self.project_dir) else []
                 )

@@ -116,6 +116,8 @@ class SyncState:
     paused: bool = False
     # Choices made with ``resolve`` not yet carried out: path -> "local" | "remote" | "delete".
     forced: dict[str, str] = field(default_factory=dict)
+    # The remote's real interpreter, so a restart skips the ``python3`` shim lookup.
+    remote_python: str = ""
 
 
 def session_id(local_root: Path, remote_name: str, remote_root: str) -> str:
@@ -144,6 +146,7 @@ class StateStore:
             last_sync=float(data.get("last_sync", 0.0)),
             paused=bool(data.get("paused", False)),
             forced={str(k): str(v) for k, v in data.get("forced", {}).items()},
+            remote_python=str(data.get("remote_python", "")),
         )
 
     def save(self, state: SyncState) -> None:
@@ -152,6 +155,7 @@ class StateStore:
             "last_sync": state.last_sync,
             "paused": state.paused,
             "forced": state.forced,
+            "remote_python": state.remote_python,
             "conflicts": [c.to_json() for c in state.conflicts.values()],
             "base": {p: a.to_json() for p, a in sorted(state.base.items())},
         }

@@ -55,7 +55,8 @@ class Proc(Protocol):
 class Runner(Protocol):
     """Starts remote commands (``argv`` is quoted for the remote shell here)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def start(self, argv: list[str]) -> Proc: ...
 
@@ -265,6 +266,39 @@ class OpenSshRunner:
                 check=False,
             )
         shutil.rmtree(self._control_dir, ignore_errors=True)
+
+
+class BulkRunner:
+    """OpenSSH for bulk where it works, decided on a thread so nobody waits for its login:
+    the first transfer waits only if the check has not finished by then."""
+
+    def __init__(self, connection: SshConnection, *, prefer_openssh: bool = True) -> None:
+        self._fallback = ParamikoRunner(connection)
+        self._chosen: Runner | None = None
+        self._thread = threading.Thread(
+            target=self._choose, args=(connection, prefer_openssh), daemon=True, name="sync-ssh"
+        )
+        self._thread.start()
+
+    def _choose(self, connection: SshConnection, prefer_openssh: bool) -> None:
+        self._chosen = choose_runner(connection, prefer_openssh=prefer_openssh)
+
+    @property
+    def name(self) -> str:
+        chosen = self._chosen
+        return chosen.name if chosen is not None else "deciding"
+
+    def runner(self) -> Runner:
+        self._thread.join(60.0)
+        return self._chosen or self._fallback
+
+    def start(self, argv: list[str]) -> Proc:
+        return self.runner().start(argv)
+
+    def close(self) -> None:
+        self._thread.join(60.0)
+        if self._chosen is not None:
+            self._chosen.close()
 
 
 def choose_runner(connection: SshConnection, *, prefer_openssh: bool = True) -> Runner:
