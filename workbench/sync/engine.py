@@ -222,6 +222,8 @@ class SyncEngine:
 
     def _remember(self, the_plan: Plan, outcome: applier.Outcome) -> None:
         state = self.state
+        if not (the_plan.actions or the_plan.agreed or the_plan.dropped or state.forced):
+            return  # nothing new agreed: no need to rewrite the state file
         for path in the_plan.dropped:
             state.base.pop(path, None)
         state.base.update(the_plan.agreed)

@@ -188,6 +188,14 @@ def plan(
         if is_blocked(path):
             continue
         lo, re_, b = local.get(path), remote.get(path), base.get(path)
+        if (
+            path not in forced
+            and lo is not None
+            and re_ is not None
+            and not _maybe_changed(lo, b, "local")
+            and not _maybe_changed(re_, b, "remote")
+        ):
+            continue  # the common case on a big tree: as agreed on both sides, nothing to do
         dl = _digest(lo, b, "local") if lo else ""
         dr = _digest(re_, b, "remote") if re_ else ""
         if lo is not None and dl and not lo.digest:
