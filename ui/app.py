@@ -19,6 +19,7 @@ from ui.bridge import DEFAULT_POLL_S, ServiceBridge
 from ui.main_window import MainWindow
 from ui.style import apply_style
 from workbench.paths import Paths
+from workbench.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,10 @@ class App:
 
 
 def build_app(
-    env: Mapping[str, str] | None = None, *, poll_interval: float = DEFAULT_POLL_S
+    env: Mapping[str, str] | None = None,
+    *,
+    poll_interval: float = DEFAULT_POLL_S,
+    secrets: SecretStore | None = None,
 ) -> App:
     """The bridge and main window for the user in ``env``; a QApplication must exist."""
     app = QApplication.instance()
@@ -49,7 +53,7 @@ def build_app(
         app.setDesktopFileName("workbench")
     environment = dict(os.environ if env is None else env)
     bridge = ServiceBridge(Paths.from_env(environment), environment, poll_interval=poll_interval)
-    window = MainWindow(bridge)
+    window = MainWindow(bridge, secrets=secrets)
     return App(bridge, window)
 
 

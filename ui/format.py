@@ -76,3 +76,14 @@ def gpu_summary(gpus: Iterable[Mapping[str, Any]]) -> str:
 
     found = [GpuInfo.from_dict(dict(gpu)) for gpu in gpus]
     return summarize(found) if found else ""
+
+
+def gpu_short(gpus: Iterable[Mapping[str, Any]]) -> str:
+    """``8x H100 80GB HBM3`` for a table cell: the board's name without the vendor."""
+    counts: dict[str, int] = {}
+    for gpu in gpus:
+        name = str(gpu.get("name") or "GPU")
+        for vendor in ("NVIDIA ", "GeForce "):
+            name = name.replace(vendor, "")
+        counts[name] = counts.get(name, 0) + 1
+    return " + ".join(f"{n}x {name}" for name, n in counts.items())

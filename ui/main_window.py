@@ -35,13 +35,14 @@ from ui.connection_check import check_connection
 from ui.dialogs.confirm import ask_confirm
 from ui.dialogs.context_form import ContextFormDialog
 from ui.dialogs.project_forms import CloneProjectDialog, NewProjectDialog
-from ui.models.contexts_model import NAME, STATE, ContextRow, ContextsModel
+from ui.models.contexts_model import GPUS, HOLDERS, NAME, STATE, ContextRow, ContextsModel
 from ui.models.projects_model import ProjectsModel
 from ui.project_window import ProjectWindow
 from ui.prompts import GuiPrompter
 from ui.style import icon
 from ui.tray import Notice, Tray
 from ui.widgets.banner import Banner
+from ui.widgets.state_delegate import StateDelegate
 from workbench.errors import WorkbenchError
 from workbench.projects import Project, delete_project, find_project, list_projects, load_catalog
 from workbench.registry import LOCAL_CONTEXT, Context, Registry
@@ -221,6 +222,7 @@ class MainWindow(QMainWindow):
         box.addWidget(title)
         self.contexts_view = QTableView()
         self.contexts_view.setModel(self.contexts_model)
+        self.contexts_view.setItemDelegateForColumn(STATE, StateDelegate(self.contexts_view))
         self.contexts_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.contexts_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.contexts_view.verticalHeader().hide()
@@ -230,8 +232,10 @@ class MainWindow(QMainWindow):
         self.contexts_view.setWordWrap(False)
         header = self.contexts_view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(STATE, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(STATE, 96)
+        # Long cells get a fixed share (the full text is in the tooltip); the last one stretches.
+        for column, width in ((STATE, 96), (GPUS, 190), (HOLDERS, 190)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
         header.setStretchLastSection(True)
         self.contexts_view.doubleClicked.connect(lambda _i: self.edit_context())
         self.contexts_view.selectionModel().selectionChanged.connect(self._selection_changed)

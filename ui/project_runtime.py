@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.paths import Paths
 from workbench.projects import Project
 from workbench.registry import Registry
+from workbench.secrets import SecretStore
 from workbench.ssh.hostkeys import HostKeyPolicy
 
 if TYPE_CHECKING:
@@ -70,8 +71,10 @@ class WindowRuntime:
         context: str,
         policy: HostKeyPolicy,
         passphrase_provider: Callable[[Path], str | None],
+        secrets: SecretStore | None = None,
     ) -> None:
         self.paths = paths
+        self.secrets = secrets
         self.env = dict(env)
         self.project = project
         self.context = context
@@ -99,7 +102,9 @@ class WindowRuntime:
                 )
                 try:
                     self._forwards = open_forwards(runtime.ssh, self.paths.runtime_dir / "ssh")
-                    self._session = ProjectSession(runtime, self.project, self.paths, self.env)
+                    self._session = ProjectSession(
+                        runtime, self.project, self.paths, self.env, secrets=self.secrets
+                    )
                 except BaseException:
                     runtime.close()
                     raise

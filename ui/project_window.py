@@ -85,6 +85,7 @@ class ProjectWindow(QMainWindow):
         self.context = context
         self.prompter = prompter
         self.tray = tray
+        self.secrets = secrets or SecretStore(env=bridge.env)
         self.lease_key = f"window-{next(_window_numbers)}:{project.name}"
         self.lease: dict[str, Any] | None = None
         self.state = "unknown"
@@ -114,13 +115,13 @@ class ProjectWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
-        self._build_tabs(spec_problem, secrets)
+        self._build_tabs(spec_problem)
         if spec_problem:
             self.banner.show_message(f"The spec cannot be read: {spec_problem}", level="warning")
 
         self._follow_bridge()
 
-    def _build_tabs(self, spec_problem: str, secrets: SecretStore | None) -> None:
+    def _build_tabs(self, spec_problem: str) -> None:
         project, bridge = self.project, self.bridge
         spec = self.document.spec if self.document else None
         if runtime_available() and spec is not None:
@@ -141,7 +142,7 @@ class ProjectWindow(QMainWindow):
             project_dir=project.path,
             project_name=project.name,
             secrets=list(spec.execution.secrets) if spec else [],
-            store=secrets or SecretStore(env=bridge.env),
+            store=self.secrets,
             runner=bridge.tasks,
         )
         self.output = OutputPane()
@@ -238,6 +239,7 @@ class ProjectWindow(QMainWindow):
             context=self.context,
             policy=self.prompter.host_key_policy(),
             passphrase_provider=self.prompter.passphrase_provider(self.context),
+            secrets=self.secrets,
         )
 
     def _drop_runtime(self) -> None:

@@ -53,5 +53,8 @@ def apply_style(app: QApplication) -> None:
     app.setStyle("Fusion")  # the same widgets everywhere, so the style sheet looks as designed
     sheet = resource_path("style", "workbench.qss")
     if sheet.is_file():
-        app.setStyleSheet(sheet.read_text(encoding="utf-8"))
+        # Style sheets resolve url() against the working directory; point them at resources/.
+        text = sheet.read_text(encoding="utf-8")
+        text = text.replace("@icons/", resource_path("icons").as_posix() + "/")
+        app.setStyleSheet(text)
     app.setWindowIcon(icon("workbench"))

@@ -221,7 +221,17 @@ class ContextFormDialog(QDialog):
                 problems["name"] = problem
         values, parse_problems = self._parsed()
         problems.update(parse_problems)
+        if parse_problems:
+            return None, problems
         if problems:
+            # The name is wrong; check the other fields anyway (under a stand-in name) so that
+            # every reason shows at once rather than one after the other.
+            try:
+                Context(name="stand-in", kind=self.kind, **values)  # type: ignore[arg-type]
+            except InvalidValueError as exc:
+                key = exc.field.split(".")[0].split("[")[0]
+                if key in self.problems and key != "name":
+                    problems[key] = exc.reason + (f" ({exc.hint})" if exc.hint else "")
             return None, problems
         try:
             if self.existing is not None:

@@ -67,7 +67,7 @@ class ContextRow:
         if column == STATE:
             return self.state
         if column == GPUS:
-            return fmt.gpu_summary(self.context.gpus)
+            return fmt.gpu_short(self.context.gpus)
         if column == COST:
             return fmt.uptime_and_cost(self.snapshot)
         if column == HOLDERS:
@@ -79,6 +79,10 @@ class ContextRow:
                 and (not self.snapshot.get("always_on"))
             ):
                 return "not stoppable (terminate-only)"
+            # A stopped or running machine's provider words ("Brev reports STOPPED") are noise;
+            # a failure's or a transition's are the news.
+            if self.state in ("running", "stopped") and not self.message.startswith("stop"):
+                return fmt.inactivity(self.snapshot)
             return fmt.inactivity(self.snapshot) or self.message
         return ""
 
@@ -153,6 +157,8 @@ class ContextsModel(QAbstractTableModel):
                 return f"{row.state}: {row.message}"
             if column == NAME:
                 return row.context.description or None
+            if column == GPUS:
+                return fmt.gpu_summary(row.context.gpus) or None
             text = row.cell(column)
             return text or None
         if role == Qt.ItemDataRole.DecorationRole and column == NAME:

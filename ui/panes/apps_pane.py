@@ -21,11 +21,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.style import icon
+from ui.style import icon, state_colours
 from workbench.spec.models import AppSpec
 
 RUNTIME_COMING = "coming with the container runtime"
 _COLUMNS = ("App", "Kind", "Port", "State", "URL")
+_AS_CONTEXT_STATE = {
+    "running": "running",
+    "failed": "error",
+    "exited": "error",
+    "unknown": "unknown",
+}
 
 
 class AppsPane(QWidget):
@@ -96,7 +102,12 @@ class AppsPane(QWidget):
     def set_app_state(self, name: str, state: str, url: str | None = None) -> None:
         for row, app in enumerate(self.apps):
             if app.name == name:
-                self.table.item(row, 3).setText(state)
+                cell = self.table.item(row, 3)
+                cell.setText(state)
+                # The app's words are not the context's, but the colours mean the same.
+                background, foreground = state_colours(_AS_CONTEXT_STATE.get(state, "stopped"))
+                cell.setBackground(background)
+                cell.setForeground(foreground)
                 self.table.item(row, 4).setText(url or "")
         self._busy.discard(name)
         self._update_buttons()
