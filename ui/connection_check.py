@@ -14,7 +14,7 @@ from pathlib import Path
 from workbench.errors import ContextError
 from workbench.registry import Context
 from workbench.service.providers import provider_for
-from workbench.ssh import KnownHosts, SshConnection, resolve_target
+from workbench.ssh import AcceptFingerprint, KnownHosts, SshConnection, resolve_target
 from workbench.ssh.hostkeys import HostKeyPolicy
 
 
@@ -46,6 +46,13 @@ def endpoint_of(context: Context, env: Mapping[str, str]) -> Endpoint:
     )
 
 
+def policy_for(context: Context, ask: HostKeyPolicy) -> HostKeyPolicy:
+    """The fingerprint the context was created with (``--accept-host-key``), else ask a person."""
+    if context.accepted_host_key:
+        return AcceptFingerprint(context.accepted_host_key)
+    return ask
+
+
 def check_connection(
     context: Context,
     env: Mapping[str, str],
@@ -62,7 +69,12 @@ def check_connection(
         env=env,
     )
     connection = SshConnection(
-        target, policy, KnownHosts.for_user(env), passphrase_provider, context=context.name, env=env
+        target,
+        policy_for(context, policy),
+        KnownHosts.for_user(env),
+        passphrase_provider,
+        context=context.name,
+        env=env,
     )
     try:
         connection.connect()

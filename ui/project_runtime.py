@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ui.connection_check import policy_for
 from workbench.paths import Paths
 from workbench.projects import Project
 from workbench.registry import Registry
@@ -97,7 +98,7 @@ class WindowRuntime:
                 runtime = open_runtime(
                     context,
                     env=self.env,
-                    policy=self._policy,
+                    policy=policy_for(context, self._policy),
                     passphrase_provider=self._passphrase_provider,
                 )
                 try:

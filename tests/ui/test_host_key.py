@@ -72,3 +72,44 @@ def test_refusing_a_new_host_key_connects_to_nothing(qtbot, app: App, env, sshd:
     assert "not accepted" in app.window.last_check
     assert "not accepted" in app.window.banner.text()
     assert _pins(env, sshd) == []
+
+
+def test_a_key_passphrase_is_asked_and_remembered_in_the_keyring(
+    qtbot, app: App, env, sshd: SshServer, keyring_backend
+):
+    from ui.dialogs.passphrase import PassphraseDialog
+    from workbench.secrets import SecretStore, context_secret_key
+
+    with Registry.locked(Paths.from_env(env)) as registry:
+        registry.create(
+            Context(
+                name="box",
+                kind="ssh",
+                hostname=sshd.host,
+                ssh_port=sshd.port,
+                ssh_username=sshd.user,
+                ssh_key_path=str(sshd.encrypted_key_path),
+                accepted_host_key=sshd.host_key_fingerprint,
+            )
+        )
+    qtbot.waitUntil(lambda: app.window.contexts_model.row("box") is not None, timeout=10000)
+    app.window.select_context("box")
+    app.window.check_action.trigger()
+    qtbot.waitUntil(lambda: bool(app.window.prompter.open_dialogs()), timeout=15000)
+    (dialog,) = app.window.prompter.open_dialogs()
+    assert isinstance(dialog, PassphraseDialog)
+    assert dialog.edit.echoMode() == dialog.edit.EchoMode.Password
+    qtbot.keyClicks(dialog.edit, sshd.passphrase)
+    dialog.remember.setChecked(True)
+    qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: app.window.last_check != "", timeout=15000)
+    assert app.window.last_check.startswith("ok:"), app.window.last_check
+    stored = SecretStore(env=env).get(context_secret_key("box", "ssh_key_passphrase"))
+    assert stored == sshd.passphrase
+    # Remembered: the next connection asks nothing.
+    app.window.last_check = ""
+    app.window.check_action.trigger()
+    qtbot.waitUntil(lambda: app.window.last_check != "", timeout=15000)
+    assert app.window.last_check.startswith("ok:")
+    assert not app.window.prompter.open_dialogs()
+    SecretStore(env=env).delete(context_secret_key("box", "ssh_key_passphrase"))
