@@ -103,3 +103,20 @@ def test_forced_resolution_and_deleted_copies() -> None:
         ("delete", "local", "a.conflict-local-1"),
         ("delete", "remote", "a.conflict-local-1"),
     ]
+
+
+def test_progress_bar_draws_only_on_a_terminal() -> None:
+    import io
+
+    from workbench.cli.commands.sync import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet, tty = io.StringIO(), Tty()
+    for stream in (quiet, tty):
+        bar = ProgressBar(stream)
+        bar("progress", {"first": True, "files": 2, "bytes": 10, "done_files": 2, "done_bytes": 10})
+    assert quiet.getvalue() == ""
+    assert "2/2 files" in tty.getvalue() and tty.getvalue().endswith("\n")

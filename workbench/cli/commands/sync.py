@@ -99,3 +99,41 @@ def pause(inv: Invocation) -> Result:
 def resume(inv: Invocation) -> Result:
     how = _session(inv).request("resume")
     return Result(data={"state": "resumed", "how": how}, message="sync resumed")
+
+
+class ProgressBar:
+    """A session event listener that draws the first sync's progress on a terminal.
+
+    ``nvwb open`` (or any command that waits for the first sync) adds it to the session, or to
+    the service's sync events once sessions run there: ``session.add_listener(ProgressBar(err))``.
+    Off a terminal it prints nothing, so scripts and ``-o json`` output stay clean.
+    """
+
+    WIDTH = 30
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        self._last = 0.0
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if not self.enabled or kind != "progress" or not data.get("first"):
+            return
+        total_bytes = int(data.get("bytes", 0))
+        done_bytes = int(data.get("done_bytes", 0))
+        files, done = int(data.get("files", 0)), int(data.get("done_files", 0))
+        finished = done >= files
+        now = time.monotonic()
+        if not finished and now - self._last < 0.1:
+            return
+        self._last = now
+        share = done_bytes / total_bytes if total_bytes else (done / files if files else 1.0)
+        filled = round(self.WIDTH * min(share, 1.0))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(
+            f"\rsyncing [{bar}] {done}/{files} files, "
+            f"{done_bytes / 1e6:.1f}/{total_bytes / 1e6:.1f} MB"
+        )
+        if finished:
+            self.stream.write("\n")
+        self.stream.flush()
