@@ -284,6 +284,20 @@ def build_tree() -> Tree:
     t.single("logs", r + "app_logs", "show an app's output",
              _positional("app", "app name"),
              _flag("--tail", type=int, default=None, help="only the last N lines"))
+
+    t.verb("sync", "two-way file sync of the project with its context")
+    sy = "workbench.cli.commands.sync:"
+    t.command("sync", "status", sy + "status",
+              "sync state, last sync, pending changes, conflicts, problems")
+    t.command("sync", "conflicts", sy + "conflicts",
+              "paths both sides changed (both versions kept)")
+    t.command("sync", "resolve", sy + "resolve", "settle a conflict",
+              _positional("path", "the conflicted path, relative to the project"),
+              _flag("--keep", required=True, choices=("local", "remote", "both"),
+                    help="local/remote: that version everywhere, conflict copies removed; "
+                         "both: the laptop's at PATH, the remote's kept as its conflict copy"))
+    t.command("sync", "pause", sy + "pause", "stop syncing until resume")
+    t.command("sync", "resume", sy + "resume", "sync again; changes made meanwhile follow")
     return t
 
 
