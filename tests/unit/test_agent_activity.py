@@ -121,9 +121,11 @@ def test_a_half_written_keepalive_file_is_left_alone(agent, tmp_path: Path):
 def test_a_terminal_not_opened_over_ssh_does_not_count(agent):
     pid, fd = pty.fork()
     if pid == 0:  # the child: a process on a fresh pseudo-terminal, under pytest, not sshd
+        os.write(1, b"r")  # its terminal is set up: the parent may look now
         time.sleep(30)
         os._exit(0)
     try:
+        assert os.read(fd, 1) == b"r"
         stats = agent._proc_stats("/proc")
         assert stats[pid][2] != 0  # it really has a controlling terminal
         assert not any(f"pid {pid})" in t for t in agent.ssh_terminals())
