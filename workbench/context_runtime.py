@@ -52,6 +52,8 @@ class ContextRuntime:
     host_uid: int = 0
     host_gid: int = 0
     workbench_dir: str = ""  # absolute, on the context's host
+    # False when the connection is borrowed (the service's link owns it): close leaves it open.
+    owns_ssh: bool = True
     _gpus: list[GpuInfo] | None = field(default=None, repr=False)
 
     @property
@@ -80,7 +82,7 @@ class ContextRuntime:
         try:
             self.docker.close()
         finally:
-            if self.ssh is not None:
+            if self.ssh is not None and self.owns_ssh:
                 self.ssh.close()
 
     def __enter__(self) -> ContextRuntime:
@@ -153,11 +155,12 @@ def open_runtime(
     policy: HostKeyPolicy | None = None,
     passphrase_provider: PassphraseProvider | None = None,
     connection: SshConnection | None = None,
+    owns_connection: bool = True,
 ) -> ContextRuntime:
     """Connect to ``context`` and return its runtime; the Docker engine is checked to answer.
 
     ``connection`` reuses an SSH connection the caller (the service) already holds; it is then
-    still closed by ``ContextRuntime.close``.
+    closed by ``ContextRuntime.close`` (and on failure here) only when ``owns_connection``.
     """
     from workbench.container.docker_transport import local_client, ssh_client
 
@@ -173,6 +176,7 @@ def open_runtime(
             workbench_dir=str(_expand_local(context.workbench_dir, home)),
         )
     if connection is None:
+        owns_connection = True
         endpoint = endpoint or _endpoint_of(context, env)
         connection = connect_endpoint(
             endpoint,
@@ -185,10 +189,17 @@ def open_runtime(
         uid, gid, workbench_dir = _remote_identity(connection, context)
         client = ssh_client(connection, context=context.name)
     except BaseException:
-        connection.close()
+        if owns_connection:
+            connection.close()
         raise
     return ContextRuntime(
-        context, client, connection, host_uid=uid, host_gid=gid, workbench_dir=workbench_dir
+        context,
+        client,
+        connection,
+        host_uid=uid,
+        host_gid=gid,
+        workbench_dir=workbench_dir,
+        owns_ssh=owns_connection,
     )
 
 

@@ -4,8 +4,8 @@ On the ``local`` context the port published on ``127.0.0.1`` already is the app'
 forward is needed. On a remote context the container's port is published on the remote's
 ``127.0.0.1`` and reached through the context's one SSH connection; the forward must live as long
 as the URL is used, so it belongs to a long-lived process. ``AppForwards`` is that component: the
-service will hold one per context, and until it does, ``nvwb start APP`` holds it in the
-foreground.
+workbench service holds one per context (``workbench/service/projects.py``), so the URL that
+``nvwb start APP`` prints outlives the command.
 
 Where the system OpenSSH client is installed, forwards go through one ControlMaster per context
 (``openssh_master``): it moves a big download at ``ssh -L`` speed, which paramiko cannot. Elsewhere,
@@ -149,6 +149,13 @@ class AppForwards:
             forward.close()
         if self.bulk is not None:
             self.bulk.close()
+
+    def remote_ports(self) -> set[int]:
+        """The context-side ports forwarded now: what the machine's idle guard should watch."""
+        with self._lock:
+            ports = {f.remote_port for f in self._forwards.values() if not f.closed}
+            ports.update(remote for _local, remote in self._bulk_forwards.values())
+            return ports
 
     def active(self) -> dict[ForwardKey, str]:
         with self._lock:

@@ -204,6 +204,72 @@ class ServiceClient:
         )
         return result
 
+    # -- projects --------------------------------------------------------------------------
+
+    def open_project(
+        self,
+        project: str,
+        context: str,
+        *,
+        holder_pid: int | None = None,
+        full_build: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Open the project at path ``project`` on ``context``, held by the pid or this client.
+
+        Blocks while the context starts and the image builds (events show the progress);
+        ``timeout`` None waits as long as that takes.
+        """
+        params: dict[str, Any] = {"project": project, "context": context, "full_build": full_build}
+        if holder_pid is not None:
+            params["holder_pid"] = holder_pid
+        result: dict[str, Any] = self.call("open_project", params, timeout=timeout)
+        return result
+
+    def close_project(
+        self, project: str, context: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            "close_project", {"project": project, "context": context}, timeout=timeout
+        )
+        return result
+
+    def start_app(
+        self,
+        project: str,
+        context: str,
+        app: str,
+        *,
+        holder_pid: int | None = None,
+        local_port: int = 0,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Start ``app``; the service holds its forward, so the URL outlives this client."""
+        params: dict[str, Any] = {
+            "project": project,
+            "context": context,
+            "app": app,
+            "local_port": local_port,
+        }
+        if holder_pid is not None:
+            params["holder_pid"] = holder_pid
+        result: dict[str, Any] = self.call("start_app", params, timeout=timeout)
+        return result
+
+    def stop_app(
+        self, project: str, context: str, app: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            "stop_app", {"project": project, "context": context, "app": app}, timeout=timeout
+        )
+        return result
+
+    def project_status(self, project: str, context: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            "project_status", {"project": project, "context": context}, timeout=120.0
+        )
+        return result
+
     def subscribe(self, callback: EventCallback) -> None:
         """Call ``callback`` (on the reader thread) with every event from now on."""
         with self._lock:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from contexts.base import SshEndpoint
@@ -105,6 +105,18 @@ class ContextLink:
             sender = self.sender
         if sender is not None:
             sender.poke()
+
+    def ssh(self) -> SshConnection | None:
+        """The connection, for the project host's Docker runtime: no second login."""
+        with self._lock:
+            return self.connection
+
+    def watch_ports(self, ports: Iterable[int]) -> None:
+        """Tell the guard which forwarded ports count as use (app forwards come and go)."""
+        with self._lock:
+            agent = self.agent
+        if agent is not None:
+            agent.watch_ports(ports)
 
     def update_context(self, context: Context) -> None:
         """New settings reach the guard on the next tick (``_keep_guard``)."""

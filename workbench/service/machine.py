@@ -185,6 +185,11 @@ class ContextMachine:
         self._thread.join(timeout=5)
         self._drop_link()
 
+    def link(self) -> ContextLink | None:
+        """The running machine's link (its SSH connection and agent), if it has one now."""
+        with self._cond:
+            return self._link
+
     def quiescent(self) -> bool:
         """No lease, no timer and no provider call pending: safe for the service to exit."""
         with self._cond:

@@ -26,7 +26,11 @@ from workbench.service.providers import provider_for
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[dict[str, Any]], None]
+Finalizer = Callable[[Lease], None]
 STATUS_SETTLE_SECONDS = 5.0
+# How long a lost lease's finalizer (closing a project) may hold the lease before it goes anyway:
+# a hung remote must not keep a paid machine up.
+FINALIZE_TIMEOUT_SECONDS = 120.0
 
 
 class Manager:
@@ -49,6 +53,8 @@ class Manager:
         self._lock = threading.RLock()
         self._machines: dict[str, ContextMachine] = {}
         self._lease_context: dict[str, str] = {}
+        self._finalizers: dict[str, Finalizer] = {}
+        self._finalizing: set[str] = set()
         self._subscribers: dict[int, Subscriber] = {}
         self._ids = itertools.count(1)
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -94,13 +100,28 @@ class Manager:
 
     # -- leases --------------------------------------------------------------------------
 
-    def acquire(self, name: str, holder: Holder, purpose: str = "") -> Lease:
+    def acquire(
+        self,
+        name: str,
+        holder: Holder,
+        purpose: str = "",
+        *,
+        on_lost: Finalizer | None = None,
+    ) -> Lease:
+        """A lease on ``name`` for ``holder``.
+
+        ``on_lost`` runs (on a thread of its own) when the holder dies or disconnects, while the
+        lease is still held, and the lease goes only once it returns: what it tears down (a
+        project's container) is done before a grace period can begin.
+        """
         if holder.kind == "pid" and not holder.alive():
             raise ContextError(f"process {holder.pid} is not running", context=name)
         machine = self.machine(name)
         lease = Lease(context=name, holder=holder, purpose=purpose)
         with self._lock:
             self._lease_context[lease.id] = name
+            if on_lost is not None:
+                self._finalizers[lease.id] = on_lost
         machine.add_lease(lease)
         log.info("lease %s on %s for %s (%s)", lease.id, name, holder.describe(), purpose)
         self._events.put(
@@ -117,6 +138,7 @@ class Manager:
     def release(self, lease_id: str, *, action: str = "released") -> Lease | None:
         with self._lock:
             name = self._lease_context.pop(lease_id, None)
+            self._finalizers.pop(lease_id, None)
             machine = self._machines.get(name) if name else None
         if machine is None:
             return None
@@ -153,12 +175,11 @@ class Manager:
                     released.append(done)
         return released
 
-    def drop_connection(self, connection_id: str) -> list[Lease]:
+    def drop_connection(self, connection_id: str) -> None:
         """A client went away: the leases its connection held go with it."""
-        return self.release_where(
-            lambda le: le.holder.kind == "connection" and le.holder.connection == connection_id,
-            action="lost",
-        )
+        for lease in self.leases():
+            if lease.holder.kind == "connection" and lease.holder.connection == connection_id:
+                self._lose(lease)
 
     def _reap(self) -> None:
         while not self._closed.wait(self.pid_check_interval):
@@ -167,16 +188,41 @@ class Manager:
                     le for le in self.leases() if le.holder.kind == "pid" and not le.holder.alive()
                 ]
                 for gone in dead:
-                    lease = self.release(gone.id, action="lost")
-                    if lease is not None:
-                        log.info(
-                            "holder %s died: lease %s on %s ends",
-                            lease.holder.describe(),
-                            lease.id,
-                            lease.context,
-                        )
+                    self._lose(gone)
             except Exception:  # the reaper must outlive any one bad check
                 log.exception("pid reaper failed")
+
+    def _lose(self, lease: Lease) -> None:
+        """The holder of ``lease`` is gone: end it, after its finalizer where it has one."""
+        with self._lock:
+            if lease.id in self._finalizing:
+                return  # already being finalized
+            finalizer = self._finalizers.pop(lease.id, None)
+            if finalizer is not None:
+                self._finalizing.add(lease.id)
+        log.info("holder %s gone: lease %s on %s ends", lease.holder.describe(), lease.id,
+                 lease.context)  # fmt: skip
+        if finalizer is None:
+            self.release(lease.id, action="lost")
+            return
+        threading.Thread(
+            target=self._finalize, args=(lease, finalizer), name=f"lost-{lease.id}", daemon=True
+        ).start()
+
+    def _finalize(self, lease: Lease, finalizer: Finalizer) -> None:
+        worker = threading.Thread(
+            target=_run_logged, args=(finalizer, lease), name=f"finalize-{lease.id}", daemon=True
+        )
+        worker.start()
+        worker.join(FINALIZE_TIMEOUT_SECONDS)
+        if worker.is_alive():
+            log.warning("lease %s: finalizer still running after %g s; releasing anyway",
+                        lease.id, FINALIZE_TIMEOUT_SECONDS)  # fmt: skip
+        try:
+            self.release(lease.id, action="lost")
+        finally:
+            with self._lock:
+                self._finalizing.discard(lease.id)
 
     # -- explicit start and stop ---------------------------------------------------------
 
@@ -189,6 +235,7 @@ class Manager:
         with self._lock:
             for lease in dropped:
                 self._lease_context.pop(lease.id, None)
+                self._finalizers.pop(lease.id, None)
         for lease in dropped:
             self._events.put(
                 {
@@ -230,6 +277,10 @@ class Manager:
             self._subscribers[key] = subscriber
             return key
 
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send ``event`` to every subscriber (the project host's progress and build lines)."""
+        self._events.put({**event, "time": event.get("time", time.time())})
+
     def unsubscribe(self, key: int) -> None:
         with self._lock:
             self._subscribers.pop(key, None)
@@ -254,3 +305,10 @@ class Manager:
         self._events.put(None)
         self._dispatcher.join(timeout=5)
         self._reaper.join(timeout=5)
+
+
+def _run_logged(finalizer: Finalizer, lease: Lease) -> None:
+    try:
+        finalizer(lease)
+    except Exception:
+        log.exception("lease %s: finalizer failed", lease.id)

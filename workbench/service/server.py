@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
 from workbench.errors import ConflictError, InvalidValueError, WorkbenchError
@@ -29,9 +29,15 @@ from workbench.service import protocol
 from workbench.service.leases import Holder
 from workbench.service.manager import Manager
 
+if TYPE_CHECKING:
+    from workbench.service.projects import ProjectHost
+
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_EXIT_SECONDS = 300.0
+# Methods that may block for minutes (waiting for a machine, a build): each runs on its own thread
+# so that the same client's other requests (status, a second app) are answered meanwhile.
+THREADED_METHODS = frozenset({"wait", "open_project", "close_project", "start_app", "stop_app"})
 
 
 class AlreadyRunning(WorkbenchError):
@@ -68,6 +74,7 @@ class Server:
         )
         self.started_at = time.time()
         self.manager: Manager | None = None
+        self.projects: ProjectHost | None = None
         self._connections: dict[str, Connection] = {}
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
@@ -108,6 +115,11 @@ class Server:
         self.acquire_lock()
         try:
             self.manager = Manager(self.paths, self.env)
+            # Imported here: clients import this module for the socket path, and the container
+            # runtime behind projects is heavy to load.
+            from workbench.service.projects import ProjectHost
+
+            self.projects = ProjectHost(self.manager, self.paths, self.env)
             self.bind()
             log.info("service %s listening on %s", os.getpid(), socket_path(self.paths))
             self._loop()
@@ -148,6 +160,8 @@ class Server:
             connections = list(self._connections.values())
         for connection in connections:
             connection.close()
+        if self.projects is not None:
+            self.projects.close_all()  # forwards and connections go; containers keep running
         if self.manager is not None:
             self.manager.close()
         if self._lock_fd is not None:
@@ -265,8 +279,7 @@ class Connection:
         if not isinstance(method, str) or handler is None or not isinstance(params, dict):
             self.send(protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"no method {method!r}"))
             return
-        if method == "wait":
-            # The only blocking method: it must not hold up this client's other requests.
+        if method in THREADED_METHODS:
             threading.Thread(
                 target=self._reply, args=(msg_id, handler, params), daemon=True
             ).start()
@@ -371,6 +384,43 @@ class Connection:
             timeout if timeout is not None else 1e9,
         )
         return machine.snapshot()
+
+    # -- projects (``projects.py``) -------------------------------------------------------
+
+    @property
+    def projects(self) -> ProjectHost:
+        assert self.server.projects is not None
+        return self.server.projects
+
+    def _m_open_project(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.projects.open(
+            _string(params, "project"),
+            _string(params, "context"),
+            self._holder(params),
+            full_build=bool(params.get("full_build")),
+        )
+
+    def _m_close_project(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.projects.close(_string(params, "project"), _string(params, "context"))
+
+    def _m_start_app(self, params: dict[str, Any]) -> dict[str, Any]:
+        timeout = params.get("timeout")
+        return self.projects.start_app(
+            _string(params, "project"),
+            _string(params, "context"),
+            _string(params, "app"),
+            self._holder(params),
+            local_port=int(params.get("local_port") or 0),
+            timeout=float(timeout) if timeout else None,
+        )
+
+    def _m_stop_app(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.projects.stop_app(
+            _string(params, "project"), _string(params, "context"), _string(params, "app")
+        )
+
+    def _m_project_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.projects.status(_string(params, "project"), _string(params, "context"))
 
     def _m_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         if self._subscription is None:

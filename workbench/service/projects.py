@@ -1,0 +1,411 @@
+"""Project sessions hosted by the service: open, close, apps and their forwards, per context.
+
+``nvwb open`` and the app ask the service to open a project on a context. The service takes a
+lease for the holder (a client connection, or a process such as the shell that ran ``nvwb``),
+waits for the context to run (starting it, waiting for SSH, installing the agent: the machine's
+own progress events), then builds if the inputs changed and starts the container, streaming each
+stage and build line as events. App forwards are held here, so a URL outlives the command that
+printed it; the forwarded ports are told to the machine's idle guard.
+
+A project closes when asked (``close_project``), when the last of its holders dies (the lease's
+finalizer closes it before the lease goes, so the container is stopped before a grace period can
+begin), or when its context stops (the handles are dropped: a stopped machine runs nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.container.apps import app_port
+from workbench.container.builder import BuildProgress
+from workbench.container.forwards import ForwardKey
+from workbench.container.runtime import published_ports
+from workbench.container.session import ProjectSession
+from workbench.errors import ContextError
+from workbench.paths import Paths
+from workbench.projects import Project, read_project
+from workbench.registry import Registry
+from workbench.service.leases import Holder, Lease
+from workbench.service.manager import Manager
+from workbench.service.runtimes import ContextHandles, ContextRuntimes
+from workbench.spec import AppSpec
+
+log = logging.getLogger(__name__)
+
+STAGES = {
+    "image": "building the image if its inputs changed",
+    "files": "copying the project files",
+    "container": "starting the container",
+    "app": "starting the app",
+}
+
+
+@dataclass
+class OpenProject:
+    """A project the service has open on a context, and the leases that keep it open."""
+
+    project: Project
+    context: str
+    leases: set[str] = field(default_factory=set)
+    opened_at: float = field(default_factory=time.time)
+    apps: dict[str, str | None] = field(default_factory=dict)  # started here: name -> URL
+
+
+class ProjectHost:
+    """Every project the service has open. Thread-safe; one operation per project at a time."""
+
+    def __init__(self, manager: Manager, paths: Paths, env: Mapping[str, str]) -> None:
+        self.manager = manager
+        self.paths = paths
+        self.env = dict(env)
+        self.runtimes = ContextRuntimes(paths, env)
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str], OpenProject] = {}
+        self._busy: dict[tuple[str, str], threading.RLock] = {}
+        self._subscription = manager.subscribe(self._on_event)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def open(
+        self, project_path: str, context: str, holder: Holder, *, full_build: bool = False
+    ) -> dict[str, Any]:
+        """Lease, start the context if needed, build if needed, start the container."""
+        project = read_project(Path(project_path))
+        key = (project.name, context)
+        with self._busy_lock(key):
+            lease, fresh = self._lease_for(key, holder)
+            with self._lock:
+                # Recorded before the work, so a holder dying mid-open closes it once done.
+                record = self._open.setdefault(key, OpenProject(project, context))
+                record.leases.add(lease.id)
+            try:
+                handles = self._ready(context, project.name)
+                session = self._session(handles, project)
+                result = session.open(
+                    full_build=full_build,
+                    on_progress=lambda p: self._build_event(context, project.name, p),
+                    on_stage=lambda s: self._stage(context, project.name, s),
+                )
+            except BaseException:
+                if fresh:
+                    with self._lock:
+                        record.leases.discard(lease.id)
+                        if not record.leases and self._open.get(key) is record:
+                            del self._open[key]
+                    self.manager.release(lease.id)
+                raise
+        self._say(context, project.name, "open: the container is running")
+        return {
+            "project": project.name,
+            "context": context,
+            "container": session.container_name,
+            "image": result.image,
+            "built": result.build.built,
+            "state": "running",
+            "files_copied": result.copy.files if result.copy else None,
+            "warnings": result.warnings,
+            "seconds": round(result.seconds, 1),
+            "lease": lease.to_dict(),
+        }
+
+    def close(self, project_path: str, context: str) -> dict[str, Any]:
+        """Stop the apps and the container, drop the forwards, release every lease it held."""
+        project = read_project(Path(project_path))
+        key = (project.name, context)
+        with self._busy_lock(key):
+            with self._lock:
+                record = self._open.pop(key, None)
+            try:
+                closed = self._close_container(project, context)
+            finally:
+                if record is not None:
+                    for lease_id in record.leases:
+                        self.manager.release(lease_id)
+        return {"project": project.name, "context": context, "closed": closed}
+
+    def start_app(
+        self,
+        project_path: str,
+        context: str,
+        app: str,
+        holder: Holder,
+        *,
+        local_port: int = 0,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Start ``app`` (opening the project first if the service has not), forward it, URL."""
+        project = read_project(Path(project_path))
+        key = (project.name, context)
+        with self._busy_lock(key):
+            with self._lock:
+                opened = key in self._open
+            if not opened:
+                self.open(project_path, context, holder)
+            handles = self._ready(context, project.name)
+            session = self._session(handles, project)
+            started = session.start_app(
+                app,
+                handles.forwards,
+                local_port=local_port,
+                timeout=timeout,
+                on_stage=lambda s: self._stage(context, project.name, s),
+            )
+            with self._lock:
+                record = self._open.get(key)
+                if record is not None:
+                    record.apps[app] = started.url
+            self._watch_ports(context, handles)
+        return {
+            "app": app,
+            "project": project.name,
+            "context": context,
+            "state": started.status.state,
+            "url": started.url,
+            "seconds": round(started.seconds, 2),
+            "user_msg": started.user_msg,
+        }
+
+    def stop_app(self, project_path: str, context: str, app: str) -> dict[str, Any]:
+        project = read_project(Path(project_path))
+        key = (project.name, context)
+        with self._busy_lock(key):
+            handles = self._ready(context, project.name, start=False)
+            session = self._session(handles, project)
+            status = session.stop_app(app, handles.forwards)
+            kept = session.runner(app).kept_log
+            with self._lock:
+                record = self._open.get(key)
+                if record is not None:
+                    record.apps.pop(app, None)
+            self._watch_ports(context, handles)
+        return {"app": app, "state": status.state, "log": str(kept)}
+
+    def status(self, project_path: str, context: str) -> dict[str, Any]:
+        """The project on ``context``: open here or not, its container and each app's state/URL."""
+        project = read_project(Path(project_path))
+        with self._lock:
+            record = self._open.get((project.name, context))
+        machine = self.manager.machine(context)
+        data: dict[str, Any] = {
+            "project": project.name,
+            "context": context,
+            "open": record is not None,
+            "leases": sorted(record.leases) if record is not None else [],
+            "context_state": machine.state,
+        }
+        if machine.state != "running":
+            # Never start a machine to answer a question: its apps are not running.
+            session = None
+            data["container"] = "absent" if machine.state == "stopped" else "unknown"
+        else:
+            handles = self._ready(context, project.name, start=False)
+            session = self._session(handles, project)
+            data["container"] = session.state()
+        data["apps"] = self._app_rows(project, session)
+        return data
+
+    def close_all(self) -> None:
+        """The service is going: drop forwards and connections; containers keep running."""
+        self.manager.unsubscribe(self._subscription)
+        with self._lock:
+            self._open.clear()
+        self.runtimes.close()
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _lease_for(self, key: tuple[str, str], holder: Holder) -> tuple[Lease, bool]:
+        """This holder's lease on the open project, or a new one (``True``)."""
+        with self._lock:
+            record = self._open.get(key)
+            held = set(record.leases) if record is not None else set()
+        for lease in self.manager.leases():
+            if lease.id in held and lease.holder == holder:
+                return lease, False
+        lease = self.manager.acquire(
+            key[1], holder, purpose=f"project {key[0]}", on_lost=self._holder_gone
+        )
+        return lease, True
+
+    def _ready(self, context: str, project: str, *, start: bool = True) -> ContextHandles:
+        """The context running (waited for, with its progress as events) and its handles."""
+        machine = self.manager.machine(context)
+        if start:
+            self._wait_running(context, project)
+        else:
+            machine.wait_until(machine.settled, 5.0)
+        if machine.state != "running":
+            raise ContextError(
+                f"context {context} is not running ({machine.state}"
+                + (f": {machine.message}" if machine.message else "")
+                + ")",
+                context=context,
+                hint="'nvwb status' shows its state",
+            )
+        link = machine.link()
+        if self.runtimes.peek(context) is None and machine.context.kind != "local":
+            how = "the context's SSH connection" if link is not None else "a new SSH connection"
+            self._say(context, project, f"reaching the Docker engine over {how}")
+        return self.runtimes.get(Registry.load(self.paths).get(context), link)
+
+    def _wait_running(self, context: str, project: str) -> None:
+        machine = self.manager.machine(context)
+        done: tuple[str, ...]
+        if machine.provider.always_on:
+            # Reachability is all there is to wait for: ask again now, not at the next refresh.
+            machine.refresh()
+            done = ("running", "error", "unknown", "stopped")
+        else:
+            done = ("running", "error")
+        if machine.state != "running":
+            self._say(context, project, "waiting for the context to run")
+        timing = machine.timing
+        limit = timing.stop_timeout + timing.start_timeout + timing.ssh_timeout + 60
+        machine.wait_until(lambda: machine.settled() and machine.state in done, limit)
+
+    def _session(self, handles: ContextHandles, project: Project) -> ProjectSession:
+        # Made per request (cheap): a spec edited since the open is read afresh.
+        return ProjectSession(handles.runtime, project, self.paths, self.env)
+
+    # -- closing -------------------------------------------------------------------------
+
+    def _close_container(self, project: Project, context: str) -> bool:
+        machine = self.manager.machine(context)
+        if machine.state != "running":
+            return False  # a stopped machine runs no container; never start one to close it
+        handles = self._ready(context, project.name, start=False)
+        handles.forwards.close_project(project.name)
+        self._watch_ports(context, handles)
+        self._say(context, project.name, "stopping the apps and the container")
+        return self._session(handles, project).close()
+
+    def _holder_gone(self, lease: Lease) -> None:
+        """A lease's holder died (manager finalizer): close its project if it was the last."""
+        with self._lock:
+            found = [
+                (key, record) for key, record in self._open.items() if lease.id in record.leases
+            ]
+        for key, record in found:
+            with self._busy_lock(key):
+                with self._lock:
+                    record.leases.discard(lease.id)
+                    last = not record.leases and self._open.get(key) is record
+                    if last:
+                        del self._open[key]
+                if last:
+                    log.info("project %s on %s: its last holder is gone; closing", *key)
+                    self._close_container(record.project, record.context)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """A context stopping takes its projects, forwards and connections with it.
+
+        Only a stop of the run the handles were made in counts: the first probe of a machine
+        that is still stopped (while a project is being opened on it) or a late event of an
+        earlier run must not close what is being opened now.
+        """
+        if event.get("event") != "state" or event.get("state") not in ("stopping", "stopped"):
+            return
+        name = str(event.get("context"))
+        handles = self.runtimes.peek(name)
+        if handles is None or float(event.get("time") or 0) < handles.made_at:
+            return
+        with self._lock:
+            for key in [key for key in self._open if key[1] == name]:
+                del self._open[key]
+        # Off the event thread: closing an OpenSSH master takes a moment.
+        threading.Thread(
+            target=self.runtimes.drop, args=(name, handles), name=f"drop-{name}", daemon=True
+        ).start()
+
+    # -- apps ----------------------------------------------------------------------------
+
+    def _watch_ports(self, context: str, handles: ContextHandles) -> None:
+        """The guard counts connections to forwarded ports as use; tell it which ports."""
+        link = self.manager.machine(context).link()
+        if link is None or not handles.runtime.is_remote:
+            return
+        try:
+            link.watch_ports(handles.forwards.remote_ports())
+        except Exception as exc:  # the guard's extra ports are a nicety, never a failure
+            log.warning("context %s: cannot tell the guard the forwarded ports: %s", context, exc)
+
+    def _app_rows(self, project: Project, session: ProjectSession | None) -> list[dict[str, Any]]:
+        from workbench.spec import SpecDocument
+
+        apps = session.document.apps() if session else SpecDocument.load(project.spec_path).apps()
+        container = session.container() if session is not None else None
+        rows = []
+        for app in apps:
+            row = _app_row(app, "closed")
+            if container is not None and session is not None:
+                runner = session.runner(app.name, container)
+                row["state"] = runner.status().state
+                if row["state"] == "running":
+                    row["url"] = self._url(session, runner, container)
+            rows.append(row)
+        return rows
+
+    def _url(self, session: ProjectSession, runner: Any, container: Any) -> str | None:
+        port = app_port(runner.app)
+        if port is None:
+            return None
+        if not session.runtime.is_remote:
+            published = published_ports(container).get(port)
+            return runner.url(f"127.0.0.1:{published}") if published else None
+        handles = self.runtimes.peek(session.runtime.name)
+        if handles is None:
+            return None
+        authority = handles.forwards.active().get(ForwardKey(session.name, runner.name))
+        return runner.url(authority) if authority else None
+
+    # -- events --------------------------------------------------------------------------
+
+    def _stage(self, context: str, project: str, stage: str) -> None:
+        self._say(context, project, STAGES.get(stage, stage), stage=stage)
+
+    def _say(self, context: str, project: str, message: str, *, stage: str | None = None) -> None:
+        log.info("project %s on %s: %s", project, context, message)
+        self.manager.publish(
+            {
+                "event": "project",
+                "context": context,
+                "project": project,
+                "stage": stage,
+                "message": message,
+            }
+        )
+
+    def _build_event(self, context: str, project: str, progress: BuildProgress) -> None:
+        self.manager.publish(
+            {
+                "event": "build",
+                "context": context,
+                "project": project,
+                "step": progress.step,
+                "step_number": progress.step_number,
+                "step_count": progress.step_count,
+                "docker_step": list(progress.docker_step) if progress.docker_step else None,
+                "line": progress.line,
+            }
+        )
+
+    def _busy_lock(self, key: tuple[str, str]) -> threading.RLock:
+        with self._lock:
+            return self._busy.setdefault(key, threading.RLock())
+
+
+def _app_row(app: AppSpec, state: str) -> dict[str, Any]:
+    port = app.webapp_options.port if app.webapp_options else ""
+    return {
+        "name": app.name,
+        "type": app.type,
+        "class": app.class_,
+        "port": port or None,
+        "state": state,
+        "url": None,
+    }
