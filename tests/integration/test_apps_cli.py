@@ -22,6 +22,7 @@ from tests.integration.test_container_support import (
     make_project,
     remove_container,
 )
+from tests.support.workbench_service import shut_down
 from workbench.cli.commands import run
 from workbench.cli.main import _report
 from workbench.cli.output import render
@@ -32,9 +33,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 @pytest.fixture
-def project(paths: Paths, docker_client: Any, test_base_image: str) -> Iterator[Path]:
+def project(
+    paths: Paths, wb_env: dict[str, str], docker_client: Any, test_base_image: str
+) -> Iterator[Path]:
     root = make_project(paths, "wbt-cli")
     yield root
+    shut_down(wb_env)  # open/start/close went through the service these commands spawned
     remove_container(docker_client, "wbt-cli")
 
 

@@ -9,8 +9,6 @@ copied there, built, started; its web app is fetched through the forward on this
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +23,6 @@ from tests.integration.test_container_support import (
     APP,
     HELLO,
     fetch,
-    invocation,
     make_project,
     register,
     remove_container,
@@ -182,75 +179,37 @@ def test_an_unknown_host_key_is_refused_until_accepted(
         assert rt.docker.ping()
 
 
-_HOLDER = """
-import sys
-from tests.integration.test_container_support import invocation
-from workbench.cli.commands.run import start_app
-from workbench.cli.output import render
-import json
-env = json.loads(sys.argv[1])
-inv, out, err = invocation(env, __import__("pathlib").Path(sys.argv[2]), app="web",
-                           no_browser=True, port=0, output="jsonl")
-inv.stdout = sys.stdout
-inv.stderr = sys.stderr
-result = start_app(inv)
-render(result, "jsonl", sys.stdout)
-"""
-
-
-def test_nvwb_start_holds_the_forward_until_ctrl_c(
+def test_nvwb_start_exits_and_its_url_keeps_working(
     context: Context,
     paths: Paths,
     wb_env: dict[str, str],
     project_name: str,
     test_base_image: str,
 ) -> None:
+    """``nvwb start`` as its own process: it returns, and the service holds the forward."""
+    from tests.support.cli import nvwb
+    from tests.support.workbench_service import holder, shut_down
+
     register(paths, context)
-    env = {**wb_env, "NVWB_CONTEXT": context.name}
     root = make_project(paths, project_name)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, json.dumps(env), str(root)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert holder.stdout is not None
-        first = holder.stdout.readline()
-        assert first, holder.stderr.read() if holder.stderr else ""
-        started = json.loads(first)
-        url = started["url"]
-        assert started["state"] == "running" and url.startswith("http://127.0.0.1:")
-        assert fetch(url + "code/hello.txt") == HELLO
-
-        # Another nvwb process sees the app and the URL this one holds.
-        from workbench.cli.commands.run import list_apps
-
-        inv, _, _ = invocation(env, root)
-        rows = list_apps(inv).data
-        assert isinstance(rows, list)
-        assert rows == [
-            {
-                "name": "web",
-                "type": "custom",
-                "class": "webapp",
-                "port": "8080",
-                "state": "running",
-                "url": url,
-            }
-        ]
-
-        holder.send_signal(signal.SIGINT)
-        assert holder.wait(30) == 0
-        last = json.loads(holder.stdout.read().strip().splitlines()[-1])
-        assert last == {"app": "web", "forwarding": "stopped"}
-        assert unreachable(url)
-        inv, _, _ = invocation(env, root)
-        rows = list_apps(inv).data
-        assert isinstance(rows, list) and rows[0]["state"] == "running"
-        assert rows[0]["url"] is None  # nobody holds a forward now
+        with holder() as shell:
+            env = {**wb_env, "NVWB_CONTEXT": context.name, "NVWB_HOLDER_PID": str(shell.pid)}
+            done = subprocess.run(
+                [sys.executable, "-c", "from workbench.cli.main import run; run()",
+                 "start", APP, "--no-browser", "-o", "json"],
+                cwd=root, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                timeout=180, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            started = json.loads(done.stdout)
+            url = started["url"]
+            assert started["state"] == "running" and url.startswith("http://127.0.0.1:")
+            assert fetch(url + "code/hello.txt") == HELLO  # the process is gone; the URL works
+            listed = nvwb(env, "list", "apps", "-o", "json", cwd=root).json()
+            assert listed[0]["state"] == "running" and listed[0]["url"] == url
+            assert nvwb(env, "stop", APP, cwd=root).code == 0
+            assert unreachable(url + "code/hello.txt")  # stopping the app closes its forward
+            assert nvwb(env, "close", cwd=root).code == 0
     finally:
-        if holder.poll() is None:
-            os.kill(holder.pid, signal.SIGKILL)
-            holder.wait()
+        shut_down(wb_env)

@@ -1,33 +1,34 @@
 """``nvwb build|open|close|start|stop|logs``, ``list apps``: run a project on the current context.
 
-Each command connects to the context (``-c``, else the current one), works on the project (``-p``
-or the folder holding the cwd) and disconnects. On a remote context a web app's URL needs a
-forward held by a long-lived process; until the workbench service holds forwards, ``nvwb start``
-holds it in the foreground and says so, until Ctrl-C. The app itself keeps running after that.
+``open``, ``close``, ``start APP``, ``stop APP`` and ``list apps`` ask the workbench service
+(started on demand), which holds the context's lease, its SSH connection and the app forwards,
+so a URL printed by ``nvwb start`` keeps working after the command exits. ``build`` and ``logs``
+need nothing to outlive them: they connect to the context (``-c``, else the current one)
+themselves. The project is ``-p`` or the folder holding the cwd.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from workbench.cli.invocation import Invocation
-from workbench.cli.output import Result, render
+from workbench.cli.output import Result
 from workbench.container.builder import BuildProgress
-from workbench.container.forwards import open_forwards
 from workbench.container.session import ProjectSession
 from workbench.context_runtime import ContextRuntime, open_runtime
-from workbench.errors import ContextError
+from workbench.errors import ContextError, HostKeyRejected
 from workbench.projects import Project
 from workbench.registry import Context, Registry
+from workbench.service.client import ServiceClient
 from workbench.spec import AppSpec
+
+T = TypeVar("T")
 
 _APP_COLUMNS = [
     ("NAME", "name"),
@@ -68,105 +69,94 @@ def build(inv: Invocation) -> Result:
 
 
 def open_project(inv: Invocation) -> Result:
-    """``nvwb open [PROJECT]``: build if needed, copy the files to a remote, start the container."""
+    """``nvwb open [PROJECT]``: through the service, held for the calling shell until ``close``.
+
+    The service starts the context if needed (a lease for the shell), builds if the inputs
+    changed, copies the files to a remote and starts the container; its events are the progress.
+    """
     project = _project(inv)
-    with _session(inv, project) as session:
-        display = _ProgressDisplay(inv.stderr)
-        result = session.open(
-            full_build=bool(getattr(inv.args, "full_build", False)),
-            on_progress=display.update,
-            on_stage=lambda stage: display.stage(_STAGES.get(stage, stage)),
+    context = _context(inv)
+    pid = _holder_pid(inv)
+    with _service(inv) as client:
+        display = _ServiceProgress(inv, context.name, project.name)
+        client.subscribe(display.event)
+        data = _trusting_host_key(
+            inv,
+            context,
+            lambda: client.open_project(
+                str(project.path),
+                context.name,
+                holder_pid=pid,
+                full_build=bool(getattr(inv.args, "full_build", False)),
+            ),
         )
         display.done()
-        for warning in result.warnings:
-            inv.stderr.write(f"warning: {warning}\n")
-    data = {
-        "project": project.name,
-        "context": session.runtime.name,
-        "container": session.container_name,
-        "image": result.image,
-        "built": result.build.built,
-        "state": "running",
-        "files_copied": result.copy.files if result.copy else None,
-        "warnings": result.warnings,
-        "seconds": round(result.seconds, 1),
-    }
+    for warning in data.get("warnings") or []:
+        inv.stderr.write(f"warning: {warning}\n")
+    lease = data.pop("lease", None) or {}
+    data["held_by"] = lease.get("holder_text")
     return Result(
         data=data,
-        message=f"Opened {project.name} on {session.runtime.name}: "
-        f"container {session.container_name} is running.",
+        message=f"Opened {project.name} on {context.name}: container {data['container']} is "
+        f"running; held for shell {pid} until 'nvwb close' or that shell exits.",
     )
 
 
 def close_project(inv: Invocation) -> Result:
-    """``nvwb close [PROJECT]``: stop the apps (logs kept), stop and remove the container."""
+    """``nvwb close [PROJECT]``: apps and container stopped, forwards closed, the lease released."""
     project = _project(inv)
-    with _session(inv, project) as session:
-        closed = session.close()
-    data = {"project": project.name, "context": session.runtime.name, "closed": closed}
+    context = _context(inv)
+    with _service(inv) as client:
+        client.subscribe(_ServiceProgress(inv, context.name, project.name).event)
+        data = client.close_project(str(project.path), context.name)
     text = (
-        f"Closed {project.name} on {session.runtime.name}."
-        if closed
-        else f"{project.name} was not open on {session.runtime.name}."
+        f"Closed {project.name} on {context.name}."
+        if data["closed"]
+        else f"{project.name} was not open on {context.name}."
     )
     return Result(data=data, message=text)
 
 
 def start_app(inv: Invocation) -> Result:
-    """``nvwb start APP [--no-browser] [--port N]``: start, wait until healthy, print the URL."""
+    """``nvwb start APP [--no-browser] [--port N]``: started and forwarded by the service.
+
+    Returns once the app is healthy; the service holds the forward, so the URL keeps working
+    after this command exits, until ``nvwb stop APP``, ``nvwb close`` or the context stops.
+    """
     name = str(inv.args.app)
     local_port = int(getattr(inv.args, "port", None) or 0)
     project = _project(inv)
-    runtime = _connect(inv)
-    forwards = open_forwards(runtime.ssh, inv.paths.runtime_dir / "ssh")
-    try:
-        session = ProjectSession(runtime, project, inv.paths, inv.env)
-        started = session.start_app(
-            name,
-            forwards,
-            local_port=local_port,
-            on_stage=lambda s: _say(inv.stderr, f"{_STAGES[s]}..."),
+    context = _context(inv)
+    pid = _holder_pid(inv)
+    with _service(inv) as client:
+        display = _ServiceProgress(inv, context.name, project.name)
+        client.subscribe(display.event)
+        started = _trusting_host_key(
+            inv,
+            context,
+            lambda: client.start_app(
+                str(project.path), context.name, name, holder_pid=pid, local_port=local_port
+            ),
         )
-        data = {
-            "app": name,
-            "project": project.name,
-            "context": runtime.name,
-            "state": started.status.state,
-            "url": started.url,
-            "seconds": round(started.seconds, 2),
-        }
-        message = f"{name} is running" + (f" at {started.url}" if started.url else ".")
-        if started.user_msg:
-            message += f"\n{started.user_msg}"
-        if started.url and not getattr(inv.args, "no_browser", False):
-            _open_browser(started.url)
-        if started.url is None or runtime.ssh is None:
-            return Result(data=data, message=message)
-        # Remote: the URL lives as long as this process holds the forward.
-        render(Result(data=data, message=message), inv.output, inv.stdout)
-        inv.stdout.flush()
-        with _recorded_url(inv, runtime.name, project.name, name, started.url):
-            _hold(inv.stderr, started.url)
-        return Result(
-            data={"app": name, "forwarding": "stopped"},
-            message=None if inv.output == "table" else "forwarding stopped",
-        )
-    finally:
-        forwards.close_all()
-        runtime.close()
+        display.done()
+    user_msg = started.pop("user_msg", "")
+    url = started.get("url")
+    message = f"{name} is running" + (f" at {url}" if url else ".")
+    if user_msg:
+        message += f"\n{user_msg}"
+    if url and not getattr(inv.args, "no_browser", False):
+        _open_browser(url)
+    return Result(data=started, message=message)
 
 
 def stop_app(inv: Invocation) -> Result:
-    """``nvwb stop APP``: run its stop command, end its processes, keep its log."""
+    """``nvwb stop APP``: its stop command, its processes ended, its forward closed, log kept."""
     name = str(inv.args.app)
     project = _project(inv)
-    with _session(inv, project) as session:
-        status = session.stop_app(name)
-        kept = session.runner(name).kept_log
-    return Result(
-        data={"app": name, "state": status.state, "log": str(kept)},
-        message=f"Stopped {name} (log kept at {kept}).",
-    )
+    context = _context(inv)
+    with _service(inv) as client:
+        data = client.stop_app(str(project.path), context.name, name)
+    return Result(data=data, message=f"Stopped {name} (log kept at {data['log']}).")
 
 
 def app_logs(inv: Invocation) -> Result:
@@ -190,31 +180,24 @@ def app_logs(inv: Invocation) -> Result:
 
 
 def list_apps(inv: Invocation) -> Result:
-    """``nvwb list apps``: each app of the project with its state and URL on the current context."""
+    """``nvwb list apps``: each app of the project with its state and URL on the current context.
+
+    Asked of the service, which holds the forwards behind remote URLs. A context that cannot be
+    reached still lists the spec's apps, with their state unknown.
+    """
     project = _project(inv)
+    context = _context(inv)
     try:
-        runtime = _connect(inv)
+        with _service(inv) as client:
+            rows = _trusting_host_key(
+                inv, context, lambda: client.project_status(str(project.path), context.name)
+            )["apps"]
     except ContextError as exc:
         # The spec alone still says which apps there are; the context's part is unknown.
         inv.stderr.write(f"warning: {exc.message}; app states are unknown\n")
         from workbench.spec import SpecDocument
 
         rows = [_app_row(app, "unknown") for app in SpecDocument.load(project.spec_path).apps()]
-        return Result(data=rows, columns=_APP_COLUMNS)
-    try:
-        session = ProjectSession(runtime, project, inv.paths, inv.env)
-        container = session.container()
-        rows = []
-        for app in session.document.apps():
-            row = _app_row(app, "closed")
-            if container is not None:
-                runner = session.runner(app.name, container)
-                row["state"] = runner.status().state
-                if row["state"] == "running":
-                    row["url"] = _url_of(inv, session, runner, container)
-            rows.append(row)
-    finally:
-        runtime.close()
     return Result(data=rows, columns=_APP_COLUMNS)
 
 
@@ -287,61 +270,34 @@ def _passphrase_provider(inv: Invocation, context: Context) -> Callable[[Path], 
     return provide
 
 
-# -- URLs and forwards -------------------------------------------------------------------------
+# -- the service ------------------------------------------------------------------------------
 
 
-def _url_of(inv: Invocation, session: ProjectSession, runner: Any, container: Any) -> str | None:
-    from workbench.container.apps import app_port
-    from workbench.container.runtime import published_ports
-
-    port = app_port(runner.app)
-    if port is None:
-        return None
-    if session.runtime.is_remote:
-        return _read_url(inv, session.runtime.name, session.name, runner.name)
-    published = published_ports(container).get(port)
-    return runner.url(f"127.0.0.1:{published}") if published else None
+def _service(inv: Invocation) -> ServiceClient:
+    return ServiceClient.connect(inv.paths, inv.env)
 
 
-def _url_file(inv: Invocation, context: str, project: str, app: str) -> Path:
-    return inv.paths.runtime_dir / "forwards" / context / project / f"{app}.json"
+def _holder_pid(inv: Invocation) -> int:
+    from workbench.cli.commands.service import _holder_pid as shell_pid
+
+    return shell_pid(inv)
 
 
-@contextmanager
-def _recorded_url(
-    inv: Invocation, context: str, project: str, app: str, url: str
-) -> Iterator[None]:
-    """Tell ``nvwb list apps`` in other processes the URL this process holds a forward for."""
-    path = _url_file(inv, context, project, app)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+def _trusting_host_key(inv: Invocation, context: Context, call: Callable[[], T]) -> T:
+    """``call()``; an unknown host key is asked about here (the service cannot ask), then again.
+
+    A yes pins the key into the context (as ``--accept-host-key`` would); a changed key is
+    never offered, only refused.
+    """
     try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _read_url(inv: Invocation, context: str, project: str, app: str) -> str | None:
-    path = _url_file(inv, context, project, app)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        os.kill(int(data["pid"]), 0)  # the holder still runs
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return str(data["url"])
-
-
-def _hold(err: TextIO, url: str) -> None:
-    err.write(
-        f"Forwarding {url} to the app on the remote context. Press Ctrl-C to stop "
-        "forwarding (the app keeps running; 'nvwb stop APP' stops it).\n"
-        "Once the workbench service holds forwards, this wait goes away.\n"
-    )
-    err.flush()
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        err.write("Stopped forwarding.\n")
+        return call()
+    except HostKeyRejected as exc:
+        if exc.pinned or not inv.interactive or not _ask_host_key(inv, exc.host, exc.offered):
+            raise
+        offered = exc.offered
+    with Registry.locked(inv.paths) as registry:
+        registry.update(context.name, accepted_host_key=offered)
+    return call()
 
 
 def _open_browser(url: str) -> None:
@@ -349,11 +305,6 @@ def _open_browser(url: str) -> None:
 
     with contextlib.suppress(webbrowser.Error):
         webbrowser.open(url)
-
-
-def _say(out: TextIO, text: str) -> None:
-    out.write(text + "\n")
-    out.flush()
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -376,9 +327,9 @@ class _ProgressDisplay:
         self._drawn = False
         self._started = time.monotonic()
 
-    def stage(self, text: str) -> None:
+    def stage(self, text: str, *, dots: bool = True) -> None:
         self._clear()
-        self.out.write(f"{text}...\n")
+        self.out.write(f"{text}...\n" if dots else f"{text}\n")
         self.out.flush()
 
     def update(self, progress: BuildProgress) -> None:
@@ -409,3 +360,55 @@ class _ProgressDisplay:
             self.out.write("\r" + " " * 120 + "\r")
             self.out.flush()
             self._drawn = False
+
+
+class _ServiceProgress:
+    """The service's events for one project on one context, shown on stderr as they come.
+
+    The context's own steps (starting the machine, waiting for SSH, the agent) as lines, the
+    project's stages as lines, build log lines as the progress bar or one line per step.
+    """
+
+    def __init__(self, inv: Invocation, context: str, project: str) -> None:
+        self.context = context
+        self.project = project
+        self.quiet = inv.output != "table"
+        self.display = _ProgressDisplay(inv.stderr)
+        self._lock = threading.Lock()
+        self._done = False
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.quiet or event.get("context") != self.context:
+            return
+        kind = event.get("event")
+        with self._lock:
+            if self._done:
+                return  # a late event must not draw over the command's own answer
+            if kind == "progress":
+                self.display.stage(f"{self.context}: {event.get('message')}", dots=False)
+            elif kind == "state" and event.get("state") in ("starting", "error"):
+                why = f" ({event['message']})" if event.get("message") else ""
+                self.display.stage(f"{self.context}: {event.get('state')}{why}", dots=False)
+            elif event.get("project") != self.project:
+                return
+            elif kind == "project":
+                stage = event.get("stage")
+                text = _STAGES.get(stage) if isinstance(stage, str) else None
+                self.display.stage(text or str(event.get("message")).capitalize(),
+                                   dots=text is not None)  # fmt: skip
+            elif kind == "build":
+                docker_step = event.get("docker_step")
+                self.display.update(
+                    BuildProgress(
+                        step=event.get("step"),
+                        step_number=int(event.get("step_number") or 0),
+                        step_count=int(event.get("step_count") or 0),
+                        line=str(event.get("line") or ""),
+                        docker_step=tuple(docker_step) if docker_step else None,
+                    )
+                )
+
+    def done(self) -> None:
+        with self._lock:
+            self._done = True
+            self.display.done()

@@ -1,0 +1,241 @@
+"""Projects hosted by the real service, driven through ``nvwb`` as a user would.
+
+``nvwb open``, ``start APP``, ``list apps``, ``close`` run in-process (``main``); the service they
+spawn is a real process, the containers run on this machine's Docker engine, the ``ssh`` context
+is a loopback sshd, and the ``brev`` context is the stand-in whose instances are real sshd
+processes. A process standing for the user's shell holds the leases (``NVWB_HOLDER_PID``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_container_support import (
+    APP,
+    HELLO,
+    fetch,
+    make_project,
+    register,
+    remove_container,
+    ssh_context,
+    unreachable,
+)
+from tests.support.cli import nvwb
+from tests.support.fake_brev import FakeBrev
+from tests.support.sshd import SshServer, sshd_available
+from tests.support.workbench_service import holder, shut_down
+from workbench.container.runtime import container_name
+from workbench.paths import Paths
+from workbench.registry import Context, Registry
+from workbench.service.client import ServiceClient
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(240)]
+
+FAST = {
+    "NVWB_SERVICE_POLL_INTERVAL": "0.1",
+    "NVWB_SERVICE_PID_CHECK_INTERVAL": "0.2",
+    "NVWB_SERVICE_START_TIMEOUT": "30",
+    "NVWB_SERVICE_STOP_TIMEOUT": "30",
+    "NVWB_SERVICE_SSH_TIMEOUT": "15",
+    "NVWB_SERVICE_IDLE_EXIT": "30",
+    "NVWB_SERVICE_HEARTBEAT_INTERVAL": "0.5",
+    "NVWB_WAIT_TIMEOUT": "120",
+}
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def container_state(docker_client: Any, project: str) -> str:
+    try:
+        return str(docker_client.containers.get(container_name(project)).status)
+    except Exception:
+        return "absent"
+
+
+def leases_on(env: dict[str, str], context: str) -> list[dict[str, Any]]:
+    with ServiceClient.connect(Paths.from_env(env), env, spawn=False) as client:
+        (snap,) = client.status([context])["contexts"]
+    return list(snap["leases"])
+
+
+@pytest.fixture
+def env(wb_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    environment = {**wb_env, **FAST}
+    yield environment
+    shut_down(environment)
+
+
+@pytest.fixture
+def project(paths: Paths, docker_client: Any, test_base_image: str) -> Iterator[Path]:
+    root = make_project(paths, "wbt-svc")
+    yield root
+    remove_container(docker_client, "wbt-svc")
+
+
+# -- local -------------------------------------------------------------------------------------
+
+
+def test_local_open_and_start_return_a_url_that_outlives_the_cli_and_a_dead_holder_closes_it(
+    env: dict[str, str], project: Path, docker_client: Any
+) -> None:
+    with holder() as shell:
+        env = {**env, "NVWB_HOLDER_PID": str(shell.pid)}
+        opened = nvwb(env, "open", cwd=project)
+        assert opened.code == 0, opened.err
+        assert "Opened wbt-svc on local" in opened.out and f"shell {shell.pid}" in opened.out
+        assert "Starting the container..." in opened.err  # the service's progress, on stderr
+        (lease,) = leases_on(env, "local")
+        assert lease["holder"] == {"kind": "pid", "pid": shell.pid}
+
+        started = nvwb(env, "start", APP, "--no-browser", "-o", "json", cwd=project)
+        assert started.code == 0, started.err
+        data = started.json()
+        assert set(data) == {"app", "project", "context", "state", "url", "seconds"}
+        url = data["url"]
+        assert fetch(url + "code/hello.txt") == HELLO  # the CLI call has returned
+        listed = nvwb(env, "list", "apps", "-o", "json", cwd=project).json()
+        assert listed[0]["state"] == "running" and listed[0]["url"] == url
+
+        shell.send_signal(signal.SIGKILL)
+        shell.wait()
+        # Its lease goes, and with it the project: apps and container stopped.
+        wait_for(lambda: container_state(docker_client, "wbt-svc") == "absent", 30, "the close")
+        wait_for(lambda: not leases_on(env, "local"), 10, "the lease to go")
+        assert unreachable(url)
+
+
+def test_close_through_the_service_releases_the_lease(
+    env: dict[str, str], project: Path, docker_client: Any
+) -> None:
+    with holder() as shell:
+        env = {**env, "NVWB_HOLDER_PID": str(shell.pid)}
+        assert nvwb(env, "open", "-o", "json", cwd=project).json()["state"] == "running"
+        assert leases_on(env, "local")
+        closed = nvwb(env, "close", "-o", "json", cwd=project)
+        assert closed.json() == {"project": "wbt-svc", "context": "local", "closed": True}
+        assert container_state(docker_client, "wbt-svc") == "absent"
+        assert not leases_on(env, "local")
+        again = nvwb(env, "close", cwd=project)
+        assert "wbt-svc was not open on local." in again.out
+
+
+# -- ssh ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.sshd
+def test_ssh_forward_lives_in_the_service_and_close_removes_it(
+    env: dict[str, str], paths: Paths, sshd: SshServer, tmp_path: Path, docker_client: Any,
+    test_base_image: str,
+) -> None:  # fmt: skip
+    register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
+    root = make_project(paths, "wbt-svc-ssh")
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
+            opened = nvwb(env, "open", cwd=root)
+            assert opened.code == 0, opened.err
+            assert "Copying the project files..." in opened.err
+            started = nvwb(env, "start", APP, "--no-browser", cwd=root)
+            assert started.code == 0, started.err
+            url = started.out.split(" at ", 1)[1].split()[0]
+            published = (
+                docker_client.containers.get(container_name("wbt-svc-ssh"))
+                .attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+            )
+            assert not url.endswith(f":{published}/")  # a forward held by the service
+            assert fetch(url + "code/hello.txt") == HELLO  # after the CLI returned
+            listed = nvwb(env, "list", "apps", "-o", "json", cwd=root).json()
+            assert listed[0]["url"] == url
+
+            closed = nvwb(env, "close", cwd=root)
+            assert closed.code == 0 and "Closed wbt-svc-ssh on box." in closed.out
+            wait_for(lambda: unreachable(url), 10, "the forward to close")
+            assert container_state(docker_client, "wbt-svc-ssh") == "absent"
+            assert not leases_on(env, "box")
+    finally:
+        remove_container(docker_client, "wbt-svc-ssh")
+
+
+# -- brev --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def brev(tmp_path: Path) -> Iterator[FakeBrev]:
+    fake = FakeBrev(tmp_path / "brev-account")
+    yield fake
+    fake.close()
+
+
+def brev_ls(env: dict[str, str], name: str) -> str:
+    """The instance's status as the (stand-in) ``brev ls --json`` reports it."""
+    listed = subprocess.run(
+        ["brev", "ls", "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    (entry,) = [e for e in json.loads(listed.stdout) if e["name"] == name]
+    return str(entry["status"])
+
+
+@pytest.mark.sshd
+@pytest.mark.skipif(not sshd_available(), reason="needs /usr/sbin/sshd and ssh-keygen")
+def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_period(
+    env: dict[str, str], brev: FakeBrev, docker_client: Any, test_base_image: str
+) -> None:
+    brev.create("gpu-1", boot_delay=0.3)
+    env = {**brev.env(env), "NVWB_CONTEXT": "gpu"}
+    paths = Paths.from_env(env)
+    with Registry.locked(paths) as registry:
+        registry.create(
+            Context(name="gpu", kind="brev", brev_instance_name="gpu-1", grace_period_seconds=3)
+        )
+    root = make_project(paths, "wbt-svc-brev")
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid)}
+            assert brev_ls(env, "gpu-1") == "STOPPED"
+            opened = nvwb(env, "open", cwd=root)
+            assert opened.code == 0, opened.err
+            assert brev_ls(env, "gpu-1") == "RUNNING"
+            for step in (
+                "gpu: asking the provider to start the machine",
+                "gpu: waiting for SSH",
+                "gpu: installing the Workbench agent",
+                "Copying the project files...",
+                "Starting the container...",
+            ):
+                assert step in opened.err
+            assert container_state(docker_client, "wbt-svc-brev") == "running"
+
+            # An app forwarded over the link; its remote port is told to the idle guard.
+            started = nvwb(env, "start", APP, "--no-browser", "-o", "json", cwd=root)
+            assert started.code == 0, started.err
+            url = started.json()["url"]
+            assert fetch(url + "code/hello.txt") == HELLO
+            ports = Path(brev.instance("gpu-1")["home"]) / ".nvwb" / "agent" / "state" / "ports"
+            published = (
+                docker_client.containers.get(container_name("wbt-svc-brev"))
+                .attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+            )
+            assert ports.read_text().split() == [published]
+
+            closed = nvwb(env, "close", cwd=root)
+            assert closed.code == 0, closed.err
+            assert container_state(docker_client, "wbt-svc-brev") == "absent"
+            assert unreachable(url)
+            assert brev_ls(env, "gpu-1") == "RUNNING"  # the shell lives: only the lease went
+            wait_for(lambda: brev_ls(env, "gpu-1") == "STOPPED", 3 + 20, "the grace and stop")
+            assert not brev.sshd_alive("gpu-1")
+    finally:
+        remove_container(docker_client, "wbt-svc-brev")
