@@ -148,6 +148,11 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             opened = nvwb(env, "open", cwd=root)
             assert opened.code == 0, opened.err
             assert "Copying the project files..." in opened.err
+            assert "syncing the project files both ways" in opened.err.lower()
+            # The service syncs the project both ways while it is open.
+            remote_copy = tmp_path / "remote-workbench" / "projects" / "wbt-svc-ssh"
+            (root / "code" / "later.txt").write_text("written after open\n")
+            wait_for(lambda: (remote_copy / "code" / "later.txt").exists(), 30, "live sync")
             started = nvwb(env, "start", APP, "--no-browser", cwd=root)
             assert started.code == 0, started.err
             url = started.out.split(" at ", 1)[1].split()[0]
@@ -163,6 +168,9 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             closed = nvwb(env, "close", cwd=root)
             assert closed.code == 0 and "Closed wbt-svc-ssh on box." in closed.out
             wait_for(lambda: unreachable(url), 10, "the forward to close")
+            (root / "code" / "after-close.txt").write_text("not synced\n")
+            time.sleep(1.0)
+            assert not (remote_copy / "code" / "after-close.txt").exists()  # sync stopped
             assert container_state(docker_client, "wbt-svc-ssh") == "absent"
             assert not leases_on(env, "box")
     finally:

@@ -33,6 +33,7 @@ from workbench.projects import Project, read_project
 from workbench.registry import Registry
 from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Manager
+from workbench.service.project_sync import ProjectSync
 from workbench.service.runtimes import ContextHandles, ContextRuntimes
 from workbench.spec import AppSpec
 
@@ -55,6 +56,12 @@ class OpenProject:
     leases: set[str] = field(default_factory=set)
     opened_at: float = field(default_factory=time.time)
     apps: dict[str, str | None] = field(default_factory=dict)  # started here: name -> URL
+    sync: ProjectSync | None = None  # remote contexts: the live two-way sync
+
+    def stop_sync(self) -> None:
+        sync, self.sync = self.sync, None
+        if sync is not None:
+            sync.stop()
 
 
 class ProjectHost:
@@ -100,6 +107,14 @@ class ProjectHost:
                             del self._open[key]
                     self.manager.release(lease.id)
                 raise
+            if record.sync is None or record.sync.session is None:
+                record.stop_sync()
+                if session.runtime.is_remote:
+                    self._say(context, project.name, "syncing the project files both ways")
+                record.sync = ProjectSync.start(session, self.paths, self.manager.publish)
+                if record.sync.error:
+                    self._say(context, project.name, f"sync not started: {record.sync.error}")
+            sync = record.sync.status() if record.sync is not None else None
         self._say(context, project.name, "open: the container is running")
         return {
             "project": project.name,
@@ -112,6 +127,7 @@ class ProjectHost:
             "warnings": result.warnings,
             "seconds": round(result.seconds, 1),
             "lease": lease.to_dict(),
+            "sync": sync.get("state") if sync else None,
         }
 
     def close(self, project_path: str, context: str) -> dict[str, Any]:
@@ -122,6 +138,8 @@ class ProjectHost:
             with self._lock:
                 record = self._open.pop(key, None)
             try:
+                if record is not None:
+                    record.stop_sync()
                 closed = self._close_container(project, context)
             finally:
                 if record is not None:
@@ -198,6 +216,7 @@ class ProjectHost:
             "open": record is not None,
             "leases": sorted(record.leases) if record is not None else [],
             "context_state": machine.state,
+            "sync": record.sync.status() if record is not None and record.sync else None,
         }
         if machine.state != "running":
             # Never start a machine to answer a question: its apps are not running.
@@ -214,7 +233,10 @@ class ProjectHost:
         """The service is going: drop forwards and connections; containers keep running."""
         self.manager.unsubscribe(self._subscription)
         with self._lock:
+            records = list(self._open.values())
             self._open.clear()
+        for record in records:
+            record.stop_sync()
         self.runtimes.close()
 
     # -- opening -------------------------------------------------------------------------
@@ -299,6 +321,7 @@ class ProjectHost:
                         del self._open[key]
                 if last:
                     log.info("project %s on %s: its last holder is gone; closing", *key)
+                    record.stop_sync()
                     self._close_container(record.project, record.context)
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -315,12 +338,15 @@ class ProjectHost:
         if handles is None or float(event.get("time") or 0) < handles.made_at:
             return
         with self._lock:
-            for key in [key for key in self._open if key[1] == name]:
-                del self._open[key]
-        # Off the event thread: closing an OpenSSH master takes a moment.
-        threading.Thread(
-            target=self.runtimes.drop, args=(name, handles), name=f"drop-{name}", daemon=True
-        ).start()
+            gone = [self._open.pop(key) for key in list(self._open) if key[1] == name]
+
+        def drop() -> None:
+            for record in gone:
+                record.stop_sync()
+            self.runtimes.drop(name, handles)
+
+        # Off the event thread: stopping a sync and an OpenSSH master takes a moment.
+        threading.Thread(target=drop, name=f"drop-{name}", daemon=True).start()
 
     # -- apps ----------------------------------------------------------------------------
 
