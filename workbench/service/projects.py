@@ -115,7 +115,6 @@ class ProjectHost:
                 if record.sync.error:
                     self._say(context, project.name, f"sync not started: {record.sync.error}")
             sync = record.sync.status() if record.sync is not None else None
-        self._say(context, project.name, "open: the container is running")
         return {
             "project": project.name,
             "context": context,

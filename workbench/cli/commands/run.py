@@ -394,8 +394,8 @@ class _ServiceProgress:
             elif kind == "project":
                 stage = event.get("stage")
                 text = _STAGES.get(stage) if isinstance(stage, str) else None
-                self.display.stage(text or str(event.get("message")).capitalize(),
-                                   dots=text is not None)  # fmt: skip
+                said = str(event.get("message") or "")
+                self.display.stage(text or said[:1].upper() + said[1:], dots=text is not None)
             elif kind == "build":
                 docker_step = event.get("docker_step")
                 self.display.update(
