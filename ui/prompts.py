@@ -28,12 +28,27 @@ log = logging.getLogger(__name__)
 PASSPHRASE_SECRET = "ssh_key_passphrase"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Question:
-    kind: str  # "host_key" or "passphrase"
-    args: tuple[str, ...]
+    """One question from a worker; ``answered`` is set once ``answer`` holds the reply."""
+
     answered: threading.Event = field(default_factory=threading.Event)
     answer: Any = None
+
+
+@dataclass(kw_only=True)
+class _HostKeyQuestion(_Question):
+    """Trust ``host``'s key? Answered True or False (the app quitting answers False)."""
+
+    host: str
+    fingerprint: str
+
+
+@dataclass(kw_only=True)
+class _PassphraseQuestion(_Question):
+    """The key's passphrase: ``(passphrase, remember)``, or None when refused or quitting."""
+
+    key_path: str
 
 
 class GuiPrompter(QObject):
@@ -59,7 +74,7 @@ class GuiPrompter(QObject):
 
     def ask_host_key(self, host: str, fingerprint: str) -> bool:
         """Blocks the calling worker until the person trusts the key or refuses it."""
-        return bool(self._ask(_Question("host_key", (host, fingerprint))))
+        return bool(self._ask(_HostKeyQuestion(host=host, fingerprint=fingerprint)))
 
     def host_key_policy(self) -> PromptPolicy:
         return PromptPolicy(self.ask_host_key)
@@ -77,7 +92,7 @@ class GuiPrompter(QObject):
                     stored = None
                 if stored:
                     return stored
-            answer = self._ask(_Question("passphrase", (str(key_path),)))
+            answer = self._ask(_PassphraseQuestion(key_path=str(key_path)))
             if answer is None:
                 return None
             passphrase, remember = answer
@@ -103,10 +118,14 @@ class GuiPrompter(QObject):
 
     def _show(self, question: _Question) -> None:
         dialog: QDialog
-        if question.kind == "host_key":
-            dialog = HostKeyDialog(*question.args, parent=self._parent_widget())
-        else:
-            dialog = PassphraseDialog(*question.args, parent=self._parent_widget())
+        parent = self._parent_widget()
+        if isinstance(question, _HostKeyQuestion):
+            dialog = HostKeyDialog(question.host, question.fingerprint, parent=parent)
+        elif isinstance(question, _PassphraseQuestion):
+            dialog = PassphraseDialog(question.key_path, parent=parent)
+        else:  # answered first: a worker must never wait on a question nobody shows
+            question.answered.set()
+            raise TypeError(f"no dialog for {type(question).__name__}")
 
         def finished(result: int) -> None:
             accepted = result == QDialog.DialogCode.Accepted
@@ -132,7 +151,7 @@ class GuiPrompter(QObject):
         """Answer every open question with no (the app is quitting): no worker waits forever."""
         self._closed = True
         for question, dialog in list(self._open.values()):
-            question.answer = None if question.kind == "passphrase" else False
+            question.answer = False if isinstance(question, _HostKeyQuestion) else None
             question.answered.set()
             dialog.close()
         self._open.clear()

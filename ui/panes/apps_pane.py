@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.style import icon, state_colours
+from ui.widgets.table_cells import cell
 from workbench.spec.models import AppSpec
 
 RUNTIME_COMING = "coming with the container runtime"
@@ -97,18 +98,18 @@ class AppsPane(QWidget):
 
     def state_of(self, name: str) -> tuple[str, str]:
         row = next(n for n, app in enumerate(self.apps) if app.name == name)
-        return self.table.item(row, 3).text(), self.table.item(row, 4).text()
+        return cell(self.table, row, 3).text(), cell(self.table, row, 4).text()
 
     def set_app_state(self, name: str, state: str, url: str | None = None) -> None:
         for row, app in enumerate(self.apps):
             if app.name == name:
-                cell = self.table.item(row, 3)
-                cell.setText(state)
+                state_cell = cell(self.table, row, 3)
+                state_cell.setText(state)
                 # The app's words are not the context's, but the colours mean the same.
                 background, foreground = state_colours(_AS_CONTEXT_STATE.get(state, "stopped"))
-                cell.setBackground(background)
-                cell.setForeground(foreground)
-                self.table.item(row, 4).setText(url or "")
+                state_cell.setBackground(background)
+                state_cell.setForeground(foreground)
+                cell(self.table, row, 4).setText(url or "")
         self._busy.discard(name)
         self._update_buttons()
 
@@ -120,7 +121,7 @@ class AppsPane(QWidget):
     def set_app_state_text(self, name: str, text: str) -> None:
         for row, app in enumerate(self.apps):
             if app.name == name:
-                self.table.item(row, 3).setText(text)
+                cell(self.table, row, 3).setText(text)
 
     def _ask(self, *, start: bool) -> None:
         name = self.selected()

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from ui.tasks import TaskRunner
 from ui.widgets.banner import Banner
 from ui.widgets.checked_field import FieldProblem
+from ui.widgets.table_cells import cell
 from workbench.build_inputs import (
     delete_variable,
     list_variables,
@@ -140,7 +141,7 @@ class VariablesEditor(QWidget):
         row = self.table.currentRow()
         if row < 0:
             return
-        name = self.table.item(row, 0).text()
+        name = cell(self.table, row, 0).text()
         self.runner.submit(
             lambda: delete_variable(self.project_dir, name),
             lambda _: self.reload(),
@@ -210,7 +211,7 @@ class SecretsEditor(QWidget):
         return project_secret_key(self.project_name, variable)
 
     def shown_values(self) -> list[str]:
-        return [self.table.item(row, 2).text() for row in range(self.table.rowCount())]
+        return [cell(self.table, row, 2).text() for row in range(self.table.rowCount())]
 
     def reload(self) -> None:
         if not self.secrets:
@@ -223,11 +224,11 @@ class SecretsEditor(QWidget):
 
         def done(masked: dict[str, str]) -> None:
             for row, name in enumerate(names):
-                self.table.item(row, 2).setText(masked.get(name) or "not set")
+                cell(self.table, row, 2).setText(masked.get(name) or "not set")
 
         def failed(exc: Exception) -> None:
             for row in range(len(names)):
-                self.table.item(row, 2).setText("keyring unavailable")
+                cell(self.table, row, 2).setText("keyring unavailable")
             self.banner.show_message(str(exc), level="warning")
 
         self.runner.submit(job, done, failed, receiver=self)

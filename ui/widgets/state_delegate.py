@@ -23,22 +23,22 @@ class StateDelegate(QStyledItemDelegate):
         self.initStyleOption(plain, index)
         plain.text = ""
         plain.backgroundBrush = option.palette.base()
-        widget = option.widget  # type: ignore[attr-defined]
+        widget = option.widget
         style = widget.style() if widget is not None else None
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, plain, painter, widget)
         background, foreground = state_colours(state)
-        metrics = option.fontMetrics  # type: ignore[attr-defined]
+        metrics = option.fontMetrics
         width = metrics.horizontalAdvance(state) + 20
         height = metrics.height() + 6
-        rect = QRectF(option.rect)  # type: ignore[attr-defined]
+        rect = QRectF(option.rect)
         pill = QRectF(rect.center().x() - width / 2, rect.center().y() - height / 2, width, height)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(background)
         painter.drawRoundedRect(pill, height / 2, height / 2)
-        font = option.font  # type: ignore[attr-defined]
+        font = option.font
         font.setBold(True)
         painter.setFont(font)
         painter.setPen(foreground)
