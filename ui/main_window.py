@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -31,9 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from ui.bridge import ContextsView, ServiceBridge
-from ui.connection_check import check_connection
+from ui.context_actions import ContextActions
 from ui.dialogs.confirm import ask_confirm
-from ui.dialogs.context_form import ContextFormDialog
 from ui.dialogs.project_forms import CloneProjectDialog, NewProjectDialog
 from ui.models.contexts_model import GPUS, HOLDERS, NAME, STATE, ContextRow, ContextsModel
 from ui.models.projects_model import ProjectsModel
@@ -45,7 +45,7 @@ from ui.widgets.banner import Banner
 from ui.widgets.state_delegate import StateDelegate
 from workbench.errors import WorkbenchError
 from workbench.projects import Project, delete_project, find_project, list_projects, load_catalog
-from workbench.registry import LOCAL_CONTEXT, Context, Registry
+from workbench.registry import LOCAL_CONTEXT
 from workbench.secrets import SecretStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
 
     # -- building the window -------------------------------------------------------------
 
-    def _action(
+    def make_action(
         self,
         name: str,
         text: str,
@@ -113,33 +113,26 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_actions(self) -> None:
-        self.new_project_action = self._action(
+        self.new_project_action = self.make_action(
             "new-project", "New project…", self.new_project, "Ctrl+N"
         )
-        self.clone_project_action = self._action(
+        self.clone_project_action = self.make_action(
             "clone", "Clone…", self.clone_project, tip="Clone a project from git"
         )
-        self.open_project_action = self._action(
+        self.open_project_action = self.make_action(
             "open", "Open", self.open_project, "Ctrl+O", "Open the project on the chosen context"
         )
-        self.new_context_action = self._action(
-            "new-context", "New context…", self.new_context, "Ctrl+Shift+N"
-        )
-        self.edit_context_action = self._action("edit", "Edit…", self.edit_context, "Ctrl+E")
-        self.delete_action = self._action(
+        self.context_actions = ContextActions(self)
+        self.new_context_action = self.context_actions.new
+        self.edit_context_action = self.context_actions.edit
+        self.delete_action = self.make_action(
             "delete", "Delete", self.delete_selected, QKeySequence.StandardKey.Delete
         )
-        self.start_action = self._action(
-            "start", "Start", self.start_context, "Ctrl+R", "Start the selected context"
-        )
-        self.stop_action = self._action(
-            "stop", "Stop", self.stop_context, "Ctrl+.", "Stop the selected context"
-        )
-        self.check_action = self._action(
-            "key", "Check connection", self.check_connection, tip="Connect over SSH once"
-        )
-        self.refresh_action = self._action("refresh", "Refresh", self.refresh, "F5")
-        self.quit_action = self._action("quit", "Quit", self.quitRequested.emit, "Ctrl+Q")
+        self.start_action = self.context_actions.start
+        self.stop_action = self.context_actions.stop
+        self.check_action = self.context_actions.check
+        self.refresh_action = self.make_action("refresh", "Refresh", self.refresh, "F5")
+        self.quit_action = self.make_action("quit", "Quit", self.quitRequested.emit, "Ctrl+Q")
 
     def _build_ui(self) -> None:
         toolbar = QToolBar("Actions")
@@ -237,7 +230,7 @@ class MainWindow(QMainWindow):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         header.setStretchLastSection(True)
-        self.contexts_view.doubleClicked.connect(lambda _i: self.edit_context())
+        self.contexts_view.doubleClicked.connect(lambda _i: self.context_actions.edit_context())
         self.contexts_view.selectionModel().selectionChanged.connect(self._selection_changed)
         box.addWidget(self.contexts_view, 1)
         return panel
@@ -268,15 +261,7 @@ class MainWindow(QMainWindow):
 
     def _selection_changed(self) -> None:
         row = self.selected_context()
-        remote = row is not None and row.context.kind != LOCAL_CONTEXT
-        self.edit_context_action.setEnabled(row is not None)
-        self.start_action.setEnabled(
-            remote and row is not None and row.state in ("stopped", "error", "unknown")
-        )
-        self.stop_action.setEnabled(
-            remote and row is not None and row.state in ("running", "starting", "error")
-        )
-        self.check_action.setEnabled(remote)
+        self.context_actions.update(row)
         self.open_project_action.setEnabled(True)
         if row is not None and self.run_on.findText(row.name) >= 0:
             self.run_on.setCurrentText(row.name)
@@ -296,7 +281,7 @@ class MainWindow(QMainWindow):
                 self.select_project(then_select)
 
         self.bridge.tasks.submit(
-            lambda: list_projects(paths), done, self._report("list projects"), receiver=self
+            lambda: list_projects(paths), done, self.report("list projects"), receiver=self
         )
 
     def _contexts_updated(self, view: ContextsView) -> None:
@@ -342,7 +327,7 @@ class MainWindow(QMainWindow):
     def _notice(self, notice: Notice) -> None:
         self.statusBar().showMessage(f"{notice.title}: {notice.text}", 15000)
 
-    def _report(self, what: str) -> Callable[[Exception], None]:
+    def report(self, what: str) -> Callable[[Exception], None]:
         def failed(exc: Exception) -> None:
             text = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
             self.banner.show_message(f"Could not {what}: {text}", level="error")
@@ -355,7 +340,7 @@ class MainWindow(QMainWindow):
         try:
             catalog = load_catalog()
         except WorkbenchError as exc:
-            self._report("read the base catalog")(exc)
+            self.report("read the base catalog")(exc)
             return
         dialog = NewProjectDialog(
             paths=self.bridge.paths,
@@ -365,13 +350,13 @@ class MainWindow(QMainWindow):
             runner=self.bridge.tasks,
             parent=self,
         )
-        self._open_form(dialog, lambda: self._project_made(dialog.project))
+        self.open_form(dialog, lambda: self._project_made(dialog.project))
 
     def clone_project(self) -> None:
         dialog = CloneProjectDialog(
             paths=self.bridge.paths, env=self.bridge.env, runner=self.bridge.tasks, parent=self
         )
-        self._open_form(dialog, lambda: self._project_made(dialog.project))
+        self.open_form(dialog, lambda: self._project_made(dialog.project))
 
     def _project_made(self, project: Project | None) -> None:
         if project is not None:
@@ -389,7 +374,7 @@ class MainWindow(QMainWindow):
             try:
                 project = find_project(self.bridge.paths, Path(folder))
             except WorkbenchError as exc:
-                self._report("open the project")(exc)
+                self.report("open the project")(exc)
                 return
         self.open_project_window(project, self.run_on.currentText() or LOCAL_CONTEXT)
 
@@ -411,39 +396,17 @@ class MainWindow(QMainWindow):
         if window in self.project_windows:
             self.project_windows.remove(window)
 
-    # -- contexts ------------------------------------------------------------------------
+    # -- contexts (their actions are in ui.context_actions) ----------------------------------
 
     def new_context(self) -> None:
-        self._context_form(None)
+        self.context_actions.new_context()
 
-    def edit_context(self) -> None:
-        row = self.selected_context()
-        if row is not None:
-            self._context_form(row.context)
-
-    def _context_form(self, existing: Context | None) -> None:
-        paths = self.bridge.paths
-
-        def save(context: Context) -> Context:
-            with Registry.locked(paths) as registry:
-                if existing is None:
-                    return registry.create(context)
-                return registry.replace(context)
-
-        dialog = ContextFormDialog(
-            runner=self.bridge.tasks,
-            save=save,
-            taken_names=self.contexts_model.names(),
-            existing=existing,
-            parent=self,
-        )
-        self._open_form(dialog, self.bridge.refresh)
-
-    def _open_form(self, dialog: QWidget, on_accept: Callable[[], None]) -> None:
+    def open_form(self, dialog: QDialog, on_accept: Callable[[], None]) -> None:
+        """Show ``dialog`` without blocking; ``on_accept`` runs if the person accepts it."""
         self.dialog = dialog
-        dialog.accepted.connect(on_accept)  # type: ignore[attr-defined]
-        dialog.finished.connect(lambda _r: self._form_closed(dialog))  # type: ignore[attr-defined]
-        dialog.open()  # type: ignore[attr-defined]
+        dialog.accepted.connect(on_accept)
+        dialog.finished.connect(lambda _r: self._form_closed(dialog))
+        dialog.open()
 
     def _form_closed(self, dialog: QWidget) -> None:
         if self.dialog is dialog:
@@ -454,36 +417,7 @@ class MainWindow(QMainWindow):
         if self.projects_view.hasFocus():
             self.delete_project()
         else:
-            self.delete_context()
-
-    def delete_context(self) -> None:
-        row = self.selected_context()
-        if row is None or row.name == LOCAL_CONTEXT:
-            if row is not None:
-                self.statusBar().showMessage("The local context is built in; it stays.", 8000)
-            return
-        paths, name = self.bridge.paths, row.name
-
-        def delete() -> None:
-            def job() -> None:
-                with Registry.locked(paths) as registry:
-                    registry.delete(name)
-
-            self.bridge.tasks.submit(
-                job, lambda _: self.bridge.refresh(), self._report("delete"), receiver=self
-            )
-
-        detail = "The machine itself is not touched; only Workbench forgets it."
-        if row.running and row.stoppable:
-            detail = f"{name} is running. " + detail + " Stop it first if you want it stopped."
-        self.dialog = ask_confirm(
-            self,
-            "Delete context",
-            f"Delete the context {name}?",
-            confirm="Delete",
-            on_yes=delete,
-            detail=detail,
-        )
+            self.context_actions.delete_context()
 
     def delete_project(self) -> None:
         project = self.selected_project()
@@ -495,7 +429,7 @@ class MainWindow(QMainWindow):
             self.bridge.tasks.submit(
                 lambda: delete_project(paths, project.path),
                 lambda _: self.refresh_projects(),
-                self._report(f"delete {project.name}"),
+                self.report(f"delete {project.name}"),
                 receiver=self,
             )
 
@@ -507,47 +441,6 @@ class MainWindow(QMainWindow):
             "Pushed commits stay in their remote repository.",
             confirm="Delete project",
             on_yes=delete,
-        )
-
-    def start_context(self) -> None:
-        row = self.selected_context()
-        if row is None:
-            return
-        name = row.name
-        self.contexts_model.apply_state(name, "starting", "")
-        self.bridge.start_context(name, on_error=self._report(f"start {name}"), receiver=self)
-
-    def stop_context(self) -> None:
-        row = self.selected_context()
-        if row is not None:
-            self.tray.stop(row.name)
-
-    def check_connection(self) -> None:
-        """Connect once over SSH: the place where a new host key is first shown."""
-        row = self.selected_context()
-        if row is None:
-            return
-        name = row.name
-        self.statusBar().showMessage(f"Connecting to {name}…")
-
-        def done(text: str) -> None:
-            self.statusBar().showMessage(f"{name}: {text}", 15000)
-            self.last_check = f"ok: {text}"
-
-        def failed(exc: Exception) -> None:
-            self.last_check = f"failed: {exc}"
-            self._report(f"connect to {name}")(exc)
-
-        self.bridge.tasks.submit(
-            lambda: check_connection(
-                row.context,
-                self.bridge.env,
-                self.prompter.host_key_policy(),
-                self.prompter.passphrase_provider(name),
-            ),
-            done,
-            failed,
-            receiver=self,
         )
 
     # -- closing -------------------------------------------------------------------------
