@@ -137,7 +137,9 @@ class ProjectWindow(QMainWindow):
         self.apps = AppsPane(self.document.apps() if self.document else [])
         self.apps.startRequested.connect(self.start_app)
         self.apps.stopRequested.connect(self.stop_app)
-        self.files = FilesPane(project.path)
+        self.files = FilesPane(
+            project.path, state_dir=bridge.paths.state_dir, context=lambda: self.context
+        )
         self.variables = VariablesPane(
             project_dir=project.path,
             project_name=project.name,
