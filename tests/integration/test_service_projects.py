@@ -152,7 +152,7 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             # The service syncs the project both ways while it is open.
             remote_copy = tmp_path / "remote-workbench" / "projects" / "wbt-svc-ssh"
             (root / "code" / "later.txt").write_text("written after open\n")
-            wait_for(lambda: (remote_copy / "code" / "later.txt").exists(), 30, "live sync")
+            wait_for((remote_copy / "code" / "later.txt").exists, 30, "live sync")
             started = nvwb(env, "start", APP, "--no-browser", cwd=root)
             assert started.code == 0, started.err
             url = started.out.split(" at ", 1)[1].split()[0]
@@ -247,3 +247,33 @@ def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_
             assert not brev.sshd_alive("gpu-1")
     finally:
         remove_container(docker_client, "wbt-svc-brev")
+
+
+@pytest.mark.sshd
+@pytest.mark.skipif(not sshd_available(), reason="needs /usr/sbin/sshd and ssh-keygen")
+def test_a_forced_context_stop_drops_the_projects_forwards(
+    env: dict[str, str], brev: FakeBrev, docker_client: Any, test_base_image: str
+) -> None:
+    brev.create("gpu-1", boot_delay=0.2)
+    env = {**brev.env(env), "NVWB_CONTEXT": "gpu"}
+    paths = Paths.from_env(env)
+    with Registry.locked(paths) as registry:
+        registry.create(Context(name="gpu", kind="brev", brev_instance_name="gpu-1"))
+    root = make_project(paths, "wbt-svc-stop")
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid)}
+            started = nvwb(env, "start", APP, "--no-browser", "-o", "json", cwd=root)
+            assert started.code == 0, started.err  # opened on the way, held for the shell
+            url = started.json()["url"]
+            assert fetch(url + "code/hello.txt") == HELLO
+            stopped = nvwb(env, "stop", "context", "gpu", "--force", cwd=root)
+            assert stopped.code == 0, stopped.err
+            assert brev_ls(env, "gpu-1") == "STOPPED"
+            wait_for(lambda: unreachable(url), 10, "the forward to go with the context")
+            listed = nvwb(env, "list", "apps", "-o", "json", cwd=root).json()
+            assert listed[0]["state"] == "closed" and listed[0]["url"] is None
+            with ServiceClient.connect(paths, env, spawn=False) as client:
+                assert client.project_status(str(root), "gpu")["open"] is False
+    finally:
+        remove_container(docker_client, "wbt-svc-stop")
