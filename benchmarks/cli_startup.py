@@ -36,14 +36,22 @@ def main() -> int:
     args = parser.parse_args()
     nvwb = Path(sys.executable).with_name("nvwb")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "HOME": tmp, "NVWB_CONFIG_DIR": f"{tmp}/config",
-               "NVWB_STATE_DIR": f"{tmp}/state"}
+        env = {
+            **os.environ,
+            "HOME": tmp,
+            "NVWB_CONFIG_DIR": f"{tmp}/config",
+            "NVWB_STATE_DIR": f"{tmp}/state",
+        }
         bare = _median_ms([sys.executable, "-c", "pass"], env, args.runs)
         ours = _median_ms([str(nvwb), "list", "contexts", "-o", "json"], env, args.runs)
     ratio = ours / bare
-    figures = {"python_pass_ms": round(bare, 1), "nvwb_list_contexts_ms": round(ours, 1),
-               "startup_ratio": round(ratio, 2), "goal_ratio": GOAL_RATIO,
-               "runs": args.runs}
+    figures = {
+        "python_pass_ms": round(bare, 1),
+        "nvwb_list_contexts_ms": round(ours, 1),
+        "startup_ratio": round(ratio, 2),
+        "goal_ratio": GOAL_RATIO,
+        "runs": args.runs,
+    }
     print(f"python -c pass:              {bare:7.1f} ms (median of {args.runs})")
     print(f"nvwb list contexts -o json:  {ours:7.1f} ms (median of {args.runs})")
     print(f"ratio: {ratio:.2f}x (goal: at most {GOAL_RATIO:g}x)")

@@ -210,8 +210,8 @@ def read_project(folder: Path) -> Project:
 
 def read_spec_summary(spec_path: Path) -> dict[str, Any]:
     """Parse a spec with the fast safe loader and check it looks like one; raise ``SpecError``."""
-    from ruamel.yaml import YAML  # noqa: PLC0415 - deferred: ruamel costs ~40 ms to import
-    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
     file = str(spec_path)
     try:
@@ -431,9 +431,9 @@ def _write_layout(root: Path, name: str, base: BaseEnvironment, description: str
 
 def render_spec(name: str, base: BaseEnvironment, description: str = "") -> str:
     """A new project's ``.project/spec.yaml``: the template with meta and the base filled in."""
-    import io  # noqa: PLC0415
+    import io
 
-    from ruamel.yaml import YAML  # noqa: PLC0415 - deferred: see read_spec_summary
+    from ruamel.yaml import YAML
 
     yaml = YAML()  # round-trip: keeps the template's key order
     # AI Workbench writes 4-space mappings with sequences indented under their key, and never

@@ -83,7 +83,7 @@ class SecretStore:
     def _keyring(self) -> Any:
         if self._backend is None:
             try:
-                import keyring  # noqa: PLC0415 - deferred: pulls in D-Bus, ~100 ms
+                import keyring
             except ImportError as exc:  # pragma: no cover - a declared dependency
                 raise SecretStoreError(
                     "the 'keyring' package is not installed", hint=_HINT

@@ -93,8 +93,9 @@ def test_project_runs_over_ssh_and_the_app_survives_an_sshd_restart(
     out = opened.container.exec_run(["sh", "-c", "jq --version"]).output.decode()
     assert out.strip() == "jq-1.6"
 
-    forwards = open_forwards(runtime.ssh, paths.runtime_dir / "ssh",
-                             prefer_openssh=forwarder == "openssh")
+    forwards = open_forwards(
+        runtime.ssh, paths.runtime_dir / "ssh", prefer_openssh=forwarder == "openssh"
+    )
     assert forwards.kind == forwarder
     started = session.start_app(APP, forwards)
     assert started.url is not None

@@ -46,14 +46,23 @@ def main(
             return shown.status
         fmt = args.output
         if args.debug:
-            logging.basicConfig(level=logging.DEBUG, stream=err,
-                                format="%(asctime)s %(name)s %(levelname)s %(message)s")
+            logging.basicConfig(
+                level=logging.DEBUG,
+                stream=err,
+                format="%(asctime)s %(name)s %(levelname)s %(message)s",
+            )
         if not getattr(args, "handler", None):
             from workbench.errors import UsageError
 
             raise UsageError("no command given", hint="see 'nvwb --help'")
-        inv = Invocation(args=args, env=env, stdin=stdin or sys.stdin, stdout=out,
-                         stderr=err, cwd=cwd or Path.cwd())
+        inv = Invocation(
+            args=args,
+            env=env,
+            stdin=stdin or sys.stdin,
+            stdout=out,
+            stderr=err,
+            cwd=cwd or Path.cwd(),
+        )
         result = _load(args.handler)(inv)
         render(result, fmt, out)
         return result.exit_code
@@ -66,11 +75,16 @@ def main(
         if debug:
             raise
         if fmt in ("json", "jsonl"):
-            payload = {"code": "internal", "message": f"{type(exc).__name__}: {exc}",
-                       "exit_code": INTERNAL_ERROR}
+            payload = {
+                "code": "internal",
+                "message": f"{type(exc).__name__}: {exc}",
+                "exit_code": INTERNAL_ERROR,
+            }
             out.write(json.dumps({"error": payload}) + "\n")
-        err.write(f"nvwb: internal error: {type(exc).__name__}: {exc} "
-                  "(rerun with --debug for the traceback)\n")
+        err.write(
+            f"nvwb: internal error: {type(exc).__name__}: {exc} "
+            "(rerun with --debug for the traceback)\n"
+        )
         return INTERNAL_ERROR
 
 

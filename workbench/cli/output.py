@@ -65,6 +65,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
         return "(none)\n"
     grid = [[h for h, _ in columns]] + [[cell(r.get(k)) for _, k in columns] for r in rows]
     widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-             for line in grid]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in grid
+    ]
     return "\n".join(lines) + "\n"

@@ -44,14 +44,33 @@ class _HelpShown(Exception):
 def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     # On subcommands the defaults are SUPPRESS so a flag given before the verb is not reset.
     default: Any = None if top else argparse.SUPPRESS
-    parser.add_argument("-c", "--context", default=default, metavar="CONTEXT",
-                        help="context to act on (else NVWB_CONTEXT, then the last activate)")
-    parser.add_argument("-p", "--project", default=default, metavar="PROJECT",
-                        help="project name or path (else the project holding the cwd)")
-    parser.add_argument("-o", "--output", choices=FORMATS, default="table" if top else default,
-                        help="output format (default: table)")
-    parser.add_argument("--debug", action="store_true", default=False if top else default,
-                        help="show tracebacks and debug logs")
+    parser.add_argument(
+        "-c",
+        "--context",
+        default=default,
+        metavar="CONTEXT",
+        help="context to act on (else NVWB_CONTEXT, then the last activate)",
+    )
+    parser.add_argument(
+        "-p",
+        "--project",
+        default=default,
+        metavar="PROJECT",
+        help="project name or path (else the project holding the cwd)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        default="table" if top else default,
+        help="output format (default: table)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top else default,
+        help="show tracebacks and debug logs",
+    )
 
 
 Adder = Callable[[argparse.ArgumentParser], None]
@@ -81,8 +100,9 @@ class Tree:
         self._nouns[verb].required = True
 
     def command(self, verb: str, noun: str, handler: str, help: str, *adders: Adder) -> None:
-        p = self._nouns[verb].add_parser(noun, help=help, description=help,
-                                         parents=[self._common()])
+        p = self._nouns[verb].add_parser(
+            noun, help=help, description=help, parents=[self._common()]
+        )
         p.set_defaults(handler=handler)
         self.leaves[(verb, noun)] = p
         for add in adders:
@@ -116,51 +136,88 @@ _WIDE = _flag("--wide", action="store_true", help="show more columns")
 
 def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     if create:
-        p.add_argument("--type", dest="kind", choices=CONTEXT_KINDS, default=None,
-                       help="kind of context (default: ssh with a HOSTNAME, brev with "
-                            "--brev-instance-name, command with --start-command)")
+        p.add_argument(
+            "--type",
+            dest="kind",
+            choices=CONTEXT_KINDS,
+            default=None,
+            help="kind of context (default: ssh with a HOSTNAME, brev with "
+            "--brev-instance-name, command with --start-command)",
+        )
     p.add_argument("--description", help="what this context is for")
-    p.add_argument("--hostname", dest="hostname_flag", metavar="HOSTNAME",
-                   help="SSH host name or ~/.ssh/config alias")
+    p.add_argument(
+        "--hostname",
+        dest="hostname_flag",
+        metavar="HOSTNAME",
+        help="SSH host name or ~/.ssh/config alias",
+    )
     p.add_argument("--ssh-username", help="user to log in as")
     p.add_argument("--ssh-key-path", help="private key file")
     p.add_argument("--ssh-port", type=int, help="SSH port (default 22)")
-    p.add_argument("--context-workbench-dir", dest="workbench_dir",
-                   help="folder on the remote for projects and the agent (default ~/.nvwb)")
+    p.add_argument(
+        "--context-workbench-dir",
+        dest="workbench_dir",
+        help="folder on the remote for projects and the agent (default ~/.nvwb)",
+    )
     p.add_argument("--brev-instance-name", help="Brev instance this context drives")
     p.add_argument("--start-command", help="shell template that starts the machine")
     p.add_argument("--stop-command", help="shell template that stops the machine")
     p.add_argument("--status-command", help="shell template printing running|stopped|...")
     p.add_argument("--hourly-rate", type=float, help="cost per hour, for the cost meter")
-    p.add_argument("--idle-timeout", type=int, dest="idle_timeout_minutes", metavar="MINUTES",
-                   help="minutes without use before the remote agent stops the machine")
-    p.add_argument("--grace-period", type=int, dest="grace_period_seconds", metavar="SECONDS",
-                   help="seconds after the last window closes before the machine is stopped")
-    p.add_argument("--accept-host-key", metavar="SHA256:...",
-                   help="trust this host key fingerprint without asking")
+    p.add_argument(
+        "--idle-timeout",
+        type=int,
+        dest="idle_timeout_minutes",
+        metavar="MINUTES",
+        help="minutes without use before the remote agent stops the machine",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        dest="grace_period_seconds",
+        metavar="SECONDS",
+        help="seconds after the last window closes before the machine is stopped",
+    )
+    p.add_argument(
+        "--accept-host-key",
+        metavar="SHA256:...",
+        help="trust this host key fingerprint without asking",
+    )
 
 
 def _app_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type", dest="app_type", choices=APP_TYPES, default="custom")
     p.add_argument("--class", dest="app_class", choices=APP_CLASSES, default="webapp")
-    p.add_argument("--start-cmd", dest="start_command", required=True,
-                   help="command that starts the app in the container")
+    p.add_argument(
+        "--start-cmd",
+        dest="start_command",
+        required=True,
+        help="command that starts the app in the container",
+    )
     p.add_argument("--stop-cmd", dest="stop_command", default="", help="command that stops it")
-    p.add_argument("--health-check-cmd", dest="health_check_command", default="",
-                   help="command that exits 0 once the app is up")
-    p.add_argument("--timeout-seconds", type=int, default=60,
-                   help="how long the health check may take to pass")
+    p.add_argument(
+        "--health-check-cmd",
+        dest="health_check_command",
+        default="",
+        help="command that exits 0 once the app is up",
+    )
+    p.add_argument(
+        "--timeout-seconds", type=int, default=60, help="how long the health check may take to pass"
+    )
     p.add_argument("--user-msg", default="", help="message shown when the app starts")
     p.add_argument("--logfile-path", default="", help="where the app writes its log")
     p.add_argument("--icon-url", default="")
     p.add_argument("--webapp-port", dest="port", help="port the web app listens on")
     p.add_argument("--webapp-url", dest="url", help="URL of the web app")
     p.add_argument("--webapp-url-cmd", dest="url_command", help="command printing the URL")
-    p.add_argument("--webapp-autolaunch", dest="autolaunch", action="store_true",
-                   help="open the browser when the app starts")
+    p.add_argument(
+        "--webapp-autolaunch",
+        dest="autolaunch",
+        action="store_true",
+        help="open the browser when the app starts",
+    )
     p.add_argument("--webapp-proxy-trim-prefix", dest="trim_prefix", action="store_true")
-    p.add_argument("--process-wait-until-finished", dest="wait_until_finished",
-                   action="store_true")
+    p.add_argument("--process-wait-until-finished", dest="wait_until_finished", action="store_true")
 
 
 def build_parser() -> Parser:
@@ -183,119 +240,265 @@ def build_tree() -> Tree:
 
     c = "workbench.cli.commands.contexts:"
     t.command("list", "contexts", c + "list_contexts", "list contexts", _WIDE)
-    t.command("create", "context", c + "create_context", "create a context",
-              _positional("name", "name of the new context"),
-              _positional("hostname", "SSH host name or alias", nargs="?"),
-              lambda p: _context_options(p, create=True))
-    t.command("update", "context", c + "update_context", "change a context's settings",
-              _positional("name", "context to change"),
-              lambda p: _context_options(p, create=False))
-    t.command("delete", "context", c + "delete_context", "delete a context",
-              _positional("name", "context to delete"), _YES)
+    t.command(
+        "create",
+        "context",
+        c + "create_context",
+        "create a context",
+        _positional("name", "name of the new context"),
+        _positional("hostname", "SSH host name or alias", nargs="?"),
+        lambda p: _context_options(p, create=True),
+    )
+    t.command(
+        "update",
+        "context",
+        c + "update_context",
+        "change a context's settings",
+        _positional("name", "context to change"),
+        lambda p: _context_options(p, create=False),
+    )
+    t.command(
+        "delete",
+        "context",
+        c + "delete_context",
+        "delete a context",
+        _positional("name", "context to delete"),
+        _YES,
+    )
 
     pr = "workbench.cli.commands.projects:"
     t.command("list", "projects", pr + "list_projects", "list projects")
     t.command("list", "bases", pr + "list_bases", "list base environments")
-    t.command("create", "project", pr + "create_project", "create a project",
-              _positional("name", "name of the new project"),
-              _flag("--base-environment-id", "-b", dest="base", default="python-basic",
-                    help="base environment from 'nvwb list bases' (default python-basic)"),
-              _flag("--description", "-d", default="", help="what the project is"))
-    t.command("clone", "project", pr + "clone_project", "clone a project from git",
-              _positional("url", "git URL or path of the repository"),
-              _positional("path", "where to put it (default: the projects folder)", nargs="?"))
-    t.command("delete", "project", pr + "delete_project", "delete a project Workbench created",
-              _positional("name", "project name or path"), _YES)
-    t.command("validate", "project-spec", pr + "validate_spec", "check a project's spec",
-              _positional("path", "spec file or project folder (default: the project)",
-                          nargs="?"))
+    t.command(
+        "create",
+        "project",
+        pr + "create_project",
+        "create a project",
+        _positional("name", "name of the new project"),
+        _flag(
+            "--base-environment-id",
+            "-b",
+            dest="base",
+            default="python-basic",
+            help="base environment from 'nvwb list bases' (default python-basic)",
+        ),
+        _flag("--description", "-d", default="", help="what the project is"),
+    )
+    t.command(
+        "clone",
+        "project",
+        pr + "clone_project",
+        "clone a project from git",
+        _positional("url", "git URL or path of the repository"),
+        _positional("path", "where to put it (default: the projects folder)", nargs="?"),
+    )
+    t.command(
+        "delete",
+        "project",
+        pr + "delete_project",
+        "delete a project Workbench created",
+        _positional("name", "project name or path"),
+        _YES,
+    )
+    t.command(
+        "validate",
+        "project-spec",
+        pr + "validate_spec",
+        "check a project's spec",
+        _positional("path", "spec file or project folder (default: the project)", nargs="?"),
+    )
 
     s = "workbench.cli.commands.spec:"
     t.command("list", "resources", s + "list_resources", "show GPUs and shared memory")
-    t.command("update", "resources", s + "update_resources", "change GPUs or shared memory",
-              _flag("--gpus", type=int, help="GPUs the project requests"),
-              _flag("--shared-memory-mb", type=int, help="shared memory for the container"))
+    t.command(
+        "update",
+        "resources",
+        s + "update_resources",
+        "change GPUs or shared memory",
+        _flag("--gpus", type=int, help="GPUs the project requests"),
+        _flag("--shared-memory-mb", type=int, help="shared memory for the container"),
+    )
     t.command("list", "mounts", s + "list_mounts", "list the project's mounts")
-    t.command("create", "mount", s + "create_mount", "add a mount to the project",
-              _positional("type", "mount type", choices=MOUNT_TYPES),
-              _positional("target", "path in the container"),
-              _flag("--description", default=""), _flag("--options", default=""))
-    t.command("delete", "mount", s + "delete_mount", "remove a mount",
-              _positional("target", "path in the container"))
-    t.command("create", "app", s + "create_app", "add an app to the project",
-              _positional("name", "app name"), _app_options)
-    t.command("delete", "app", s + "delete_app", "remove an app",
-              _positional("name", "app name"))
+    t.command(
+        "create",
+        "mount",
+        s + "create_mount",
+        "add a mount to the project",
+        _positional("type", "mount type", choices=MOUNT_TYPES),
+        _positional("target", "path in the container"),
+        _flag("--description", default=""),
+        _flag("--options", default=""),
+    )
+    t.command(
+        "delete",
+        "mount",
+        s + "delete_mount",
+        "remove a mount",
+        _positional("target", "path in the container"),
+    )
+    t.command(
+        "create",
+        "app",
+        s + "create_app",
+        "add an app to the project",
+        _positional("name", "app name"),
+        _app_options,
+    )
+    t.command("delete", "app", s + "delete_app", "remove an app", _positional("name", "app name"))
 
     e = "workbench.cli.commands.environment:"
-    t.command("list", "packages", e + "list_packages", "list the project's packages",
-              _flag("--package-manager", choices=PACKAGE_MANAGERS))
-    t.command("add", "package", e + "add_package", "add packages to apt.txt or requirements.txt",
-              _positional("manager", "package manager", choices=PACKAGE_MANAGERS),
-              _positional("names", "package names (pip: with version specifiers)", nargs="+"))
-    t.command("remove", "package", e + "remove_package", "remove packages",
-              _positional("manager", "package manager", choices=PACKAGE_MANAGERS),
-              _positional("names", "package names", nargs="+"))
-    t.command("list", "environment-variables", e + "list_variables",
-              "list variables and secrets (secret values masked)")
-    t.command("create", "environment-variable", e + "create_variable",
-              "set a variable (or a secret with --is-sensitive)",
-              _positional("name", "variable name"),
-              _positional("value", "value, or - to read it from stdin", nargs="?"),
-              _flag("--is-sensitive", action="store_true",
-                    help="a secret: the value goes to the OS keyring, never to a file"),
-              _flag("--description", default=""))
-    t.command("delete", "environment-variable", e + "delete_variable", "remove a variable",
-              _positional("name", "variable name"))
+    t.command(
+        "list",
+        "packages",
+        e + "list_packages",
+        "list the project's packages",
+        _flag("--package-manager", choices=PACKAGE_MANAGERS),
+    )
+    t.command(
+        "add",
+        "package",
+        e + "add_package",
+        "add packages to apt.txt or requirements.txt",
+        _positional("manager", "package manager", choices=PACKAGE_MANAGERS),
+        _positional("names", "package names (pip: with version specifiers)", nargs="+"),
+    )
+    t.command(
+        "remove",
+        "package",
+        e + "remove_package",
+        "remove packages",
+        _positional("manager", "package manager", choices=PACKAGE_MANAGERS),
+        _positional("names", "package names", nargs="+"),
+    )
+    t.command(
+        "list",
+        "environment-variables",
+        e + "list_variables",
+        "list variables and secrets (secret values masked)",
+    )
+    t.command(
+        "create",
+        "environment-variable",
+        e + "create_variable",
+        "set a variable (or a secret with --is-sensitive)",
+        _positional("name", "variable name"),
+        _positional("value", "value, or - to read it from stdin", nargs="?"),
+        _flag(
+            "--is-sensitive",
+            action="store_true",
+            help="a secret: the value goes to the OS keyring, never to a file",
+        ),
+        _flag("--description", default=""),
+    )
+    t.command(
+        "delete",
+        "environment-variable",
+        e + "delete_variable",
+        "remove a variable",
+        _positional("name", "variable name"),
+    )
 
     sv = "workbench.cli.commands.service:"
-    t.single("activate", sv + "activate", "start a context if needed and hold it for this shell",
-             _positional("name", "context to activate"))
+    t.single(
+        "activate",
+        sv + "activate",
+        "start a context if needed and hold it for this shell",
+        _positional("name", "context to activate"),
+    )
     t.single("deactivate", sv + "deactivate", "release this shell's hold on its context")
     t.single("status", sv + "status", "contexts: state, holders, uptime and cost so far")
     # AI Workbench says `nvwb start jupyterlab` for apps; `start context NAME` is ours.
-    t.single("start", "workbench.cli.commands.start_stop:start",
-             "start an app of the project (or: start context NAME)",
-             _positional("target", "app name, or the word 'context'"),
-             _positional("name", "with 'context': the context to start", nargs="?"),
-             _flag("--no-browser", action="store_true", help="do not open the app's URL"),
-             _flag("--port", type=int, default=0,
-                   help="local port for a remote context's forward (default: any free port)"))
-    t.single("stop", "workbench.cli.commands.start_stop:stop",
-             "stop an app of the project (or: stop context NAME, verified)",
-             _positional("target", "app name, or the word 'context'"),
-             _positional("name", "with 'context': the context to stop", nargs="?"),
-             _flag("--force", action="store_true",
-                   help="with 'context': end the leases that hold it first"))
+    t.single(
+        "start",
+        "workbench.cli.commands.start_stop:start",
+        "start an app of the project (or: start context NAME)",
+        _positional("target", "app name, or the word 'context'"),
+        _positional("name", "with 'context': the context to start", nargs="?"),
+        _flag("--no-browser", action="store_true", help="do not open the app's URL"),
+        _flag(
+            "--port",
+            type=int,
+            default=0,
+            help="local port for a remote context's forward (default: any free port)",
+        ),
+    )
+    t.single(
+        "stop",
+        "workbench.cli.commands.start_stop:stop",
+        "stop an app of the project (or: stop context NAME, verified)",
+        _positional("target", "app name, or the word 'context'"),
+        _positional("name", "with 'context': the context to stop", nargs="?"),
+        _flag(
+            "--force", action="store_true", help="with 'context': end the leases that hold it first"
+        ),
+    )
 
     r = "workbench.cli.commands.run:"
     t.command("list", "apps", r + "list_apps", "list the project's apps, their state and URL")
-    t.single("build", r + "build", "build the project's image (only if its inputs changed)",
-             _flag("--full-build", action="store_true",
-                   help="rebuild every step, ignoring the build cache"))
-    t.single("open", r + "open_project",
-             "open a project on the context: build if needed, copy files, start its container",
-             _positional("project_name", "project name or path (default: -p or the cwd's)",
-                         nargs="?", metavar="PROJECT"),
-             _flag("--full-build", action="store_true", help="rebuild the image from scratch"))
-    t.single("close", r + "close_project", "stop the project's apps and container",
-             _positional("project_name", "project name or path (default: -p or the cwd's)",
-                         nargs="?", metavar="PROJECT"))
-    t.single("logs", r + "app_logs", "show an app's output",
-             _positional("app", "app name"),
-             _flag("--tail", type=int, default=None, help="only the last N lines"))
+    t.single(
+        "build",
+        r + "build",
+        "build the project's image (only if its inputs changed)",
+        _flag(
+            "--full-build", action="store_true", help="rebuild every step, ignoring the build cache"
+        ),
+    )
+    t.single(
+        "open",
+        r + "open_project",
+        "open a project on the context: build if needed, copy files, start its container",
+        _positional(
+            "project_name",
+            "project name or path (default: -p or the cwd's)",
+            nargs="?",
+            metavar="PROJECT",
+        ),
+        _flag("--full-build", action="store_true", help="rebuild the image from scratch"),
+    )
+    t.single(
+        "close",
+        r + "close_project",
+        "stop the project's apps and container",
+        _positional(
+            "project_name",
+            "project name or path (default: -p or the cwd's)",
+            nargs="?",
+            metavar="PROJECT",
+        ),
+    )
+    t.single(
+        "logs",
+        r + "app_logs",
+        "show an app's output",
+        _positional("app", "app name"),
+        _flag("--tail", type=int, default=None, help="only the last N lines"),
+    )
 
     t.verb("sync", "two-way file sync of the project with its context")
     sy = "workbench.cli.commands.sync:"
-    t.command("sync", "status", sy + "status",
-              "sync state, last sync, pending changes, conflicts, problems")
-    t.command("sync", "conflicts", sy + "conflicts",
-              "paths both sides changed (both versions kept)")
-    t.command("sync", "resolve", sy + "resolve", "settle a conflict",
-              _positional("path", "the conflicted path, relative to the project"),
-              _flag("--keep", required=True, choices=("local", "remote", "both"),
-                    help="local/remote: that version everywhere, conflict copies removed; "
-                         "both: the laptop's at PATH, the remote's kept as its conflict copy"))
+    t.command(
+        "sync",
+        "status",
+        sy + "status",
+        "sync state, last sync, pending changes, conflicts, problems",
+    )
+    t.command(
+        "sync", "conflicts", sy + "conflicts", "paths both sides changed (both versions kept)"
+    )
+    t.command(
+        "sync",
+        "resolve",
+        sy + "resolve",
+        "settle a conflict",
+        _positional("path", "the conflicted path, relative to the project"),
+        _flag(
+            "--keep",
+            required=True,
+            choices=("local", "remote", "both"),
+            help="local/remote: that version everywhere, conflict copies removed; "
+            "both: the laptop's at PATH, the remote's kept as its conflict copy",
+        ),
+    )
     t.command("sync", "pause", sy + "pause", "stop syncing until resume")
     t.command("sync", "resume", sy + "resume", "sync again; changes made meanwhile follow")
     return t

@@ -9,20 +9,45 @@ from workbench.cli.output import Result
 from workbench.errors import UsageError
 from workbench.registry import Context, ContextKind, Registry
 
-_COLUMNS = [("NAME", "name"), ("TYPE", "kind"), ("HOST", "host"), ("CURRENT", "current"),
-            ("DESCRIPTION", "description")]
-_WIDE = [("GPUS", "gpu_summary"), ("RATE/H", "hourly_rate"),
-         ("IDLE MIN", "idle_timeout_minutes"), ("GRACE S", "grace_period_seconds"),
-         ("WORKBENCH DIR", "workbench_dir")]
-_DETAIL = [("Name", "name"), ("Type", "kind"), ("Host", "host"),
-           ("Description", "description"), ("Hourly rate", "hourly_rate"),
-           ("Idle timeout (min)", "idle_timeout_minutes"),
-           ("Grace period (s)", "grace_period_seconds")]
+_COLUMNS = [
+    ("NAME", "name"),
+    ("TYPE", "kind"),
+    ("HOST", "host"),
+    ("CURRENT", "current"),
+    ("DESCRIPTION", "description"),
+]
+_WIDE = [
+    ("GPUS", "gpu_summary"),
+    ("RATE/H", "hourly_rate"),
+    ("IDLE MIN", "idle_timeout_minutes"),
+    ("GRACE S", "grace_period_seconds"),
+    ("WORKBENCH DIR", "workbench_dir"),
+]
+_DETAIL = [
+    ("Name", "name"),
+    ("Type", "kind"),
+    ("Host", "host"),
+    ("Description", "description"),
+    ("Hourly rate", "hourly_rate"),
+    ("Idle timeout (min)", "idle_timeout_minutes"),
+    ("Grace period (s)", "grace_period_seconds"),
+]
 
 # Flags of create/update context mapped to registry fields.
-_FIELDS = ("description", "ssh_username", "ssh_key_path", "ssh_port", "workbench_dir",
-           "brev_instance_name", "start_command", "stop_command", "status_command",
-           "hourly_rate", "idle_timeout_minutes", "grace_period_seconds")
+_FIELDS = (
+    "description",
+    "ssh_username",
+    "ssh_key_path",
+    "ssh_port",
+    "workbench_dir",
+    "brev_instance_name",
+    "start_command",
+    "stop_command",
+    "status_command",
+    "hourly_rate",
+    "idle_timeout_minutes",
+    "grace_period_seconds",
+)
 
 
 def _row(data: dict[str, Any], current: str) -> dict[str, Any]:
@@ -70,8 +95,10 @@ def _infer_kind(changes: dict[str, Any]) -> str:
         return "command"
     if changes.get("hostname"):
         return "ssh"
-    raise UsageError("cannot tell the context's type",
-                     hint="pass --type local|ssh|brev|command, or a HOSTNAME for ssh")
+    raise UsageError(
+        "cannot tell the context's type",
+        hint="pass --type local|ssh|brev|command, or a HOSTNAME for ssh",
+    )
 
 
 def create_context(inv: Invocation) -> Result:
@@ -82,8 +109,11 @@ def create_context(inv: Invocation) -> Result:
     kind = inv.args.kind or _infer_kind(changes)
     with Registry.locked(inv.paths) as registry:
         ctx = registry.create(Context(name=name, kind=cast(ContextKind, kind), **changes))
-    return Result(data=_row(ctx.to_dict(), inv.context_name()), fields=_DETAIL,
-                  message=f"Created context '{name}'.")
+    return Result(
+        data=_row(ctx.to_dict(), inv.context_name()),
+        fields=_DETAIL,
+        message=f"Created context '{name}'.",
+    )
 
 
 def update_context(inv: Invocation) -> Result:
@@ -92,8 +122,11 @@ def update_context(inv: Invocation) -> Result:
         raise UsageError("nothing to change", hint="see 'nvwb update context --help'")
     with Registry.locked(inv.paths) as registry:
         ctx = registry.update(inv.args.name, **changes)
-    return Result(data=_row(ctx.to_dict(), inv.context_name()), fields=_DETAIL,
-                  message=f"Updated context '{inv.args.name}'.")
+    return Result(
+        data=_row(ctx.to_dict(), inv.context_name()),
+        fields=_DETAIL,
+        message=f"Updated context '{inv.args.name}'.",
+    )
 
 
 def delete_context(inv: Invocation) -> Result:

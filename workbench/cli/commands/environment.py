@@ -14,8 +14,10 @@ def list_packages(inv: Invocation) -> Result:
     from workbench.build_inputs import list_packages as listing
 
     rows = [p.to_dict() for p in listing(inv.project().path, inv.args.package_manager)]
-    return Result(data=rows, columns=[("MANAGER", "manager"), ("NAME", "name"),
-                                      ("REQUIREMENT", "requirement")])
+    return Result(
+        data=rows,
+        columns=[("MANAGER", "manager"), ("NAME", "name"), ("REQUIREMENT", "requirement")],
+    )
 
 
 def add_package(inv: Invocation) -> Result:
@@ -24,8 +26,10 @@ def add_package(inv: Invocation) -> Result:
     project = inv.project()
     added = [add(project.path, inv.args.manager, name).to_dict() for name in inv.args.names]
     names = ", ".join(str(p["requirement"]) for p in added)
-    return Result(data={"manager": inv.args.manager, "added": added},
-                  message=f"Added {names} ({inv.args.manager}); rebuild to install.")
+    return Result(
+        data={"manager": inv.args.manager, "added": added},
+        message=f"Added {names} ({inv.args.manager}); rebuild to install.",
+    )
 
 
 def remove_package(inv: Invocation) -> Result:
@@ -34,8 +38,10 @@ def remove_package(inv: Invocation) -> Result:
     project = inv.project()
     removed = [remove(project.path, inv.args.manager, n).to_dict() for n in inv.args.names]
     names = ", ".join(str(p["requirement"]) for p in removed)
-    return Result(data={"manager": inv.args.manager, "removed": removed},
-                  message=f"Removed {names} ({inv.args.manager}).")
+    return Result(
+        data={"manager": inv.args.manager, "removed": removed},
+        message=f"Removed {names} ({inv.args.manager}).",
+    )
 
 
 def _store(inv: Invocation) -> Any:
@@ -51,8 +57,13 @@ def list_variables(inv: Invocation) -> Result:
 
     project = inv.project()
     rows: list[dict[str, Any]] = [
-        {"name": v.name, "value": v.value, "is_sensitive": False, "is_set": v.value is not None,
-         "description": ""}
+        {
+            "name": v.name,
+            "value": v.value,
+            "is_sensitive": False,
+            "is_set": v.value is not None,
+            "description": "",
+        }
         for v in listing(project.path)
     ]
     secrets = SpecDocument.load(project.spec_path).spec.execution.secrets
@@ -60,12 +71,25 @@ def list_variables(inv: Invocation) -> Result:
         store = _store(inv)
         for secret in secrets:
             value = store.get(project_secret_key(project.name, secret.variable))
-            rows.append({"name": secret.variable, "value": mask(value) if value else None,
-                         "is_sensitive": True, "is_set": value is not None,
-                         "description": secret.description or ""})
-    return Result(data=rows, columns=[("NAME", "name"), ("VALUE", "value"),
-                                      ("SENSITIVE", "is_sensitive"), ("SET", "is_set"),
-                                      ("DESCRIPTION", "description")])
+            rows.append(
+                {
+                    "name": secret.variable,
+                    "value": mask(value) if value else None,
+                    "is_sensitive": True,
+                    "is_set": value is not None,
+                    "description": secret.description or "",
+                }
+            )
+    return Result(
+        data=rows,
+        columns=[
+            ("NAME", "name"),
+            ("VALUE", "value"),
+            ("SENSITIVE", "is_sensitive"),
+            ("SET", "is_set"),
+            ("DESCRIPTION", "description"),
+        ],
+    )
 
 
 def _value(inv: Invocation) -> str:
@@ -89,8 +113,10 @@ def create_variable(inv: Invocation) -> Result:
         from workbench.build_inputs import set_variable
 
         set_variable(project.path, name, value, replace=False)
-        return Result(data={"name": name, "value": value, "is_sensitive": False},
-                      message=f"Set {name} in variables.env.")
+        return Result(
+            data={"name": name, "value": value, "is_sensitive": False},
+            message=f"Set {name} in variables.env.",
+        )
     from workbench.secrets import mask, project_secret_key
     from workbench.spec import SpecDocument
 
@@ -101,8 +127,10 @@ def create_variable(inv: Invocation) -> Result:
     if name not in known:
         doc.add_secret(name, inv.args.description)
         doc.save()
-    return Result(data={"name": name, "value": mask(value), "is_sensitive": True},
-                  message=f"Stored secret {name} in the OS keyring (value {mask(value)}).")
+    return Result(
+        data={"name": name, "value": mask(value), "is_sensitive": True},
+        message=f"Stored secret {name} in the OS keyring (value {mask(value)}).",
+    )
 
 
 def delete_variable(inv: Invocation) -> Result:
@@ -115,14 +143,19 @@ def delete_variable(inv: Invocation) -> Result:
     name = inv.args.name
     if any(v.name == name for v in listing(project.path)):
         delete(project.path, name)
-        return Result(data={"name": name, "deleted": True, "is_sensitive": False},
-                      message=f"Removed {name} from variables.env.")
+        return Result(
+            data={"name": name, "deleted": True, "is_sensitive": False},
+            message=f"Removed {name} from variables.env.",
+        )
     doc = SpecDocument.load(project.spec_path)
     if not any(s.variable == name for s in doc.spec.execution.secrets):
-        raise NotFoundError("environment variable", name,
-                            hint="not in variables.env nor among the spec's secrets")
+        raise NotFoundError(
+            "environment variable", name, hint="not in variables.env nor among the spec's secrets"
+        )
     doc.remove_secret(name)
     doc.save()
     _store(inv).delete(project_secret_key(project.name, name))
-    return Result(data={"name": name, "deleted": True, "is_sensitive": True},
-                  message=f"Removed secret {name} from the spec and the keyring.")
+    return Result(
+        data={"name": name, "deleted": True, "is_sensitive": True},
+        message=f"Removed secret {name} from the spec and the keyring.",
+    )

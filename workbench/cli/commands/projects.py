@@ -16,25 +16,44 @@ def list_projects(inv: Invocation) -> Result:
     from workbench.projects import list_projects as listing
 
     rows = [_row(p) for p in listing(inv.paths)]
-    return Result(data=rows, columns=[("NAME", "name"), ("BASE", "base_name"),
-                                      ("DESCRIPTION", "description"), ("PATH", "path")])
+    return Result(
+        data=rows,
+        columns=[
+            ("NAME", "name"),
+            ("BASE", "base_name"),
+            ("DESCRIPTION", "description"),
+            ("PATH", "path"),
+        ],
+    )
 
 
 def list_bases(inv: Invocation) -> Result:
     from workbench.projects import load_catalog
 
     rows = [b.to_dict() for b in load_catalog()]
-    return Result(data=rows, columns=[("ID", "id"), ("NAME", "name"), ("IMAGE", "image"),
-                                      ("CUDA", "cuda_version"), ("DESCRIPTION", "description")])
+    return Result(
+        data=rows,
+        columns=[
+            ("ID", "id"),
+            ("NAME", "name"),
+            ("IMAGE", "image"),
+            ("CUDA", "cuda_version"),
+            ("DESCRIPTION", "description"),
+        ],
+    )
 
 
 def create_project(inv: Invocation) -> Result:
     from workbench.projects import create_project as create
 
-    project = create(inv.paths, inv.args.name, base_id=inv.args.base,
-                     description=inv.args.description)
-    return Result(data=_row(project), fields=_FIELDS,
-                  message=f"Created project '{project.name}' in {project.path}.")
+    project = create(
+        inv.paths, inv.args.name, base_id=inv.args.base, description=inv.args.description
+    )
+    return Result(
+        data=_row(project),
+        fields=_FIELDS,
+        message=f"Created project '{project.name}' in {project.path}.",
+    )
 
 
 def clone_project(inv: Invocation) -> Result:
@@ -45,8 +64,11 @@ def clone_project(inv: Invocation) -> Result:
     if (inv.cwd / source).is_dir():  # a local path, relative to where nvwb was run
         source = str((inv.cwd / source).resolve())
     project = clone(inv.paths, source, dest)
-    return Result(data=_row(project), fields=_FIELDS,
-                  message=f"Cloned project '{project.name}' into {project.path}.")
+    return Result(
+        data=_row(project),
+        fields=_FIELDS,
+        message=f"Cloned project '{project.name}' into {project.path}.",
+    )
 
 
 def delete_project(inv: Invocation) -> Result:
@@ -55,8 +77,10 @@ def delete_project(inv: Invocation) -> Result:
     project = inv.find_project(inv.args.name)
     inv.confirm(f"Delete project '{project.name}' and every file in {project.path}?")
     delete(inv.paths, project.path)
-    return Result(data={"name": project.name, "path": str(project.path), "deleted": True},
-                  message=f"Deleted project '{project.name}'.")
+    return Result(
+        data={"name": project.name, "path": str(project.path), "deleted": True},
+        message=f"Deleted project '{project.name}'.",
+    )
 
 
 def validate_spec(inv: Invocation) -> Result:
@@ -72,12 +96,18 @@ def validate_spec(inv: Invocation) -> Result:
     warnings = [w.to_dict() for w in doc.warnings]
     lines = [f"{path}: valid spec for project '{doc.spec.meta.name}'"]
     lines += [f"  warning: line {w['line']}: {w['field']}: {w['message']}" for w in warnings]
-    return Result(data={"path": str(path), "valid": True, "name": doc.spec.meta.name,
-                        "warnings": warnings}, message="\n".join(lines))
+    return Result(
+        data={"path": str(path), "valid": True, "name": doc.spec.meta.name, "warnings": warnings},
+        message="\n".join(lines),
+    )
 
 
-_FIELDS = [("Name", "name"), ("Path", "path"), ("Base", "base_name"),
-           ("Description", "description")]
+_FIELDS = [
+    ("Name", "name"),
+    ("Path", "path"),
+    ("Base", "base_name"),
+    ("Description", "description"),
+]
 
 
 def _row(project: Project) -> dict[str, Any]:

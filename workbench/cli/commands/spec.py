@@ -57,12 +57,23 @@ def update_resources(inv: Invocation) -> Result:
 
 
 def _mount_rows(doc: SpecDocument) -> list[dict[str, Any]]:
-    return [{"type": m.type, "target": m.target, "description": m.description or "",
-             "options": m.options or ""} for m in doc.spec.execution.mounts]
+    return [
+        {
+            "type": m.type,
+            "target": m.target,
+            "description": m.description or "",
+            "options": m.options or "",
+        }
+        for m in doc.spec.execution.mounts
+    ]
 
 
-_MOUNT_COLUMNS = [("TYPE", "type"), ("TARGET", "target"), ("OPTIONS", "options"),
-                  ("DESCRIPTION", "description")]
+_MOUNT_COLUMNS = [
+    ("TYPE", "type"),
+    ("TARGET", "target"),
+    ("OPTIONS", "options"),
+    ("DESCRIPTION", "description"),
+]
 
 
 def list_mounts(inv: Invocation) -> Result:
@@ -71,8 +82,9 @@ def list_mounts(inv: Invocation) -> Result:
 
 def create_mount(inv: Invocation) -> Result:
     a = inv.args
-    doc = _edit(inv, lambda d: d.add_mount(a.type, a.target, description=a.description,
-                                           options=a.options))
+    doc = _edit(
+        inv, lambda d: d.add_mount(a.type, a.target, description=a.description, options=a.options)
+    )
     row = next(r for r in _mount_rows(doc) if r["target"] == a.target)
     return Result(data=row, message=f"Added {a.type} mount at {a.target}.")
 
@@ -85,26 +97,38 @@ def delete_mount(inv: Invocation) -> Result:
 
 def _app_row(app: Any) -> dict[str, Any]:
     web = getattr(app, "webapp_options", None)
-    return {"name": app.name, "type": app.type, "class": app.class_,
-            "port": getattr(web, "port", None) if web else None,
-            "url": (getattr(web, "url", None) or None) if web else None,
-            "start_command": app.start_command}
+    return {
+        "name": app.name,
+        "type": app.type,
+        "class": app.class_,
+        "port": getattr(web, "port", None) if web else None,
+        "url": (getattr(web, "url", None) or None) if web else None,
+        "start_command": app.start_command,
+    }
 
 
 def create_app(inv: Invocation) -> Result:
     a = inv.args
     app: dict[str, Any] = {
-        "name": a.name, "type": a.app_type, "class": a.app_class,
-        "start_command": a.start_command, "health_check_command": a.health_check_command,
-        "stop_command": a.stop_command, "user_msg": a.user_msg,
-        "logfile_path": a.logfile_path, "timeout_seconds": a.timeout_seconds,
+        "name": a.name,
+        "type": a.app_type,
+        "class": a.app_class,
+        "start_command": a.start_command,
+        "health_check_command": a.health_check_command,
+        "stop_command": a.stop_command,
+        "user_msg": a.user_msg,
+        "logfile_path": a.logfile_path,
+        "timeout_seconds": a.timeout_seconds,
         "icon_url": a.icon_url,
     }
     if a.app_class == "webapp":
         if not a.port:
             raise UsageError("a webapp needs --webapp-port")
-        web: dict[str, Any] = {"autolaunch": a.autolaunch, "port": str(a.port),
-                               "proxy": {"trim_prefix": a.trim_prefix}}
+        web: dict[str, Any] = {
+            "autolaunch": a.autolaunch,
+            "port": str(a.port),
+            "proxy": {"trim_prefix": a.trim_prefix},
+        }
         if a.url_command:
             web["url_command"] = a.url_command
         else:

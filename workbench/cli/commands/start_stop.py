@@ -11,8 +11,10 @@ from workbench.errors import UsageError
 def _context_target(inv: Invocation) -> bool:
     if inv.args.target != "context":
         if inv.args.name:
-            raise UsageError(f"unexpected argument '{inv.args.name}'",
-                             hint=f"'nvwb {inv.args.verb} APP' takes one app name")
+            raise UsageError(
+                f"unexpected argument '{inv.args.name}'",
+                hint=f"'nvwb {inv.args.verb} APP' takes one app name",
+            )
         return False
     if not inv.args.name:
         raise UsageError(f"'{inv.args.verb} context' needs the context's name")
