@@ -26,6 +26,7 @@ from tests.support.config_env import make_wb_env, runtime_dir_for
 from workbench.paths import Paths
 
 if TYPE_CHECKING:
+    from tests.support.fake_brev import FakeBrev
     from tests.support.sshd import SshServer
 
 # Qt must not look for a display, even when the suite runs without scripts/test.
@@ -72,6 +73,15 @@ def wb_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 def paths(wb_env: dict[str, str]) -> Paths:
     """The Workbench folders of ``wb_env``."""
     return Paths.from_env(wb_env)
+
+
+@pytest.fixture
+def brev(tmp_path: Path) -> Iterator[FakeBrev]:
+    """A fake Brev account of this test's own (``brev.env(env)`` puts its ``brev`` on PATH)."""
+    from tests.support.service_env import fake_brev
+
+    with fake_brev(tmp_path) as fake:
+        yield fake
 
 
 # -- Docker ----------------------------------------------------------------------------------

@@ -13,18 +13,19 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import nvwb
 from tests.support.fake_brev import SCRIPT, FakeBrev
+from tests.support.service_env import FAST, add_brev_context, service_env, wait_for
 from tests.support.sshd import sshd_available
-from workbench.cli import main as cli_main
 from workbench.paths import Paths
-from workbench.registry import Context, Registry
+from workbench.registry import Registry
 from workbench.resources import resource_path
-from workbench.service.client import ServiceClient, ServiceUnavailable
+from workbench.service.client import ServiceClient
 from workbench.service.leases import pid_alive
 from workbench.service.server import socket_path
 
@@ -35,45 +36,17 @@ pytestmark = [
 ]
 
 IDLE = 2.5  # the guard's idle timeout in these tests, seconds
-FAST = {
-    "NVWB_SERVICE_POLL_INTERVAL": "0.1",
-    "NVWB_SERVICE_PID_CHECK_INTERVAL": "0.2",
-    "NVWB_SERVICE_START_TIMEOUT": "30",
-    "NVWB_SERVICE_STOP_TIMEOUT": "30",
-    "NVWB_SERVICE_SSH_TIMEOUT": "15",
-    "NVWB_SERVICE_IDLE_EXIT": "1.5",
+AGENT_FAST = {
+    **FAST,
     "NVWB_SERVICE_AGENT_IDLE_TIMEOUT": str(IDLE),
     "NVWB_SERVICE_AGENT_POLL": "0.2",
     "NVWB_SERVICE_HEARTBEAT_INTERVAL": "0.5",
-    "NVWB_WAIT_TIMEOUT": "60",
 }
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def brev(tmp_path: Path) -> Iterator[FakeBrev]:
-    fake = FakeBrev(tmp_path / "brev-account")
-    yield fake
-    fake.close()  # kills every instance's sshd and whatever ran on it (guards included)
 
 
 @pytest.fixture
 def env(wb_env: dict[str, str], brev: FakeBrev) -> Iterator[dict[str, str]]:
-    environment = {**brev.env(wb_env), **FAST}
-    yield environment
-    paths = Paths.from_env(environment)
-    try:
-        with ServiceClient.connect(paths, environment, spawn=False) as client:
-            client.shutdown(force=True)
-        wait_for(lambda: not socket_path(paths).exists(), 10, "the service to exit")
-    except ServiceUnavailable:
-        pass
+    yield from service_env({**brev.env(wb_env), **AGENT_FAST})
 
 
 def idle_stop_command(brev: FakeBrev, instance: str) -> str:
@@ -83,18 +56,9 @@ def idle_stop_command(brev: FakeBrev, instance: str) -> str:
 
 
 def brev_context(env: dict[str, str], brev: FakeBrev, *, grace: int = 60) -> Paths:
-    paths = Paths.from_env(env)
-    with Registry.locked(paths) as registry:
-        registry.create(
-            Context(
-                name="gpu",
-                kind="brev",
-                brev_instance_name="gpu-1",
-                grace_period_seconds=grace,
-                stop_command_on_idle=idle_stop_command(brev, "gpu-1"),
-            )
-        )
-    return paths
+    return add_brev_context(
+        env, grace_period_seconds=grace, stop_command_on_idle=idle_stop_command(brev, "gpu-1")
+    )
 
 
 def agent_dir(brev: FakeBrev) -> Path:
@@ -190,19 +154,16 @@ def test_a_release_stops_the_heartbeats_and_status_shows_the_idle_time(env, brev
             "the agent to report idle time",
         )
         assert snapshot(client)["agent"]["heartbeats"] is False
-        out = _nvwb(["status"], env)
+        out = _nvwb(env, "status")
         line = next(row for row in out.splitlines() if row.startswith("gpu"))
         assert "inactive for" in line and "s" in line
-        rows = json.loads(_nvwb(["status", "-o", "json"], env))
+        rows = json.loads(_nvwb(env, "status", "-o", "json"))
         (row,) = [r for r in rows if r["name"] == "gpu"]
         assert row["inactive_seconds"] >= 2.0
         assert row["agent"]["idle_timeout_seconds"] == 120
 
 
-def _nvwb(argv: list[str], env: dict[str, str]) -> str:
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    code = cli_main.main(argv, env, stdin=io.StringIO(), stdout=out, stderr=err)
-    assert code == 0, err.getvalue()
-    return out.getvalue()
+def _nvwb(env: dict[str, str], *argv: str) -> str:
+    done = nvwb(env, *argv)
+    assert done.code == 0, done.err
+    return done.out

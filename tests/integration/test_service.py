@@ -6,9 +6,6 @@ spawned by the first client exactly as in use, with short timers set through the
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import os
 import signal
 import stat
@@ -16,22 +13,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
 
+from tests.support.cli import nvwb
 from tests.support.fake_brev import FakeBrev
+from tests.support.service_env import FAST, add_brev_context, service_env, wait_for
 from tests.support.sshd import sshd_available
-from workbench.cli import main as cli_main
-from workbench.cli.commands import service as service_commands
-from workbench.cli.invocation import Invocation
-from workbench.cli.output import render
-from workbench.errors import NotFoundError, UsageError, WorkbenchError
+from workbench.errors import NotFoundError
 from workbench.paths import Paths
-from workbench.registry import Context, Registry
-from workbench.service.client import ServiceClient, ServiceUnavailable
+from workbench.service.client import ServiceClient
 from workbench.service.server import socket_path
 
 pytestmark = [
@@ -40,96 +34,14 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-FAST = {
-    "NVWB_SERVICE_POLL_INTERVAL": "0.1",
-    "NVWB_SERVICE_PID_CHECK_INTERVAL": "0.2",
-    "NVWB_SERVICE_START_TIMEOUT": "30",
-    "NVWB_SERVICE_STOP_TIMEOUT": "30",
-    "NVWB_SERVICE_SSH_TIMEOUT": "15",
-    "NVWB_SERVICE_IDLE_EXIT": "1.5",
-    "NVWB_WAIT_TIMEOUT": "60",
-}
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-_HANDLERS = {"activate": "activate", "deactivate": "deactivate", "status": "status"}
-
-
-def nvwb(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    """Run ``nvwb ARGV`` in-process; straight to the handler while the parser lacks the verb."""
-    from workbench.cli.parser import parse
-
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        parse(argv)
-    except UsageError:
-        pass
-    else:
-        code = cli_main.main(argv, env, stdin=io.StringIO(), stdout=out, stderr=err)
-        return code, out.getvalue(), err.getvalue()
-    fmt = argv[argv.index("-o") + 1] if "-o" in argv else "table"
-    words = [a for a in argv if not a.startswith("-") and a != fmt]
-    if words[:2] in (["start", "context"], ["stop", "context"]):
-        handler, words = f"{words[0]}_context", words[1:]
-    else:
-        handler = _HANDLERS[words[0]]
-    ns = argparse.Namespace(
-        output=fmt,
-        debug=False,
-        context=None,
-        project=None,
-        force="--force" in argv,
-        name=words[1] if len(words) > 1 else None,
-    )
-    inv = Invocation(args=ns, env=env, stdin=io.StringIO(), stdout=out, stderr=err, cwd=Path("/"))
-    try:
-        result = getattr(service_commands, handler)(inv)
-        render(result, fmt, out)
-        code = result.exit_code
-    except WorkbenchError as exc:
-        code = cli_main._report(exc, fmt, err, out, False)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def brev(tmp_path: Path) -> Iterator[FakeBrev]:
-    fake = FakeBrev(tmp_path / "brev-account")
-    yield fake
-    fake.close()
-
 
 @pytest.fixture
 def env(wb_env: dict[str, str], brev: FakeBrev) -> Iterator[dict[str, str]]:
-    environment = {**brev.env(wb_env), **FAST}
-    yield environment
-    paths = Paths.from_env(environment)
-    try:
-        with ServiceClient.connect(paths, environment, spawn=False) as client:
-            client.shutdown(force=True)
-    except ServiceUnavailable:
-        pass
-    wait_for(lambda: not socket_path(paths).exists(), 10, "the service to exit")
+    yield from service_env({**brev.env(wb_env), **FAST})
 
 
-def _brev_context(env: dict[str, str], name: str = "gpu", *, grace: int = 1) -> Paths:
-    paths = Paths.from_env(env)
-    with Registry.locked(paths) as registry:
-        registry.create(
-            Context(
-                name=name,
-                kind="brev",
-                brev_instance_name=f"{name}-1",
-                grace_period_seconds=grace,
-                hourly_rate=2.0,
-            )
-        )
-    return paths
+def _brev_context(env: dict[str, str], *, grace: int = 1) -> Paths:
+    return add_brev_context(env, grace_period_seconds=grace, hourly_rate=2.0)
 
 
 def _state(client: ServiceClient, name: str = "gpu") -> dict:
@@ -194,9 +106,9 @@ def test_a_holder_killed_with_sigkill_loses_its_lease(env, brev: FakeBrev):
     paths = _brev_context(env, grace=0)
     shell = subprocess.Popen(["sleep", "300"])
     try:
-        code, out, err = nvwb(["activate", "gpu"], {**env, "NVWB_HOLDER_PID": str(shell.pid)})
-        assert code == 0, err
-        assert "activated gpu: running" in out
+        activated = nvwb({**env, "NVWB_HOLDER_PID": str(shell.pid)}, "activate", "gpu")
+        assert activated.code == 0, activated.err
+        assert "activated gpu: running" in activated.out
         assert paths.current_context_file.read_text().strip() == "gpu"
         os.kill(shell.pid, signal.SIGKILL)
         shell.wait()
@@ -244,12 +156,11 @@ def test_a_failed_stop_is_an_error_shown_by_nvwb_status(env, brev: FakeBrev):
         snap = client.wait("gpu", ["error", "stopped"], 30)
     assert snap["state"] == "error"
     assert "billing API unavailable" in snap["message"]
-    code, out, _ = nvwb(["status"], env)
-    assert code == 0
-    line = next(row for row in out.splitlines() if row.startswith("gpu"))
+    status = nvwb(env, "status")
+    assert status.code == 0
+    line = next(row for row in status.out.splitlines() if row.startswith("gpu"))
     assert "error" in line and "billing API unavailable" in line
-    code, out, _ = nvwb(["status", "-o", "json"], env)
-    (row,) = [r for r in json.loads(out) if r["name"] == "gpu"]
+    (row,) = [r for r in nvwb(env, "status", "-o", "json").json() if r["name"] == "gpu"]
     assert row["state"] == "error"
     assert "billing API unavailable" in row["message"]
     assert brev.sshd_alive("gpu-1")  # honest: it is still up, and still costing
@@ -269,8 +180,7 @@ def test_a_terminate_only_instance_is_never_stopped_and_flagged(env, brev: FakeB
     assert snap["stoppable"] is False
     assert brev.status("gpu-1") == "RUNNING"
     assert brev.instance("gpu-1")["stops"] == 0
-    _code, out, _ = nvwb(["status"], env)
-    assert "not stoppable (terminate-only)" in out
+    assert "not stoppable (terminate-only)" in nvwb(env, "status").out
 
 
 def test_activate_then_deactivate(env, brev: FakeBrev):
@@ -279,14 +189,13 @@ def test_activate_then_deactivate(env, brev: FakeBrev):
     shell = subprocess.Popen(["sleep", "300"])
     shell_env = {**env, "NVWB_HOLDER_PID": str(shell.pid)}
     try:
-        code, _, err = nvwb(["activate", "gpu"], shell_env)
-        assert code == 0
-        assert "asking the provider to start" in err  # progress while starting
-        code, out, _ = nvwb(["status", "-o", "json"], env)
-        (row,) = [r for r in json.loads(out) if r["name"] == "gpu"]
+        activated = nvwb(shell_env, "activate", "gpu")
+        assert activated.code == 0
+        assert "asking the provider to start" in activated.err  # progress while starting
+        (row,) = [r for r in nvwb(env, "status", "-o", "json").json() if r["name"] == "gpu"]
         assert row["holders"] == [f"pid {shell.pid} (activate)"]
-        code, out, _ = nvwb(["deactivate"], shell_env)
-        assert code == 0 and "released gpu" in out
+        deactivated = nvwb(shell_env, "deactivate")
+        assert deactivated.code == 0 and "released gpu" in deactivated.out
         assert not paths.current_context_file.exists()
         brev.wait_status("gpu-1", "STOPPED", timeout=20)
     finally:
@@ -294,9 +203,9 @@ def test_activate_then_deactivate(env, brev: FakeBrev):
 
 
 def test_activate_unknown_context_fails_clearly(env):
-    code, _, err = nvwb(["activate", "nope"], env)
-    assert code == NotFoundError.exit_code
-    assert "context 'nope' does not exist" in err
+    activated = nvwb(env, "activate", "nope")
+    assert activated.code == NotFoundError.exit_code
+    assert "context 'nope' does not exist" in activated.err
     assert not socket_path(Paths.from_env(env)).exists()  # no service started for nothing
 
 
@@ -305,11 +214,11 @@ def test_activate_that_cannot_start_releases_its_lease(env, brev: FakeBrev):
     _brev_context(env)
     shell = subprocess.Popen(["sleep", "300"])
     try:
-        code, _, err = nvwb(["activate", "gpu"], {**env, "NVWB_HOLDER_PID": str(shell.pid)})
+        activated = nvwb({**env, "NVWB_HOLDER_PID": str(shell.pid)}, "activate", "gpu")
     finally:
         shell.kill()
-    assert code != 0
-    assert "did not start" in err and "FAILURE" in err
+    assert activated.code != 0
+    assert "did not start" in activated.err and "FAILURE" in activated.err
     with ServiceClient.connect(Paths.from_env(env), env) as client:
         assert _state(client)["leases"] == []
 
@@ -318,8 +227,7 @@ def test_logged_out_brev_is_a_clear_error(env, brev: FakeBrev):
     brev.create("gpu-1")
     brev.set_account(logged_out=True)
     _brev_context(env)
-    _code, out, _ = nvwb(["status", "-o", "json"], env)
-    (row,) = [r for r in json.loads(out) if r["name"] == "gpu"]
+    (row,) = [r for r in nvwb(env, "status", "-o", "json").json() if r["name"] == "gpu"]
     assert row["state"] == "unknown"
     assert "not logged in" in row["message"]
 
@@ -371,17 +279,18 @@ def _zombie(pid: int) -> bool:
 def test_start_and_stop_context_by_hand(env, brev: FakeBrev):
     brev.create("gpu-1", boot_delay=0.2)
     paths = _brev_context(env, grace=60)
-    code, out, err = nvwb(["start", "context", "gpu"], env)
-    assert code == 0, err
-    assert "gpu is running" in out
+    started = nvwb(env, "start", "context", "gpu")
+    assert started.code == 0, started.err
+    assert "gpu is running" in started.out
     assert brev.status("gpu-1") == "RUNNING"
     with ServiceClient.connect(paths, env) as client:
         client.acquire("gpu", purpose="window")
-        code, _, err = nvwb(["stop", "context", "gpu"], env)
-        assert code == 10 and "is in use" in err  # ConflictError: never a stop under a lease
-        code, out, err = nvwb(["stop", "context", "gpu", "--force"], env)
-        assert code == 0, err
-        assert "verified" in out
+        refused = nvwb(env, "stop", "context", "gpu")
+        # ConflictError: never a stop under a lease
+        assert refused.code == 10 and "is in use" in refused.err
+        stopped = nvwb(env, "stop", "context", "gpu", "--force")
+        assert stopped.code == 0, stopped.err
+        assert "verified" in stopped.out
         assert _state(client)["leases"] == []
     assert brev.status("gpu-1") == "STOPPED"
     assert not brev.sshd_alive("gpu-1")

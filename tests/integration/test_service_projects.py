@@ -8,11 +8,14 @@ processes. A process standing for the user's shell holds the leases (``NVWB_HOLD
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import signal
+import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,32 +33,24 @@ from tests.integration.test_container_support import (
 )
 from tests.support.cli import nvwb
 from tests.support.fake_brev import FakeBrev
+from tests.support.service_env import FAST, add_brev_context, service_env, wait_for
 from tests.support.sshd import SshServer, sshd_available
-from tests.support.workbench_service import holder, shut_down
+from tests.support.workbench_service import holder
 from workbench.container.runtime import container_name
 from workbench.paths import Paths
-from workbench.registry import Context, Registry
+from workbench.registry import Registry
 from workbench.service.client import ServiceClient
+from workbench.service.hostkeys import openssh_pin_file
+from workbench.ssh.knownhosts import fingerprint_blob
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(240)]
 
-FAST = {
-    "NVWB_SERVICE_POLL_INTERVAL": "0.1",
-    "NVWB_SERVICE_PID_CHECK_INTERVAL": "0.2",
-    "NVWB_SERVICE_START_TIMEOUT": "30",
-    "NVWB_SERVICE_STOP_TIMEOUT": "30",
-    "NVWB_SERVICE_SSH_TIMEOUT": "15",
+PROJECTS_FAST = {
+    **FAST,
     "NVWB_SERVICE_IDLE_EXIT": "30",
     "NVWB_SERVICE_HEARTBEAT_INTERVAL": "0.5",
     "NVWB_WAIT_TIMEOUT": "120",
 }
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def container_state(docker_client: Any, project: str) -> str:
@@ -73,9 +68,7 @@ def leases_on(env: dict[str, str], context: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def env(wb_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    environment = {**wb_env, **FAST}
-    yield environment
-    shut_down(environment)
+    yield from service_env({**wb_env, **PROJECTS_FAST})
 
 
 @pytest.fixture
@@ -156,10 +149,9 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             started = nvwb(env, "start", APP, "--no-browser", cwd=root)
             assert started.code == 0, started.err
             url = started.out.split(" at ", 1)[1].split()[0]
-            published = (
-                docker_client.containers.get(container_name("wbt-svc-ssh"))
-                .attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-            )
+            published = docker_client.containers.get(container_name("wbt-svc-ssh")).attrs[
+                "NetworkSettings"
+            ]["Ports"]["8080/tcp"][0]["HostPort"]
             assert not url.endswith(f":{published}/")  # a forward held by the service
             assert fetch(url + "code/hello.txt") == HELLO  # after the CLI returned
             listed = nvwb(env, "list", "apps", "-o", "json", cwd=root).json()
@@ -180,13 +172,6 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
 # -- brev --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def brev(tmp_path: Path) -> Iterator[FakeBrev]:
-    fake = FakeBrev(tmp_path / "brev-account")
-    yield fake
-    fake.close()
-
-
 def brev_ls(env: dict[str, str], name: str) -> str:
     """The instance's status as the (stand-in) ``brev ls --json`` reports it."""
     listed = subprocess.run(
@@ -203,11 +188,7 @@ def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_
 ) -> None:
     brev.create("gpu-1", boot_delay=0.3)
     env = {**brev.env(env), "NVWB_CONTEXT": "gpu"}
-    paths = Paths.from_env(env)
-    with Registry.locked(paths) as registry:
-        registry.create(
-            Context(name="gpu", kind="brev", brev_instance_name="gpu-1", grace_period_seconds=3)
-        )
+    paths = add_brev_context(env, grace_period_seconds=3)
     root = make_project(paths, "wbt-svc-brev")
     try:
         with holder() as shell:
@@ -232,10 +213,9 @@ def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_
             url = started.json()["url"]
             assert fetch(url + "code/hello.txt") == HELLO
             ports = Path(brev.instance("gpu-1")["home"]) / ".nvwb" / "agent" / "state" / "ports"
-            published = (
-                docker_client.containers.get(container_name("wbt-svc-brev"))
-                .attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-            )
+            published = docker_client.containers.get(container_name("wbt-svc-brev")).attrs[
+                "NetworkSettings"
+            ]["Ports"]["8080/tcp"][0]["HostPort"]
             assert ports.read_text().split() == [published]
 
             closed = nvwb(env, "close", cwd=root)
@@ -256,9 +236,7 @@ def test_a_forced_context_stop_drops_the_projects_forwards(
 ) -> None:
     brev.create("gpu-1", boot_delay=0.2)
     env = {**brev.env(env), "NVWB_CONTEXT": "gpu"}
-    paths = Paths.from_env(env)
-    with Registry.locked(paths) as registry:
-        registry.create(Context(name="gpu", kind="brev", brev_instance_name="gpu-1"))
+    paths = add_brev_context(env)
     root = make_project(paths, "wbt-svc-stop")
     try:
         with holder() as shell:
@@ -277,3 +255,88 @@ def test_a_forced_context_stop_drops_the_projects_forwards(
                 assert client.project_status(str(root), "gpu")["open"] is False
     finally:
         remove_container(docker_client, "wbt-svc-stop")
+
+
+def sync_transport(env: dict[str, str], root: Path) -> str | None:
+    """How the project's sync session moves bulk data (``nvwb sync status``)."""
+    transport = nvwb(env, "sync", "status", "-o", "json", cwd=root).json()["transport"]
+    return str(transport) if transport is not None else None
+
+
+def _ssh_masters(service_pid: int, port: int) -> list[int]:
+    """The service's ``ssh -M`` processes to ``port``: the app forwards' OpenSSH master."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            fields = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(fields[fields.rfind(")") + 2 :].split()[1])
+        ours = parent == service_pid and argv[0] == b"ssh" and b"-M" in argv
+        if ours and str(port).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.sshd
+@pytest.mark.skipif(not sshd_available(), reason="needs /usr/sbin/sshd and ssh-keygen")
+def test_brev_forwards_and_sync_go_through_openssh_trusting_only_the_contexts_pin(
+    env: dict[str, str], brev: FakeBrev, docker_client: Any, test_base_image: str
+) -> None:
+    brev.create("gpu-1", boot_delay=0.2)
+    env = {**brev.env(env), "NVWB_CONTEXT": "gpu"}
+    paths = add_brev_context(env)
+    root = make_project(paths, "wbt-svc-pin")
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid)}
+            started = nvwb(env, "start", APP, "--no-browser", "-o", "json", cwd=root)
+            assert started.code == 0, started.err
+            url = started.json()["url"]
+            assert fetch(url + "code/hello.txt") == HELLO
+            log = paths.state_dir / "service.log"
+            # Brev pins by fingerprint, in the context; OpenSSH got it anyway, so no paramiko.
+            assert "forwards: openssh" in log.read_text()
+            # A change to sync: its transfer goes by the bulk transport, decided by then.
+            (root / "code" / "later.txt").write_text("written after open\n")
+            home = Path(brev.instance("gpu-1")["home"])
+            remote = home / ".nvwb" / "projects" / "wbt-svc-pin" / "code" / "later.txt"
+            wait_for(remote.exists, 30, "live sync")
+            wait_for(lambda: sync_transport(env, root) == "openssh", 30, "sync to report OpenSSH")
+            instance = brev.instance("gpu-1")
+            pin = Registry.load(paths).get("gpu").accepted_host_key
+            assert pin == instance["host_key_fingerprint"]
+            # What ssh trusts: one private file holding just the pinned key for that address.
+            pin_file = openssh_pin_file(paths, "gpu")
+            assert stat.S_IMODE(pin_file.stat().st_mode) == 0o600
+            (line,) = pin_file.read_text().splitlines()
+            name, _key_type, blob = line.split()
+            assert name == f"[127.0.0.1]:{instance['port']}"
+            assert fingerprint_blob(base64.b64decode(blob)) == pin
+            assert not paths.known_hosts_file.exists()  # nothing pinned by address
+            assert not (Path(env["HOME"]) / ".ssh" / "known_hosts").exists()
+
+            # The instance shows another key: the master, restarted, refuses it.
+            host_key = Path(brev.home) / "instances" / "gpu-1" / "ssh_host_ed25519_key"
+            host_key.unlink()
+            host_key.with_name(host_key.name + ".pub").unlink()
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
+            )
+            with ServiceClient.connect(paths, env, spawn=False) as client:
+                service_pid = int(client.service["pid"])
+            (master,) = _ssh_masters(service_pid, instance["port"])
+            os.kill(master, signal.SIGKILL)
+            wait_for(
+                lambda: "Host key verification failed" in log.read_text(),
+                20,
+                "the restarted master to refuse the new key",
+            )
+            assert unreachable(url)
+            assert not _ssh_masters(service_pid, instance["port"])
+            assert pin_file.read_text().splitlines() == [line]  # still the pinned key only
+    finally:
+        remove_container(docker_client, "wbt-svc-pin")

@@ -7,9 +7,11 @@ where ``ssh`` is installed they go through one ``ssh -M`` master per context ins
 forwards added to it by ``ssh -O forward``. Everything else (Docker API, exec, file copy) stays on
 the paramiko connection.
 
-The master trusts exactly what the paramiko connection trusts: it reads our pinned known_hosts
-file and the user's, with ``StrictHostKeyChecking=yes`` (the paramiko connection, made first, has
-already pinned or refused the key). It never prompts (``BatchMode``): a key that needs a
+The master trusts exactly what the paramiko connection trusts (``workbench.ssh.openssh``): the
+known_hosts files its ``KnownHosts`` names for OpenSSH (our pins and the user's file; for a brev
+context, a private file holding just the key that matched the context's pin), with
+``StrictHostKeyChecking=yes`` (the paramiko connection, made first, has already pinned or refused
+the key). It never prompts (``BatchMode``): a key that needs a
 passphrase not held by an ssh-agent makes it fail, and the caller falls back to paramiko. A
 supervisor thread restarts a master that died (host rebooted, network gone) with backoff and puts
 its forwards back on the same local ports.
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from workbench.errors import ContextError
 from workbench.ssh import KnownHosts, SshTarget
+from workbench.ssh.openssh import trust_options
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ class OpenSshMaster:
     def __init__(self, target: SshTarget, known_hosts: KnownHosts, control_dir: Path) -> None:
         self.target = target
         self.known_hosts = known_hosts
+        # Fixed for the master's life: a restart trusts the same key, never a new one.
+        self._trust = trust_options(target, known_hosts)
         control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Unix socket paths are short (108 bytes); a private temp dir keeps it short and ours.
         self._dir = Path(tempfile.mkdtemp(prefix="wbcm-", dir=_short_dir(control_dir)))
@@ -102,17 +107,13 @@ class OpenSshMaster:
 
     def _base(self) -> list[str]:
         target = self.target
-        files = " ".join(
-            str(p) for p in (self.known_hosts.pinned_file, *self.known_hosts.system_files)
-        )
         args = [
             "ssh", "-F", "/dev/null",
             "-S", str(self.control_path),
             "-p", str(target.port),
             "-l", target.user,
             "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={files}",
+            *self._trust,
             "-o", "ServerAliveInterval=15",
             "-o", "ServerAliveCountMax=3",
             "-o", "ConnectTimeout=10",
@@ -120,8 +121,6 @@ class OpenSshMaster:
             # about 1.5x faster than OpenSSH's default chacha20-poly1305 (forward_throughput.py).
             "-o", f"Ciphers={CIPHERS}",
         ]  # fmt: skip
-        if target.host_key_alias:
-            args += ["-o", f"HostKeyAlias={target.host_key_alias}"]
         if target.proxy_jump:
             args += ["-J", target.proxy_jump]
         elif target.proxy_command:

@@ -6,22 +6,29 @@
   ``~/.brev/ssh_config``, so OpenSSH would take any key; we take only the first one, per instance.
   Brev hands out a new address after each restart (and old addresses go to other instances), so
   brev pins are never keyed by address: the fingerprint in the context is the only pin.
+  The system ``ssh`` (app forwards, sync's bulk transfers) cannot check a fingerprint, so the key
+  that matched the pin is written to a known_hosts file of the context's own (``openssh_file``,
+  mode 0600, under the state dir), under the name that ``ssh`` looks up for the address being
+  dialled, and ``ssh`` reads that file alone, strictly. The user's files are never touched.
 - Any other context (``command``) trusts keys pinned in Workbench's or the user's known_hosts,
   and refuses an unknown one: the service cannot ask anyone, and ``--accept-host-key`` exists.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import paramiko
 
+from workbench.paths import Paths, atomic_write_text
 from workbench.registry import Context
 from workbench.ssh import AcceptFingerprint, HostKeyPolicy, KnownHosts, RejectUnknown, fingerprint
-from workbench.ssh.knownhosts import KnownKey
+from workbench.ssh.knownhosts import KnownKey, fingerprint_blob
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +49,52 @@ class PinOnFirstUse:
 
 
 class NoAddressPins(KnownHosts):
-    """Known hosts that know nothing and keep nothing: the policy alone decides, every time."""
+    """Known hosts that know nothing and keep nothing by address: the policy alone decides.
 
-    def __init__(self) -> None:
-        # Never read or written: both methods that would touch it are overridden.
+    The key the policy accepted on this connection (the one matching the context's pin) is
+    remembered in memory, so that ``openssh_files`` can give the system ``ssh`` exactly that key
+    in ``openssh_file``, a private known_hosts file of the context's own.
+    """
+
+    def __init__(self, openssh_file: Path | None = None) -> None:
+        # Never read or written: the methods that would touch it are overridden.
         super().__init__(pinned_file=Path(os.devnull))
+        self.openssh_file = openssh_file
+        self._lock = threading.Lock()
+        self._accepted: tuple[str, bytes] | None = None
 
     def lookup(self, name: str) -> list[KnownKey]:
         return []
 
     def pin(self, name: str, key_type: str, blob: bytes) -> None:
-        """The pin is the context's ``accepted_host_key``, written by the policy."""
+        """The pin is the context's ``accepted_host_key``, written by the policy; the key it
+        accepted is kept for ``openssh_files`` only."""
+        with self._lock:
+            self._accepted = (key_type, blob)
+
+    def openssh_files(self, name: str) -> tuple[Path, ...]:
+        """``openssh_file`` holding just the accepted key for ``name``; ``/dev/null`` (trust
+        nothing) before a key was accepted, or when the file cannot be written."""
+        with self._lock:
+            accepted = self._accepted
+            target = self.openssh_file
+            if accepted is None or target is None:
+                return (Path(os.devnull),)
+            key_type, blob = accepted
+            line = f"{name} {key_type} {base64.b64encode(blob).decode('ascii')}\n"
+            try:
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                atomic_write_text(target, line, mode=0o600)
+            except OSError as exc:
+                log.warning("cannot write %s for ssh: %s", target, exc.strerror or exc)
+                return (Path(os.devnull),)
+        log.debug("ssh trusts %s for %s (%s)", fingerprint_blob(blob), name, target)
+        return (target,)
+
+
+def openssh_pin_file(paths: Paths, context: str) -> Path:
+    """Where the system ``ssh`` finds the pinned key of a context pinned by fingerprint."""
+    return paths.state_dir / "host-keys" / f"{context}.known_hosts"
 
 
 def trust_for(
@@ -60,9 +102,10 @@ def trust_for(
 ) -> tuple[HostKeyPolicy, KnownHosts]:
     """The host key policy and known hosts the service's connection to ``context`` uses."""
     if context.kind == "brev":
+        pins = NoAddressPins(openssh_pin_file(Paths.from_env(env), context.name))
         if context.accepted_host_key:
-            return AcceptFingerprint(context.accepted_host_key), NoAddressPins()
-        return PinOnFirstUse(record), NoAddressPins()
+            return AcceptFingerprint(context.accepted_host_key), pins
+        return PinOnFirstUse(record), pins
     known = KnownHosts.for_user(env)
     if context.accepted_host_key:
         return AcceptFingerprint(context.accepted_host_key), known

@@ -78,6 +78,11 @@ class KnownHosts:
                     found.append(KnownKey(key_type, blob, path, lineno, marker == "@revoked"))
         return found
 
+    def openssh_files(self, name: str) -> tuple[Path, ...]:
+        """The known_hosts files the system ``ssh`` must read to trust what ``lookup`` trusts for
+        ``name`` (the name ``ssh`` looks up): here, the same files."""
+        return (self.pinned_file, *self.system_files)
+
     def pin(self, name: str, key_type: str, blob: bytes) -> None:
         """Trust this key for ``name``, replacing an earlier pin of the same key type."""
         kept = [

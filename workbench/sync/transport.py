@@ -23,6 +23,7 @@ from typing import IO, Protocol
 
 from workbench.errors import ContextError
 from workbench.ssh import SshConnection
+from workbench.ssh.openssh import trust_options
 from workbench.ssh.process import RemoteProcess
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,8 @@ class OpenSshRunner:
     """Commands through the system ``ssh``, multiplexed over one ControlMaster connection.
 
     Trust is the connection's: the same target, key files and pinned host keys (checked strictly,
-    so this path never asks and never pins anything itself). No agent forwarding, no TTY.
+    so this path never asks and never pins anything itself; ``workbench.ssh.openssh``, as for
+    the app forwards' master). No agent forwarding, no TTY.
     """
 
     name = "openssh"
@@ -172,11 +174,10 @@ class OpenSshRunner:
         # ControlPath must be short (a Unix socket path): a private folder under /tmp.
         self._control_dir = Path(tempfile.mkdtemp(prefix="wbs-"))
         self._master: subprocess.Popen[bytes] | None = None
+        self._trust = trust_options(connection.target, connection.known_hosts)
 
     def base_args(self) -> list[str]:
         target = self.connection.target
-        known = self.connection.known_hosts
-        files = [known.pinned_file, *known.system_files]
         args = [
             self.ssh,
             "-T",
@@ -187,9 +188,7 @@ class OpenSshRunner:
             "-l",
             target.user,
             "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", "UserKnownHostsFile=" + " ".join(shlex.quote(str(f)) for f in files),
-            "-o", "GlobalKnownHostsFile=/dev/null",
+            *self._trust,
             "-o", "ControlMaster=auto",
             "-o", f"ControlPath={self._control_dir}/%C",
             "-o", "ControlPersist=120",
@@ -203,8 +202,6 @@ class OpenSshRunner:
                   "chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr",
             "-F", "/dev/null",
         ]  # fmt: skip
-        if target.host_key_alias:
-            args += ["-o", f"HostKeyAlias={target.host_key_alias}"]
         for key in target.key_paths:
             args += ["-i", str(key)]
         if target.key_paths:
