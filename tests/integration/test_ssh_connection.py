@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ssh_env import OPTIONS, connect, target_of
 from tests.support.sshd import SshServer, sshd_available
 from workbench.errors import CommandFailed, ContextError
 from workbench.ssh import (
@@ -34,13 +35,10 @@ pytestmark = [
     pytest.mark.skipif(not sshd_available(), reason="needs /usr/sbin/sshd and ssh-keygen"),
 ]
 
-OPTIONS = ConnectOptions(use_agent=False, look_for_keys=False, connect_timeout=5.0)
-
 
 @pytest.fixture
-def server() -> Iterator[SshServer]:
-    with SshServer() as srv:
-        yield srv
+def server(fresh_sshd: SshServer) -> SshServer:
+    return fresh_sshd
 
 
 @pytest.fixture
@@ -48,21 +46,9 @@ def known_hosts(tmp_path: Path) -> KnownHosts:
     return KnownHosts(tmp_path / "pins" / "known_hosts")
 
 
-def target_of(server: SshServer) -> SshTarget:
-    return SshTarget(
-        host=server.host, port=server.port, user=server.user, key_paths=(server.client_key_path,)
-    )
-
-
 @pytest.fixture
 def conn(server: SshServer, known_hosts: KnownHosts) -> Iterator[SshConnection]:
-    connection = SshConnection(
-        target_of(server),
-        AcceptFingerprint(server.host_key_fingerprint),
-        known_hosts,
-        options=OPTIONS,
-    )
-    connection.connect()
+    connection = connect(server, known_hosts, AcceptFingerprint(server.host_key_fingerprint))
     yield connection
     connection.close()
 

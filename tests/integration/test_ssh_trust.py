@@ -6,11 +6,11 @@ import base64
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.ssh_env import OPTIONS, connect
 from tests.support.sshd import SshServer, sshd_available
 from workbench.errors import Cancelled, ContextError, HostKeyRejected, InvalidValueError
 from workbench.ssh import (
@@ -25,7 +25,6 @@ from workbench.ssh import (
     resolve_target,
 )
 from workbench.ssh.config import parse_destination
-from workbench.ssh.hostkeys import HostKeyPolicy
 from workbench.ssh.knownhosts import fingerprint_blob
 
 pytestmark = [
@@ -33,13 +32,10 @@ pytestmark = [
     pytest.mark.skipif(not sshd_available(), reason="needs /usr/sbin/sshd and ssh-keygen"),
 ]
 
-OPTIONS = ConnectOptions(use_agent=False, look_for_keys=False, connect_timeout=5.0)
-
 
 @pytest.fixture
-def server() -> Iterator[SshServer]:
-    with SshServer() as srv:
-        yield srv
+def server(fresh_sshd: SshServer) -> SshServer:
+    return fresh_sshd
 
 
 @pytest.fixture
@@ -50,36 +46,6 @@ def pins(tmp_path: Path) -> Path:
 @pytest.fixture
 def known_hosts(pins: Path) -> KnownHosts:
     return KnownHosts(pins)
-
-
-def connect(
-    server: SshServer,
-    known_hosts: KnownHosts,
-    policy: HostKeyPolicy,
-    *,
-    key: Path | None = None,
-    passphrase: str | None = None,
-    asked: list[Path] | None = None,
-    options: ConnectOptions = OPTIONS,
-) -> SshConnection:
-    def provider(path: Path) -> str | None:
-        if asked is not None:
-            asked.append(path)
-        return passphrase
-
-    target = SshTarget(
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        key_paths=(key or server.client_key_path,),
-    )
-    connection = SshConnection(target, policy, known_hosts, provider, options=options)
-    try:
-        connection.connect()
-    except BaseException:
-        connection.close()
-        raise
-    return connection
 
 
 # -- host keys -------------------------------------------------------------------------------
