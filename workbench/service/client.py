@@ -27,7 +27,7 @@ from typing import Any
 from workbench.errors import ContextError, WorkbenchError
 from workbench.paths import Paths
 from workbench.service import protocol
-from workbench.service.server import prepare_runtime_dir, socket_path
+from workbench.service.protocol import prepare_runtime_dir, socket_path
 
 log = logging.getLogger(__name__)
 

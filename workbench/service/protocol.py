@@ -9,9 +9,11 @@ on the client side, so ``nvwb`` prints and exits exactly as if the failure had b
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.paths import Paths
 
 PROTOCOL_VERSION = 1
 SOCKET_NAME = "service.sock"
@@ -95,3 +97,17 @@ def error_from_dict(data: dict[str, Any]) -> WorkbenchError:
         # An error class this process has not imported: keep its documented exit code.
         setattr(exc, "exit_code", data["exit_code"])  # noqa: B010 (a ClassVar, set per instance)
     return exc
+
+
+def socket_path(paths: Paths) -> Path:
+    """Where the user's service listens (clients and the server agree through this alone)."""
+    return paths.runtime_dir / SOCKET_NAME
+
+
+def prepare_runtime_dir(paths: Paths) -> Path:
+    """The runtime dir, created 0700 (or tightened to it): the socket's only other guard."""
+    directory = paths.runtime_dir
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o077:
+        directory.chmod(0o700)
+    return directory

@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
@@ -28,6 +27,7 @@ from workbench.paths import Paths
 from workbench.service import protocol
 from workbench.service.leases import Holder
 from workbench.service.manager import Manager
+from workbench.service.protocol import prepare_runtime_dir, socket_path
 
 if TYPE_CHECKING:
     from workbench.service.projects import ProjectHost
@@ -44,19 +44,6 @@ class AlreadyRunning(WorkbenchError):
     """Another service holds this user's lock: this one must not start."""
 
     code = "service_running"
-
-
-def socket_path(paths: Paths) -> Path:
-    return paths.runtime_dir / protocol.SOCKET_NAME
-
-
-def prepare_runtime_dir(paths: Paths) -> Path:
-    """The runtime dir, created 0700 (or tightened to it): the socket's only other guard."""
-    directory = paths.runtime_dir
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if directory.stat().st_mode & 0o077:
-        directory.chmod(0o700)
-    return directory
 
 
 class Server:

@@ -15,18 +15,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
-from workbench.container.builder import BuildProgress
-from workbench.container.session import ProjectSession
-from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.errors import ContextError, HostKeyRejected
-from workbench.projects import Project
 from workbench.registry import Context, Registry
 from workbench.service.client import ServiceClient
-from workbench.spec import AppSpec
+
+if TYPE_CHECKING:
+    # docker-py and pydantic cost most of a second to import: the commands that go through the
+    # service never load them; build and logs, which talk to the engine, import them when run.
+    from workbench.container.builder import BuildProgress
+    from workbench.container.session import ProjectSession
+    from workbench.context_runtime import ContextRuntime
+    from workbench.projects import Project
+    from workbench.spec import AppSpec
 
 T = TypeVar("T")
 
@@ -226,6 +230,8 @@ def _context(inv: Invocation) -> Context:
 
 
 def _connect(inv: Invocation) -> ContextRuntime:
+    from workbench.context_runtime import open_runtime
+
     context = _context(inv)
     policy = None
     if context.is_remote and not context.accepted_host_key and inv.interactive:
@@ -239,6 +245,8 @@ def _connect(inv: Invocation) -> ContextRuntime:
 
 @contextmanager
 def _session(inv: Invocation, project: Project) -> Iterator[ProjectSession]:
+    from workbench.container.session import ProjectSession
+
     runtime = _connect(inv)
     try:
         yield ProjectSession(runtime, project, inv.paths, inv.env)
@@ -397,6 +405,8 @@ class _ServiceProgress:
                 said = str(event.get("message") or "")
                 self.display.stage(text or said[:1].upper() + said[1:], dots=text is not None)
             elif kind == "build":
+                from workbench.container.builder import BuildProgress
+
                 docker_step = event.get("docker_step")
                 self.display.update(
                     BuildProgress(
