@@ -2,6 +2,9 @@
 
 Windows never touch ``ServiceClient`` themselves. They ask the bridge (``acquire``, ``release``,
 ``start_context``, ``call``...) and listen to its signals, which always arrive on the GUI thread.
+The one exception is a project window's own connection (``ui.project_runtime.ProjectLink``,
+called on ``long_tasks`` workers), which holds the project it opened; its progress still arrives
+here, as ``projectEvent``.
 The bridge starts the service when none runs (the client spawns it), notices when it goes away
 (a failed call or the periodic status poll), says so (``serviceLost``) and reconnects with
 backoff. Leases are bound to the connection, so a lost service takes the windows' leases with it:
@@ -63,6 +66,7 @@ class ServiceBridge(QObject):
     leaseAcquired = Signal(str, dict)  # key, lease
     leaseFailed = Signal(str, object)  # key, exception
     leaseEnded = Signal(str, str)  # key, why: the service ended a lease we held (a forced stop)
+    projectEvent = Signal(dict)  # the service's project, build and sync events (project windows)
     _eventArrived = Signal(dict)  # from the client's reader thread
 
     def __init__(
@@ -78,6 +82,9 @@ class ServiceBridge(QObject):
         self.env = dict(env)
         self.tasks = TaskRunner(self, max_threads=6)
         self._serial = TaskRunner(self, serial=True)
+        # Project windows' calls that take minutes (open, build, app start, close): their own
+        # pool, so a build never holds up status polls and context actions.
+        self.long_tasks = TaskRunner(self, max_threads=16)
         self._lock = threading.Lock()
         self._client: ServiceClient | None = None
         self._service: dict[str, Any] = {}
@@ -132,6 +139,7 @@ class ServiceBridge(QObject):
             client.close()
         self.tasks.wait(3000)
         self._serial.wait(3000)
+        self.long_tasks.wait(3000)
 
     def _connect(self) -> None:
         if self._closed or self._connecting or self._client is not None:
@@ -414,4 +422,8 @@ class ServiceBridge(QObject):
                 self._lease_lost(str((event.get("lease") or {}).get("id")), context)
         elif kind == "grace":
             self.graceStarted.emit(context, float(event.get("seconds") or 0))
+        elif kind in ("project", "build", "sync"):
+            self.projectEvent.emit(event)
+            if kind != "project":
+                return  # build lines and sync events change no context's status
         self._soon.start()

@@ -1,41 +1,31 @@
-"""A project window's handle on the container runtime: build, start and stop apps, app URLs.
+"""A project window's own connection to the service, which hosts the project (as for ``nvwb``).
 
-It wraps the runtime's ``ProjectSession`` (the same one ``nvwb build|start|stop`` drive) and keeps
-the SSH connection and app forwards open for as long as the window is, so an app's URL works
-while its window is open. Every method blocks; the window calls them on a worker, one at a time.
-Qt-free, so the window's behaviour can be tested through it and the CLI's code is reused as is.
+The window opens the project through the service (``open_project``) on a connection of its own,
+so that connection holds the project: closing the window calls ``close_project`` (when no other
+window or shell holds the project too) and closes the connection; a crashed app loses the
+connection and the service closes the project before the lease goes. Build (an open that builds
+if the inputs changed), app start and stop and the app states are service calls too: the
+service holds the forward behind an app's URL, so the URL is the service's, not the window's.
+
+Every method blocks (an open can take minutes while the machine starts and the image builds);
+the window calls them on workers. Qt-free, so the window's logic can be tested through it.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from ui.connection_check import policy_for
+from workbench.errors import HostKeyRejected
 from workbench.paths import Paths
 from workbench.projects import Project
 from workbench.registry import Registry
-from workbench.secrets import SecretStore
-from workbench.ssh.hostkeys import HostKeyPolicy
+from workbench.service.client import ServiceClient, ServiceUnavailable
 
-if TYPE_CHECKING:
-    from workbench.container.forwards import AppForwards
-    from workbench.container.session import ProjectSession
-    from workbench.context_runtime import ContextRuntime
-
-RUNTIME_COMING = "coming with the container runtime"
-
-
-def runtime_available() -> bool:
-    """Whether the container runtime (sessions, builder, apps) is installed."""
-    try:
-        return importlib.util.find_spec("workbench.container.session") is not None
-    except ImportError:
-        return False
+T = TypeVar("T")
+AskHostKey = Callable[[str, str], bool]  # host, fingerprint -> trust it
 
 
 @dataclass(frozen=True)
@@ -46,22 +36,43 @@ class BuildLine:
     fraction: float | None
     step: str | None
 
+    @classmethod
+    def of_event(cls, event: Mapping[str, Any]) -> BuildLine:
+        """From the service's ``build`` event (the builder's ``BuildProgress`` as a dict)."""
+        step_number = int(event.get("step_number") or 0)
+        step_count = int(event.get("step_count") or 0)
+        docker_step = event.get("docker_step")
+        fraction: float | None = None
+        if isinstance(docker_step, list | tuple) and len(docker_step) == 2 and docker_step[1]:
+            done, total = int(docker_step[0]), int(docker_step[1])
+            fraction = max(0.0, min(1.0, (done - 1) / total))
+        elif step_count:
+            fraction = max(0.0, min(1.0, (step_number - 1) / step_count))
+        step = event.get("step")
+        return cls(str(event.get("line") or ""), fraction, str(step) if step else None)
+
 
 @dataclass(frozen=True)
-class BuildResult:
-    tag: str
+class OpenResult:
+    """What ``open_project`` reported: the image, whether it was built, the container."""
+
+    image: str
     built: bool  # False: an image with these inputs already existed
+    container: str
+    lease_id: str | None
+    warnings: tuple[str, ...] = ()
+    sync: str | None = None
 
 
 @dataclass(frozen=True)
 class AppState:
     name: str
-    state: str  # running | stopped | exited | not open
+    state: str  # running | stopped | exited | closed | unknown
     url: str | None = None
 
 
-class WindowRuntime:
-    """The runtime of one project on one context, connected on first use."""
+class ProjectLink:
+    """One window's hold on one project on one context, through its own service connection."""
 
     def __init__(
         self,
@@ -70,91 +81,160 @@ class WindowRuntime:
         env: Mapping[str, str],
         project: Project,
         context: str,
-        policy: HostKeyPolicy,
-        passphrase_provider: Callable[[Path], str | None],
-        secrets: SecretStore | None = None,
+        ask_host_key: AskHostKey | None = None,
     ) -> None:
         self.paths = paths
-        self.secrets = secrets
         self.env = dict(env)
         self.project = project
         self.context = context
-        self._policy = policy
-        self._passphrase_provider = passphrase_provider
-        self._lock = threading.RLock()
-        self._runtime: ContextRuntime | None = None
-        self._forwards: AppForwards | None = None
-        self._session: ProjectSession | None = None
-        self._urls: dict[str, str] = {}
+        self._ask_host_key = ask_host_key
+        self._lock = threading.Lock()
+        self._client: ServiceClient | None = None
+        self._closed = False
+        self.lease_id: str | None = None  # the project lease this connection holds
 
-    def session(self) -> ProjectSession:
+    @property
+    def path(self) -> str:
+        return str(self.project.path)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def client(self) -> ServiceClient:
+        """This window's connection, made on first use (and again after the service was lost)."""
         with self._lock:
-            if self._session is None:
-                from workbench.container.forwards import open_forwards
-                from workbench.container.session import ProjectSession
-                from workbench.context_runtime import open_runtime
-
-                context = Registry.load(self.paths).get(self.context)
-                runtime = open_runtime(
-                    context,
-                    env=self.env,
-                    policy=policy_for(context, self._policy),
-                    passphrase_provider=self._passphrase_provider,
-                )
-                try:
-                    self._forwards = open_forwards(runtime.ssh, self.paths.runtime_dir / "ssh")
-                    self._session = ProjectSession(
-                        runtime, self.project, self.paths, self.env, secrets=self.secrets
-                    )
-                except BaseException:
-                    runtime.close()
-                    raise
-                self._runtime = runtime
-            return self._session
-
-    def build(self, on_line: Callable[[BuildLine], None]) -> BuildResult:
-        def progress(update: Any) -> None:
-            on_line(BuildLine(update.line, update.fraction, update.step))
-
+            if self._closed:
+                raise ServiceUnavailable("the project window is closed")
+            client = self._client
+        if client is not None:
+            return client
+        fresh = ServiceClient.connect(self.paths, self.env)
         with self._lock:
-            outcome = self.session().build(on_progress=progress)
-        return BuildResult(outcome.tag, outcome.built)
+            if self._closed or self._client is not None:
+                fresh.close()
+                if self._closed:
+                    raise ServiceUnavailable("the project window is closed")
+                assert self._client is not None
+                return self._client
+            self._client = fresh
+        return fresh
 
-    def start_app(self, name: str, on_stage: Callable[[str], None]) -> AppState:
+    def connection_id(self) -> str | None:
         with self._lock:
-            session = self.session()
-            assert self._forwards is not None
-            started = session.start_app(name, self._forwards, on_stage=on_stage)
-            if started.url:
-                self._urls[name] = started.url
-            return AppState(name, started.status.state, started.url)
+            client = self._client
+        return str(client.service.get("connection")) if client is not None else None
+
+    def forget_connection(self) -> None:
+        """The service went away: the connection (and what it held) is gone; the next call
+        makes a new one."""
+        with self._lock:
+            client, self._client = self._client, None
+            self.lease_id = None
+        if client is not None:
+            client.close()
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def open(self, *, full_build: bool = False) -> OpenResult:
+        """Open the project (start the context, build if needed, start the container).
+
+        Also what Build does: the service builds only when the inputs changed."""
+        result: dict[str, Any] = self._call(
+            lambda c: c.open_project(self.path, self.context, full_build=full_build)
+        )
+        lease = result.get("lease") or {}
+        self.lease_id = str(lease["id"]) if lease.get("id") else None
+        return OpenResult(
+            image=str(result.get("image") or ""),
+            built=bool(result.get("built")),
+            container=str(result.get("container") or ""),
+            lease_id=self.lease_id,
+            warnings=tuple(str(w) for w in result.get("warnings") or ()),
+            sync=str(result["sync"]) if result.get("sync") else None,
+        )
+
+    def start_app(self, name: str) -> AppState:
+        """Start ``name`` (the service opens the project first if needed); its URL is the
+        service's forward (remote) or the published port (local)."""
+        result: dict[str, Any] = self._call(lambda c: c.start_app(self.path, self.context, name))
+        url = result.get("url")
+        return AppState(name, str(result.get("state") or "running"), str(url) if url else None)
 
     def stop_app(self, name: str) -> AppState:
-        with self._lock:
-            status = self.session().stop_app(name, self._forwards)
-            self._urls.pop(name, None)
-            return AppState(name, status.state)
+        result: dict[str, Any] = self._call(lambda c: c.stop_app(self.path, self.context, name))
+        return AppState(name, str(result.get("state") or "stopped"))
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(lambda c: c.project_status(self.path, self.context))
+        return result
 
     def app_states(self) -> list[AppState]:
-        """Each app's state in the project container (``not open`` when there is none)."""
-        with self._lock:
-            session = self.session()
-            container = session.container()
-            states = []
-            for app in session.document.apps():
-                if container is None:
-                    states.append(AppState(app.name, "not open"))
-                    continue
-                status = session.runner(app.name, container).status()
-                states.append(AppState(app.name, status.state, self._urls.get(app.name)))
-            return states
+        return [
+            AppState(str(row["name"]), str(row.get("state") or "unknown"), row.get("url") or None)
+            for row in self.status().get("apps") or []
+        ]
 
-    def close(self) -> None:
-        """Drop the forwards and the connection; the container and its apps keep running."""
+    def close(self) -> bool:
+        """Close the project if this window is its last holder, then drop the connection.
+
+        Another window or an ``nvwb open`` shell holding the same project keeps it open: only
+        this connection's hold goes (the service discards its lease). True if closed here."""
         with self._lock:
-            if self._forwards is not None:
-                self._forwards.close_all()
-            if self._runtime is not None:
-                self._runtime.close()
-            self._forwards = self._runtime = self._session = None
-            self._urls.clear()
+            if self._closed:
+                return False
+            client = self._client
+        closed = False
+        try:
+            if client is not None and self._last_holder(client):
+                client.close_project(self.path, self.context, timeout=180.0)
+                closed = True
+        finally:
+            with self._lock:
+                self._closed = True
+                client, self._client = self._client, None
+            if client is not None:
+                client.close()  # whatever this connection still held goes with it
+        return closed
+
+    def _last_holder(self, client: ServiceClient) -> bool:
+        """Whether the project is open and every lease keeping it open is this connection's."""
+        held = set(client.project_status(self.path, self.context).get("leases") or [])
+        if not held:
+            return False
+        me = client.service.get("connection")
+        contexts = client.status([self.context]).get("contexts") or []
+        mine = {
+            str(lease.get("id"))
+            for snapshot in contexts
+            for lease in snapshot.get("leases") or []
+            if (lease.get("holder") or {}).get("connection") == me
+        }
+        return held <= mine
+
+    def _call(self, call: Callable[[ServiceClient], T]) -> T:
+        """``call`` on this window's connection; a dead connection is forgotten (the next call
+        makes a new one) and an unknown host key is asked about (the service cannot ask),
+        pinned into the context on a yes, and the call made again, as ``nvwb`` does."""
+        client = self.client()
+        try:
+            return self._trusting(client, call)
+        except ServiceUnavailable as exc:
+            # A reply that is only late leaves the connection (and the project it holds) be.
+            with self._lock:
+                dead = self._client is client and "did not answer" not in str(exc)
+            if dead:
+                self.forget_connection()
+            raise
+
+    def _trusting(self, client: ServiceClient, call: Callable[[ServiceClient], T]) -> T:
+        try:
+            return call(client)
+        except HostKeyRejected as exc:
+            ask = self._ask_host_key
+            if exc.pinned or ask is None or not ask(exc.host, exc.offered):
+                raise
+            offered = exc.offered
+        with Registry.locked(self.paths) as registry:
+            registry.update(self.context, accepted_host_key=offered)
+        return call(client)

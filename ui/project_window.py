@@ -1,10 +1,17 @@
-"""One project on one context: opening it holds the context running, closing it lets go.
+"""One project on one context, opened by the service for as long as the window is open.
 
-The window takes a lease through the service as soon as it is shown, so a stopped Brev or cloud
-machine starts, and shows the start as it happens (asking the provider, waiting for SSH...).
-Closing the window releases the lease; the service stops the machine after its grace period
-unless another window or shell still holds it. A context that fails to start is shown with the
-provider's reason and a Retry button.
+The window is a client of the service, like ``nvwb``. When shown it takes a lease on the
+context through the app's connection (so the window holds the machine even while the project
+cannot be opened, say a failed build) and asks the service to open the project on a connection
+of its own (``ui.project_runtime.ProjectLink``): the service starts the machine, builds if
+needed, starts the container and, on a remote, the sync; its ``project`` and ``build`` events are
+the window's progress and build log. Build, app start and stop and the app states are service
+calls; the service holds the forwards, so an app's URL is the service's.
+
+Closing the window calls ``close_project`` (unless another window or shell holds the project
+too), closes its connection and releases its lease; the service stops the machine after its grace
+period unless something else holds it. If the app dies, the service notices the connections go
+and does the same. A context that fails to start is shown with the provider's reason and Retry.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import itertools
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,14 +40,7 @@ from ui.panes.environment_pane import EnvironmentPane
 from ui.panes.files_pane import FilesPane
 from ui.panes.output_pane import OutputPane
 from ui.panes.variables_pane import VariablesPane
-from ui.project_runtime import (
-    RUNTIME_COMING,
-    AppState,
-    BuildLine,
-    BuildResult,
-    WindowRuntime,
-    runtime_available,
-)
+from ui.project_runtime import AppState, BuildLine, OpenResult, ProjectLink
 from ui.prompts import GuiPrompter
 from ui.style import icon
 from ui.tray import Tray
@@ -49,18 +49,13 @@ from ui.widgets.state_badge import StateBadge
 from workbench.errors import SpecError, WorkbenchError
 from workbench.projects import Project
 from workbench.secrets import SecretStore
+from workbench.service.client import ServiceUnavailable
 from workbench.spec.document import SpecDocument
 
 log = logging.getLogger(__name__)
 
 _window_numbers = itertools.count(1)
 _BUSY_STATES = ("starting", "stopping")
-
-
-class _BuildRelay(QObject):
-    """Carries progress (build lines, app start stages) from a worker to the GUI thread."""
-
-    line = Signal(object)
 
 
 class ProjectWindow(QMainWindow):
@@ -89,7 +84,8 @@ class ProjectWindow(QMainWindow):
         self.lease_key = f"window-{next(_window_numbers)}:{project.name}"
         self.lease: dict[str, Any] | None = None
         self.state = "unknown"
-        self.runtime: WindowRuntime | None = None
+        self.link: ProjectLink | None = None
+        self.project_state = "closed"  # closed | opening | open | failed
         self._opened = False
         self._released = False
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -124,14 +120,10 @@ class ProjectWindow(QMainWindow):
     def _build_tabs(self, spec_problem: str) -> None:
         project, bridge = self.project, self.bridge
         spec = self.document.spec if self.document else None
-        if runtime_available() and spec is not None:
-            self.runtime = self._new_runtime()
-        can_build = self.runtime is not None
+        if spec is not None:
+            self.link = self._new_link()
         self.environment = EnvironmentPane(
-            project.path,
-            spec,
-            can_build=can_build,
-            why_not=RUNTIME_COMING if spec is not None else spec_problem,
+            project.path, spec, can_build=self.link is not None, why_not=spec_problem
         )
         self.environment.buildClicked.connect(self.build)
         self.apps = AppsPane(self.document.apps() if self.document else [])
@@ -164,6 +156,7 @@ class ProjectWindow(QMainWindow):
         bridge.contextsUpdated.connect(self._contexts_updated)
         bridge.serviceLost.connect(self._service_lost)
         bridge.connected.connect(self._service_back)
+        bridge.projectEvent.connect(self._project_event)
         close_action = self.addAction("Close")
         close_action.setShortcut(QKeySequence.StandardKey.Close)
         close_action.triggered.connect(self.close)
@@ -215,6 +208,7 @@ class ProjectWindow(QMainWindow):
         if not self._opened:
             self._opened = True
             self._take_lease()
+            self.open_project()
 
     def _take_lease(self) -> None:
         self.output.append(f"opening {self.project.name} on {self.context}")
@@ -229,26 +223,32 @@ class ProjectWindow(QMainWindow):
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._drop_runtime()
+            self._close_link()
             self.bridge.release(self.lease_key)
-            log.info("window on %s closed: lease released", self.context)
+            log.info("window on %s closed: project closed, lease released", self.context)
 
-    def _new_runtime(self) -> WindowRuntime:
-        return WindowRuntime(
+    def _new_link(self) -> ProjectLink:
+        return ProjectLink(
             paths=self.bridge.paths,
             env=self.bridge.env,
             project=self.project,
             context=self.context,
-            policy=self.prompter.host_key_policy(),
-            passphrase_provider=self.prompter.passphrase_provider(self.context),
-            secrets=self.secrets,
+            ask_host_key=self.prompter.ask_host_key,
         )
 
-    def _drop_runtime(self) -> None:
-        runtime = self.runtime
-        if runtime is not None:
-            # Closing forwards and SSH may block: a worker does it, the window goes at once.
-            self.bridge.tasks.submit(runtime.close)
+    def _close_link(self) -> None:
+        link = self.link
+        if link is None:
+            return
+        name, context = self.project.name, self.context
+
+        def failed(exc: Exception) -> None:
+            # Its connection is closed either way, and the service closes what it held.
+            log.warning("closing %s on %s: %s", name, context, exc)
+
+        # A worker of the bridge's (it outlives this window) closes the project: the window goes
+        # at once, the container stops behind it.
+        self.bridge.long_tasks.submit(link.close, None, failed)
 
     def _lease_acquired(self, key: str, lease: dict[str, Any]) -> None:
         if key != self.lease_key:
@@ -281,24 +281,36 @@ class ProjectWindow(QMainWindow):
             return
         self.bridge.release(self.lease_key)
         self.output.append(f"moving from {self.context} to {name}")
-        self._drop_runtime()
+        self._close_link()
         self.context = name
-        if self.runtime is not None:
-            self.runtime = self._new_runtime()
+        if self.link is not None:
+            self.link = self._new_link()
+        self.project_state = "closed"
         self.lease = None
         self._set_state("unknown", "")
         self._take_lease()
+        self.open_project()
 
     def retry(self) -> None:
-        """Try the start again after a failure; the lease is kept meanwhile."""
+        """Try again after a failure: take the context again, start it, open the project."""
         self.banner.hide()
         self.retry_button.hide()
-        self.output.append(f"retrying the start of {self.context}")
         if not self.bridge.wants(self.lease_key):
             self._take_lease()
+            self.open_project()
             return
+        if self.state == "running":
+            self.output.append(f"opening {self.project.name} again")
+            self.open_project()
+            return
+        self.output.append(f"retrying the start of {self.context}")
+
+        def started(snapshot: dict[str, Any]) -> None:
+            if snapshot.get("state") == "running":
+                self.open_project()
+
         self.bridge.start_context(
-            self.context, on_error=lambda exc: self._show_error(str(exc)), receiver=self
+            self.context, started, lambda exc: self._show_error(str(exc)), receiver=self
         )
 
     # -- what the service says -----------------------------------------------------------
@@ -333,8 +345,8 @@ class ProjectWindow(QMainWindow):
     def _set_state(self, state: str, message: str) -> None:
         was = self.state
         self.state = state
-        if self.runtime is None:
-            self.apps.set_available(False, RUNTIME_COMING)
+        if self.link is None:
+            self.apps.set_available(False, "the spec cannot be read")
         elif state != "running":
             self.apps.set_available(False, f"{self.context} is {state}")
         elif was != "running":
@@ -342,12 +354,15 @@ class ProjectWindow(QMainWindow):
             self.refresh_apps()
         self.badge.set_state(state)
         busy = state in _BUSY_STATES
-        self.busy.setVisible(busy)
+        self.busy.setVisible(busy or self.project_state == "opening")
         if state == "running":
-            self.progress_label.setText("")
-            if self.banner.isVisible() and self.banner.button.text() == "Retry":
-                self.banner.hide()
-            self.retry_button.hide()
+            if self.project_state != "opening":
+                self.progress_label.setText("")
+            if self.project_state != "failed":
+                # The context's failure is over; a project's own (a failed build) is not.
+                if self.banner.isVisible() and self.banner.button.text() == "Retry":
+                    self.banner.hide()
+                self.retry_button.hide()
         elif state == "error" and self.bridge.wants(self.lease_key):
             self._show_error(f"{self.context} did not start: {message or 'no reason given'}")
         elif not busy:
@@ -370,66 +385,125 @@ class ProjectWindow(QMainWindow):
         if self.banner.isVisible() and self.banner.button.isHidden():
             self.banner.hide()
         self.output.append("service connected")
+        link = self.link
+        if link is not None and self.project_state in ("open", "opening") and not self._released:
+            # The old service took the project's hold with it: open it again on the new one.
+            self.bridge.long_tasks.submit(link.forget_connection)
+            self.output.append(f"opening {self.project.name} again on the new service")
+            self.project_state = "closed"
+            self.open_project()
+
+    def _project_event(self, event: dict[str, Any]) -> None:
+        if event.get("context") != self.context or event.get("project") != self.project.name:
+            return
+        kind = event.get("event")
+        if kind == "project":
+            message = str(event.get("message") or "")
+            self.output.append(f"{self.project.name}: {message}")
+            if self.project_state == "opening":
+                self.progress_label.setText(message)
+        elif kind == "build":
+            line = BuildLine.of_event(event)
+            self.output.append(line.text.rstrip())
+            self.environment.show_progress(line.fraction, line.step)
+
+    # -- the project ---------------------------------------------------------------------
+
+    def open_project(self, *, building: bool = False) -> None:
+        """Ask the service to open the project here (build if needed, start the container)."""
+        link = self.link
+        if link is None or self.project_state == "opening" or self._released:
+            return
+        self.project_state = "opening"
+        self.busy.show()
+        self.environment.set_building(True)
+        if building:
+            self.tabs.setCurrentWidget(self.output)
+            self.output.append(f"building {self.project.name} on {self.context}")
+
+        def done(result: OpenResult) -> None:
+            if link is not self.link:
+                return  # the window moved to another context meanwhile
+            self._opened_project(result)
+
+        def failed(exc: Exception) -> None:
+            if link is not self.link:
+                return
+            self._open_failed(exc, building)
+
+        self.bridge.long_tasks.submit(link.open, done, failed, receiver=self)
+
+    def _opened_project(self, result: OpenResult) -> None:
+        self.project_state = "open"
+        self.busy.setVisible(self.state in _BUSY_STATES)
+        self.progress_label.setText("")
+        self.environment.set_building(False)
+        text = f"built {result.image}" if result.built else f"up to date: {result.image}"
+        self.environment.show_result(text, True)
+        self.output.append(text)
+        for warning in result.warnings:
+            self.output.append(f"warning: {warning}")
+        self.output.append(
+            f"{self.project.name} is open on {self.context}: container {result.container}"
+            + (f", sync {result.sync}" if result.sync else "")
+        )
+        if self.banner.isVisible() and self.banner.text().startswith("Could not open"):
+            self.banner.hide()
+            self.retry_button.hide()
+        self.refresh_apps()
+
+    def _open_failed(self, exc: Exception, building: bool) -> None:
+        self.project_state = "failed"
+        self.busy.setVisible(self.state in _BUSY_STATES)
+        self.progress_label.setText("")
+        self.environment.set_building(False)
+        text = _describe(exc)
+        self.environment.show_result(f"not opened: {text.splitlines()[0]}", False)
+        self.output.append(f"could not open {self.project.name} on {self.context}: {text}")
+        if isinstance(exc, ServiceUnavailable) or self.state == "error":
+            # The service's loss, or the context's own failure, is already on the banner.
+            return
+        if not self.bridge.wants(self.lease_key):
+            return  # the context was stopped by hand: the banner says so
+        self.banner.show_message(
+            f"Could not open {self.project.name} on {self.context}: {text.splitlines()[0]}",
+            action="Retry",
+        )
+        self.retry_button.show()
+        if building and self.tray is not None:
+            self.tray.notify(f"Build of {self.project.name} failed", text, "error")
 
     # -- building ------------------------------------------------------------------------
 
     def build(self) -> None:
-        """Build the project's image on this window's context, the log going to Output."""
-        runtime = self.runtime
-        if runtime is None:
-            return
-        self.environment.set_building(True)
-        self.tabs.setCurrentWidget(self.output)
-        self.output.append(f"building {self.project.name} on {self.context}")
-        relay = _BuildRelay(self)
-        relay.line.connect(self._build_line)
-        self.bridge.tasks.submit(
-            lambda: runtime.build(relay.line.emit), self._built, self._build_failed, receiver=self
-        )
-
-    def _build_line(self, line: BuildLine) -> None:
-        self.output.append(line.text.rstrip())
-        self.environment.show_progress(line.fraction, line.step)
-
-    def _built(self, result: BuildResult) -> None:
-        self.environment.set_building(False)
-        text = f"built {result.tag}" if result.built else f"up to date: {result.tag}"
-        self.environment.show_result(text, True)
-        self.output.append(text)
-
-    def _build_failed(self, exc: Exception) -> None:
-        self.environment.set_building(False)
-        text = _describe(exc)
-        self.environment.show_result(f"build failed: {text.splitlines()[0]}", False)
-        self.output.append(f"build failed: {text}")
-        if self.tray is not None:
-            self.tray.notify(f"Build of {self.project.name} failed", text, "error")
+        """Build through the service: an open that builds if the inputs changed, log to Output."""
+        self.open_project(building=True)
 
     # -- apps ----------------------------------------------------------------------------
 
     def refresh_apps(self) -> None:
-        runtime = self.runtime
-        if runtime is None or not self.apps.apps:
+        """Each app's state and URL as the service reports them (``project_status``)."""
+        link = self.link
+        if link is None or not self.apps.apps:
             return
 
         def done(states: list[AppState]) -> None:
             for state in states:
-                self.apps.set_app_state(state.name, state.state, state.url)
+                if not self.apps.is_busy(state.name):
+                    self.apps.set_app_state(state.name, state.state, state.url)
 
         def failed(exc: Exception) -> None:
             self.output.append(f"could not read the apps' state: {_describe(exc)}")
 
-        self.bridge.tasks.submit(runtime.app_states, done, failed, receiver=self)
+        self.bridge.long_tasks.submit(link.app_states, done, failed, receiver=self)
 
     def start_app(self, name: str) -> None:
-        """Start ``name`` (opening the project's container first if needed) and show its URL."""
-        runtime = self.runtime
-        if runtime is None:
+        """Start ``name`` through the service (which opens the project first if needed)."""
+        link = self.link
+        if link is None:
             return
         self.apps.set_busy(name, "starting…")
         self.output.append(f"starting {name}")
-        relay = _BuildRelay(self)
-        relay.line.connect(lambda stage: self.output.append(f"{name}: {stage}"))
 
         def done(state: AppState) -> None:
             self.apps.set_app_state(name, state.state, state.url)
@@ -441,13 +515,11 @@ class ProjectWindow(QMainWindow):
             self.output.append(f"{name} did not start: {_describe(exc)}")
             self.banner.show_message(f"{name} did not start: {_describe(exc).splitlines()[0]}")
 
-        self.bridge.tasks.submit(
-            lambda: runtime.start_app(name, relay.line.emit), done, failed, receiver=self
-        )
+        self.bridge.long_tasks.submit(lambda: link.start_app(name), done, failed, receiver=self)
 
     def stop_app(self, name: str) -> None:
-        runtime = self.runtime
-        if runtime is None:
+        link = self.link
+        if link is None:
             return
         self.apps.set_busy(name, "stopping…")
 
@@ -459,7 +531,7 @@ class ProjectWindow(QMainWindow):
             self.apps.set_app_state(name, "unknown")
             self.output.append(f"{name} did not stop: {_describe(exc)}")
 
-        self.bridge.tasks.submit(lambda: runtime.stop_app(name), done, failed, receiver=self)
+        self.bridge.long_tasks.submit(lambda: link.stop_app(name), done, failed, receiver=self)
 
 
 def _describe(exc: Exception) -> str:

@@ -16,6 +16,7 @@ import pytest
 from tests.support.fake_brev import FakeBrev
 from ui.app import App, build_app
 from workbench.paths import Paths
+from workbench.projects import Project, create_project
 from workbench.registry import Context, Registry
 from workbench.service.client import ServiceClient, ServiceUnavailable
 from workbench.service.server import socket_path
@@ -71,6 +72,18 @@ def add_brev_context(
                 hourly_rate=rate,
             )
         )
+
+
+def quick_project(env: dict[str, str], name: str = "demo") -> Project:
+    """A python-basic project whose base image no registry serves, for tests of the window's
+    context and panes: a window opens its project through the service when shown, and this one's
+    open fails at the image at once (``localhost:1`` refuses), online or not, instead of pulling
+    the real base for minutes. The window keeps its hold on the context all the same."""
+    project = create_project(Paths.from_env(env), name, "python-basic", "A demo", env=env)
+    spec = project.spec_path.read_text()
+    assert "nvcr.io" in spec
+    project.spec_path.write_text(spec.replace("nvcr.io", "localhost:1"))
+    return project
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from PySide6.QtCore import Qt
 
 from tests.support.fake_brev import FakeBrev
 from tests.support.sshd import sshd_available
-from tests.ui.conftest import add_brev_context
+from tests.ui.conftest import add_brev_context, quick_project
 from ui.app import App
-from workbench.paths import Paths
-from workbench.projects import Project, create_project
+from workbench.projects import Project
 
 pytestmark = [
     pytest.mark.sshd,
@@ -22,7 +21,7 @@ pytestmark = [
 
 
 def _project(env: dict[str, str], name: str = "demo") -> Project:
-    return create_project(Paths.from_env(env), name, "python-basic", "A demo", env=env)
+    return quick_project(env, name)
 
 
 def test_opening_a_window_on_a_stopped_brev_context_starts_it(qtbot, app: App, env, brev: FakeBrev):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.ui.conftest import quick_project
 from ui.app import App
 from ui.project_window import ProjectWindow
 from workbench.build_inputs import list_variables
-from workbench.paths import Paths
-from workbench.projects import create_project
 from workbench.secrets import SecretStore, project_secret_key
 from workbench.spec.document import SpecDocument
 
@@ -19,7 +18,7 @@ SECRET = "nvapi-0123456789abcdefXY"
 
 
 def _open(qtbot, app: App, env: dict[str, str]) -> ProjectWindow:
-    project = create_project(Paths.from_env(env), "demo", "python-basic", "A demo", env=env)
+    project = quick_project(env)
     document = SpecDocument.load(project.spec_path)
     document.add_secret("NVIDIA_API_KEY", "for the hosted models")
     document.save()
@@ -36,6 +35,21 @@ def test_apps_come_from_the_spec(qtbot, app: App, env):
     assert table.item(0, 1).text() == "webapp"
     assert table.item(0, 2).text() == "8888"
     assert window.environment.base_label.text() == "Python Basic"
+
+
+def test_a_project_that_cannot_open_says_why_and_keeps_the_context(qtbot, app: App, env):
+    window = _open(qtbot, app, env)
+    # The service's open fails at the base image (quick_project's registry refuses).
+    qtbot.waitUntil(lambda: window.project_state == "failed", timeout=30000)
+    qtbot.wait(1000)  # status polls meanwhile must not hide the reason
+    assert "Could not open demo on local" in window.banner.text()
+    assert "base image" in window.banner.text()
+    assert window.retry_button.isVisible()
+    assert "building the image if its inputs changed" in window.output.text()
+    assert app.bridge.wants(window.lease_key)
+    window.retry()
+    qtbot.waitUntil(lambda: window.project_state == "failed", timeout=30000)
+    assert window.retry_button.isVisible()
 
 
 def test_variables_are_checked_and_written(qtbot, app: App, env):

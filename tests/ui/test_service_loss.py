@@ -9,10 +9,8 @@ import pytest
 
 from tests.support.fake_brev import FakeBrev
 from tests.support.sshd import sshd_available
-from tests.ui.conftest import add_brev_context
+from tests.ui.conftest import add_brev_context, quick_project
 from ui.app import App
-from workbench.paths import Paths
-from workbench.projects import create_project
 
 pytestmark = [
     pytest.mark.sshd,
@@ -26,7 +24,7 @@ def test_a_crashed_service_shows_a_banner_then_reconnects_and_keeps_the_lease(
 ):
     brev.create("gpu-1", boot_delay=0.2)
     add_brev_context(env, grace=1)
-    project = create_project(Paths.from_env(env), "demo", "python-basic", env=env)
+    project = quick_project(env)
     window = app.window.open_project_window(project, "gpu")
     qtbot.waitUntil(lambda: window.badge.state == "running", timeout=30000)
     old_pid = app.bridge.service_info["pid"]

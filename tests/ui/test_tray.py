@@ -7,10 +7,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from tests.support.fake_brev import FakeBrev
 from tests.support.sshd import sshd_available
-from tests.ui.conftest import add_brev_context
+from tests.ui.conftest import add_brev_context, quick_project
 from ui.app import App
-from workbench.paths import Paths
-from workbench.projects import create_project
 
 pytestmark = [
     pytest.mark.sshd,
@@ -47,7 +45,7 @@ def test_tray_lists_running_contexts_with_cost_and_stops_them(qtbot, app: App, e
 def test_stopping_a_context_a_window_holds_asks_first(qtbot, app: App, env, brev: FakeBrev):
     brev.create("gpu-1", boot_delay=0.2)
     add_brev_context(env, grace=60)
-    project = create_project(Paths.from_env(env), "demo", "python-basic", env=env)
+    project = quick_project(env)
     window = app.window.open_project_window(project, "gpu")
     qtbot.waitUntil(lambda: window.badge.state == "running", timeout=30000)
     app.window.tray.stop("gpu")
@@ -68,7 +66,7 @@ def test_stopping_a_context_a_window_holds_asks_first(qtbot, app: App, env, brev
 def test_a_failed_stop_is_notified(qtbot, app: App, env, brev: FakeBrev):
     brev.create("gpu-1", boot_delay=0.2, fail_stop="stop rejected: billing API unavailable")
     add_brev_context(env, grace=0)
-    project = create_project(Paths.from_env(env), "demo", "python-basic", env=env)
+    project = quick_project(env)
     window = app.window.open_project_window(project, "gpu")
     qtbot.waitUntil(lambda: window.badge.state == "running", timeout=30000)
     window.close()

@@ -1,8 +1,8 @@
 """The apps tab: the spec's apps (JupyterLab, TensorBoard, a web UI), their state and URL.
 
-The pane shows and asks; the project window starts and stops apps through the container
-runtime on a worker and reports back with ``set_app_state``. Without the runtime, or while the
-context is not running, the buttons are disabled and say why.
+The pane shows and asks; the project window starts and stops apps through the service on a
+worker and reports back with ``set_app_state``. While the context is not running (or the spec
+cannot be read), the buttons are disabled and say why.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ui.style import icon, state_colours
 from ui.widgets.table_cells import cell
 from workbench.spec.models import AppSpec
 
-RUNTIME_COMING = "coming with the container runtime"
+NOT_YET = "waiting for the context to run"
 _COLUMNS = ("App", "Kind", "Port", "State", "URL")
 _AS_CONTEXT_STATE = {
     "running": "running",
@@ -42,7 +42,7 @@ class AppsPane(QWidget):
     def __init__(self, apps: list[AppSpec], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.apps = apps
-        self._why_not = RUNTIME_COMING
+        self._why_not = NOT_YET
         self._busy: set[str] = set()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
@@ -85,7 +85,7 @@ class AppsPane(QWidget):
         self.table.itemSelectionChanged.connect(self._update_buttons)
         if apps:
             self.table.selectRow(0)
-        self.set_available(False, RUNTIME_COMING)
+        self.set_available(False, NOT_YET)
 
     def set_available(self, available: bool, why_not: str = "") -> None:
         """Whether apps can be started now (the runtime is there and the context runs)."""
@@ -112,6 +112,10 @@ class AppsPane(QWidget):
                 cell(self.table, row, 4).setText(url or "")
         self._busy.discard(name)
         self._update_buttons()
+
+    def is_busy(self, name: str) -> bool:
+        """Whether a start or stop of ``name`` is under way."""
+        return name in self._busy
 
     def set_busy(self, name: str, doing: str) -> None:
         self._busy.add(name)
