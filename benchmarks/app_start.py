@@ -45,15 +45,7 @@ GOAL_OVERHEAD_S = 1.0
 PROJECT = "wbbench-start"
 BASELINE = "wbbench-baseline"
 
-_START = """
-import json, sys
-from pathlib import Path
-from tests.integration.test_container_support import invocation
-from workbench.cli.commands.run import start_app
-env = json.loads(sys.argv[1])
-inv, out, err = invocation(env, Path(sys.argv[2]), app="web", no_browser=True, port=0)
-start_app(inv)
-"""
+NVWB = str(Path(sys.executable).with_name("nvwb"))
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -86,10 +78,11 @@ def baseline(image: str) -> float:
 
 
 def nvwb_start(env: dict[str, str], project: Path) -> float:
+    """``nvwb start web`` as a user types it: the console script, a process of its own."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", _START, json.dumps(env), str(project)],
-        cwd=REPO,
+        [NVWB, "-p", str(project), "start", APP, "--no-browser"],
+        env=env,
         check=True,
         capture_output=True,
     )
@@ -97,18 +90,8 @@ def nvwb_start(env: dict[str, str], project: Path) -> float:
 
 
 def stop_app(env: dict[str, str], project: Path) -> None:
-    code = (
-        "import json,sys;from pathlib import Path;"
-        "from tests.integration.test_container_support import invocation;"
-        "from workbench.cli.commands.run import stop_app;"
-        "inv,_,_=invocation(json.loads(sys.argv[1]),Path(sys.argv[2]),app='web');"
-        "stop_app(inv)"
-    )
     subprocess.run(
-        [sys.executable, "-c", code, json.dumps(env), str(project)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
+        [NVWB, "-p", str(project), "stop", APP], env=env, check=True, capture_output=True
     )
 
 
