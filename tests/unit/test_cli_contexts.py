@@ -84,6 +84,16 @@ def test_update_context_changes_only_what_is_given(wb_env):
     assert (data["grace_period_seconds"], data["hourly_rate"]) == (5, 2.0)
 
 
+def test_the_idle_stop_command_is_set_per_context(wb_env):
+    nvwb(wb_env, "create", "context", "b", "--brev-instance-name", "i")
+    assert nvwb(wb_env, "list", "contexts", "-o", "json").json()[1]["stop_command_on_idle"] == (
+        "sudo -n shutdown -h now"
+    )
+    result = nvwb(wb_env, "update", "context", "b", "--idle-stop-command", "poweroff", "-o", "json")
+    assert result.code == 0, result.err
+    assert result.json()["stop_command_on_idle"] == "poweroff"
+
+
 def test_delete_context_needs_yes_without_a_terminal(wb_env):
     nvwb(wb_env, "create", "context", "box", "h.example")
     refused = nvwb(wb_env, "delete", "context", "box")

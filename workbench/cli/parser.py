@@ -179,6 +179,13 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
         help="seconds after the last window closes before the machine is stopped",
     )
     p.add_argument(
+        "--idle-stop-command",
+        dest="stop_command_on_idle",
+        metavar="COMMAND",
+        help="what the remote agent runs to stop an idle machine "
+        "(default: sudo -n shutdown -h now)",
+    )
+    p.add_argument(
         "--accept-host-key",
         metavar="SHA256:...",
         help="trust this host key fingerprint without asking",

@@ -35,6 +35,7 @@ _DETAIL = [
 
 # Flags of create/update context mapped to registry fields.
 _FIELDS = (
+    "stop_command_on_idle",
     "description",
     "ssh_username",
     "ssh_key_path",
