@@ -1,4 +1,4 @@
-"""How numbers and service snapshots read in the app: uptime, cost, holders, inactivity.
+"""How numbers, service snapshots and errors read in the app: uptime, cost, holders, ...
 
 Free of Qt so the wording can be tested on its own and reused by the tray and the tables.
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from workbench.errors import WorkbenchError
 
 
 def duration(seconds: float | None) -> str:
@@ -87,3 +89,8 @@ def gpu_short(gpus: Iterable[Mapping[str, Any]]) -> str:
             name = name.replace(vendor, "")
         counts[name] = counts.get(name, 0) + 1
     return " + ".join(f"{n}x {name}" for name, n in counts.items())
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failure: our own errors say it themselves, others get their type too."""
+    return str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"

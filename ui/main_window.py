@@ -35,6 +35,7 @@ from ui.bridge import ContextsView, ServiceBridge
 from ui.context_actions import ContextActions
 from ui.dialogs.confirm import ask_confirm
 from ui.dialogs.project_forms import CloneProjectDialog, NewProjectDialog
+from ui.format import error_text
 from ui.models.contexts_model import GPUS, HOLDERS, NAME, STATE, ContextRow, ContextsModel
 from ui.models.projects_model import ProjectsModel
 from ui.project_window import ProjectWindow
@@ -329,7 +330,7 @@ class MainWindow(QMainWindow):
 
     def report(self, what: str) -> Callable[[Exception], None]:
         def failed(exc: Exception) -> None:
-            text = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+            text = error_text(exc)
             self.banner.show_message(f"Could not {what}: {text}", level="error")
 
         return failed

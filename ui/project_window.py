@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.bridge import ContextsView, ServiceBridge
+from ui.format import error_text
 from ui.panes.apps_pane import AppsPane
 from ui.panes.environment_pane import EnvironmentPane
 from ui.panes.files_pane import FilesPane
@@ -457,7 +458,7 @@ class ProjectWindow(QMainWindow):
         self.busy.setVisible(self.state in _BUSY_STATES)
         self.progress_label.setText("")
         self.environment.set_building(False)
-        text = _describe(exc)
+        text = error_text(exc)
         self.environment.show_result(f"not opened: {text.splitlines()[0]}", False)
         self.output.append(f"could not open {self.project.name} on {self.context}: {text}")
         if isinstance(exc, ServiceUnavailable) or self.state == "error":
@@ -493,7 +494,7 @@ class ProjectWindow(QMainWindow):
                     self.apps.set_app_state(state.name, state.state, state.url)
 
         def failed(exc: Exception) -> None:
-            self.output.append(f"could not read the apps' state: {_describe(exc)}")
+            self.output.append(f"could not read the apps' state: {error_text(exc)}")
 
         self.bridge.long_tasks.submit(link.app_states, done, failed, receiver=self)
 
@@ -512,8 +513,8 @@ class ProjectWindow(QMainWindow):
 
         def failed(exc: Exception) -> None:
             self.apps.set_app_state(name, "failed")
-            self.output.append(f"{name} did not start: {_describe(exc)}")
-            self.banner.show_message(f"{name} did not start: {_describe(exc).splitlines()[0]}")
+            self.output.append(f"{name} did not start: {error_text(exc)}")
+            self.banner.show_message(f"{name} did not start: {error_text(exc).splitlines()[0]}")
 
         self.bridge.long_tasks.submit(lambda: link.start_app(name), done, failed, receiver=self)
 
@@ -529,10 +530,6 @@ class ProjectWindow(QMainWindow):
 
         def failed(exc: Exception) -> None:
             self.apps.set_app_state(name, "unknown")
-            self.output.append(f"{name} did not stop: {_describe(exc)}")
+            self.output.append(f"{name} did not stop: {error_text(exc)}")
 
         self.bridge.long_tasks.submit(lambda: link.stop_app(name), done, failed, receiver=self)
-
-
-def _describe(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"

@@ -22,10 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.format import error_text
 from ui.tasks import TaskRunner
 from ui.widgets.banner import Banner
 from ui.widgets.checked_field import FieldProblem
-from workbench.errors import InvalidValueError, WorkbenchError
+from workbench.errors import InvalidValueError
 from workbench.names import name_problem
 from workbench.registry import (
     DEFAULT_GRACE_PERIOD_SECONDS,
@@ -276,7 +277,7 @@ class ContextFormDialog(QDialog):
         # Everything typed stays; the reason goes on top and beside its field when it has one.
         self.save_button.setText("Save")
         self.save_button.setEnabled(True)
-        text = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        text = error_text(exc)
         self.banner.show_message(f"Not saved: {text}")
         if isinstance(exc, InvalidValueError) and exc.field in self.problems:
             self.problems[exc.field].set_problem(exc.reason)

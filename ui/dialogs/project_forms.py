@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.format import error_text
 from ui.tasks import TaskRunner
 from ui.widgets.banner import Banner
 from ui.widgets.checked_field import FieldProblem
-from workbench.errors import WorkbenchError
 from workbench.names import name_problem
 from workbench.paths import Paths
 from workbench.projects import BaseEnvironment, Project, clone_project, create_project
@@ -94,7 +94,7 @@ class _ProjectForm(QDialog):
     def _failed(self, exc: Exception) -> None:
         self.ok_button.setText("OK")
         self.ok_button.setEnabled(True)
-        text = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+        text = error_text(exc)
         self.banner.show_message(text)
 
 
