@@ -49,7 +49,7 @@ _DQ_ESCAPE = re.compile(r"\\([$`\"\\\n])")
 class AppFailed(WorkbenchError):
     """An app that did not start, or did not become healthy in time; its log is kept."""
 
-    exit_code = 11
+    exit_code = 12
     code = "app_failed"
 
     def __init__(
