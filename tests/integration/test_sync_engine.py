@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -287,7 +291,20 @@ def test_killed_link_leaves_no_partial_file_and_converges(
         payload = os.urandom(48 << 20)
         write(p.local_root / "huge.bin", payload)
 
-        killer = threading.Timer(0.3, fresh_sshd.kill)
+        def kill_mid_transfer() -> None:
+            # Kill the link once the big file is partly written on the remote (a timer could
+            # fire before or after a transfer this fast).
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for name in os.listdir(p.remote_root):
+                    with contextlib.suppress(OSError):
+                        if name.startswith(".wbsync-") and (p.remote_root / name).stat().st_size:
+                            fresh_sshd.kill()
+                            return
+                time.sleep(0.0005)
+            fresh_sshd.kill()
+
+        killer = threading.Thread(target=kill_mid_transfer)
         killer.start()
         with pytest.raises(ContextError):
             engine.cycle(full=True)
@@ -328,3 +345,143 @@ def test_bulk_through_openssh(tmp_path: Path, sshd: SshServer) -> None:
     finally:
         p.runner.close()
         p.connection.close()
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[None]:
+    """``folder`` on a tmpfs of ``size``: a real file system that fills up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def resize(folder: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+@pytest.mark.parametrize("full", ["remote", "local"])
+def test_full_disk_is_reported_the_rest_syncs_and_it_converges_once_there_is_room(
+    pair: Pair, full: str
+) -> None:
+    """The side receiving the files runs out of space halfway: what fits lands, what does not
+    is reported as such and leaves no partial or temp file; with room again, it converges."""
+    engine = pair.engine()
+    write(pair.local_root / "seed.txt", "seed")
+    engine.cycle(full=True)  # both roots exist and agree
+    src = pair.local_root if full == "remote" else pair.remote_root
+    dst = pair.remote_root if full == "remote" else pair.local_root
+    shutil.rmtree(dst)
+    with small_disk(dst, "3m"):
+        write(dst / "seed.txt", "seed")
+        os.utime(dst / "seed.txt", ns=(os.stat(src / "seed.txt").st_mtime_ns,) * 2)
+        engine = pair.engine()  # the same agreed state: only the new files travel
+        sizes = {"a-small.txt": 100_000, "b-big.bin": 5 << 20, "c-small.txt": 100_000}
+        payload = {name: os.urandom(size) for name, size in sizes.items()}
+        for name, data in payload.items():
+            write(src / name, data)
+        report = engine.cycle(full=True)
+        full_problems = [p for p in report.problems if p.path == "b-big.bin"]
+        assert full_problems and "no space left" in full_problems[0].message, report.problems
+        assert (dst / "a-small.txt").read_bytes() == payload["a-small.txt"]
+        assert (dst / "c-small.txt").read_bytes() == payload["c-small.txt"]
+        assert not (dst / "b-big.bin").exists()
+        assert [n for n in os.listdir(dst) if n.startswith(".wbsync-")] == []
+        assert (src / "b-big.bin").read_bytes() == payload["b-big.bin"]  # nothing lost
+        resize(dst, "16m")
+        report = engine.cycle(full=True)
+        assert not report.problems, report.problems
+        assert (dst / "b-big.bin").read_bytes() == payload["b-big.bin"]
+        synced(pair)
+
+
+def test_path_too_long_for_the_remote_is_reported_and_the_rest_syncs(
+    tmp_path: Path, sshd: SshServer
+) -> None:
+    """The remote root lies deep, so a path that is fine on the laptop is past PATH_MAX there."""
+    p = make_pair(tmp_path, sshd)
+    deep = tmp_path / "remote"
+    for i in range(19):
+        deep = deep / (f"{i:02d}" + "d" * 198)
+    p = Pair(p.local_root, deep / "project", p.connection, p.runner, p.agent_path, p.state_dir)
+    try:
+        long_name = "/".join(["x" * 200] * 3) + "/file.txt"
+        assert len(str(p.remote_root / long_name)) > 4096
+        write(p.local_root / long_name, "too deep for the remote")
+        write(p.local_root / "short.txt", "fits")
+        report = p.engine().cycle(full=True)
+        assert (p.remote_root / "short.txt").read_text() == "fits"
+        messages = [m.message for m in report.problems if m.path.startswith("x" * 200)]
+        assert any("too long" in m for m in messages), report.problems
+        assert (p.local_root / long_name).read_text() == "too deep for the remote"
+    finally:
+        p.runner.close()
+        p.connection.close()
+
+
+def test_file_swapped_for_a_symlink_while_queued_is_never_followed(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """Between the scan and the send, a file becomes a link to a secret outside the root: the
+    sender refuses to open it through the link, so the secret never travels."""
+    engine = pair.engine()
+    secret = write(tmp_path / "secret.txt", "outside the root")
+    victim = write(pair.local_root / "notes.txt", "notes")
+    write(pair.local_root / "other.txt", "other")
+
+    def swap(_plan: object) -> None:
+        victim.unlink()
+        victim.symlink_to(secret)
+
+    report = engine.cycle(full=True, on_plan=swap)
+    assert not (pair.remote_root / "notes.txt").exists()
+    assert (pair.remote_root / "other.txt").read_text() == "other"
+    assert report.retry or report.problems
+    engine.cycle(full=True)
+    assert os.readlink(pair.remote_root / "notes.txt") == str(secret)  # kept as a link
+    synced(pair)
+
+
+@pytest.mark.parametrize("origin", ["local", "remote"])
+def test_moves_travel_as_renames_not_bytes(pair: Pair, origin: str) -> None:
+    """A file or a folder of files moved on one side is renamed on the other: nothing is sent."""
+    engine = pair.engine()
+    checkpoint = os.urandom(3 << 20)
+    write(pair.local_root / "ckpt/step-1.bin", checkpoint)
+    for i in range(5):
+        write(pair.local_root / f"data/part-{i}.bin", os.urandom(100_000 + i))
+    engine.cycle(full=True)
+    src = pair.local_root if origin == "local" else pair.remote_root
+    (src / "ckpt/step-1.bin").rename(src / "ckpt/best.bin")
+    (src / "data").rename(src / "dataset")
+    report = engine.cycle(full=True)
+    assert report.files_sent == 0 and report.bytes_sent == 0, report
+    to = "remote" if origin == "local" else "local"
+    assert report.changes.get(f"rename_{to}") == 6, report.changes
+    synced(pair)
+    dst = pair.remote_root if origin == "local" else pair.local_root
+    assert (dst / "ckpt/best.bin").read_bytes() == checkpoint
+    assert not (dst / "data").exists()
+    assert engine.cycle(full=True).changes == {}
+
+
+def test_a_rename_never_moves_a_file_edited_on_the_other_side(pair: Pair) -> None:
+    engine = pair.engine()
+    write(pair.local_root / "a.bin", b"x" * 10_000)
+    engine.cycle(full=True)
+    (pair.local_root / "a.bin").rename(pair.local_root / "b.bin")
+
+    def remote_edit(_plan: object) -> None:
+        write(pair.remote_root / "a.bin", b"y" * 10_000, mtime_offset=10**9)
+
+    report = engine.cycle(full=True, on_plan=remote_edit)
+    assert report.retry
+    assert (pair.remote_root / "a.bin").read_bytes() == b"y" * 10_000  # not moved, not lost
+    engine.cycle(full=True)
+    engine.cycle(full=True)
+    assert (pair.local_root / "a.bin").read_bytes() == b"y" * 10_000  # the edit beat the move
+    assert (pair.remote_root / "b.bin").read_bytes() == b"x" * 10_000
+    synced(pair)

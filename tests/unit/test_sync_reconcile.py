@@ -120,3 +120,40 @@ def test_progress_bar_draws_only_on_a_terminal() -> None:
         bar("progress", {"first": True, "files": 2, "bytes": 10, "done_files": 2, "done_bytes": 10})
     assert quiet.getvalue() == ""
     assert "2/2 files" in tty.getvalue() and tty.getvalue().endswith("\n")
+
+
+def test_a_moved_file_becomes_a_rename_on_the_other_side() -> None:
+    base = {"old.bin": agreed(f("old.bin", 500), "h1")}
+    remote = {"old.bin": f("old.bin", 500)}
+    local = {"new.bin": f("new.bin", 500, 7)}
+    # hash_requests asks for the new file's digest: it is as large as the file that went.
+    assert hash_requests(base, local, remote) == ({"new.bin"}, set())
+    local["new.bin"] = f("new.bin", 500, 7, digest="h1")
+    result = plan(base, local, remote)
+    assert kinds(result) == [("rename", "remote", "new.bin")]
+    assert result.actions[0].origin == "old.bin"
+    assert result.actions[0].expect == remote["old.bin"].with_digest("h1")
+
+
+def test_no_rename_when_the_content_differs_or_the_other_side_changed_it() -> None:
+    base = {"old.bin": agreed(f("old.bin", 500), "h1")}
+    local = {"new.bin": f("new.bin", 500, 7, digest="other")}
+    assert kinds(plan(base, local, {"old.bin": f("old.bin", 500)})) == [
+        ("copy", "remote", "new.bin"),
+        ("delete", "remote", "old.bin"),
+    ]
+    local = {"new.bin": f("new.bin", 500, 7, digest="h1")}
+    edited = {"old.bin": f("old.bin", 600, 9)}  # edited remotely: an edit beats a delete
+    assert hash_requests(base, local, edited) == (set(), set())
+    assert kinds(plan(base, local, edited)) == [
+        ("copy", "local", "old.bin"),
+        ("copy", "remote", "new.bin"),
+    ]
+
+
+def test_a_case_only_rename_is_sent_not_renamed() -> None:
+    base = {"readme.md": agreed(f("readme.md", 5), "h1")}
+    local = {"README.md": f("README.md", 5, 2, digest="h1")}
+    assert ("rename", "remote", "README.md") not in kinds(
+        plan(base, local, {"readme.md": f("readme.md", 5)})
+    )

@@ -1,4 +1,4 @@
-"""Running a plan: ops first on each side, then one tar transfer each way, then the new agreement.
+"""Running a plan: ops first on each side, then one transfer stream each way, then agreement.
 
 The order matters for safety: deletions (deepest first) and folder creations go before files, so
 a file's folder exists when it lands; every op and file carries the state the planner saw, and
@@ -83,6 +83,18 @@ def build(plan: Plan, now: float) -> tuple[dict[Side, _Pending], list[Conflict]]
                 op("chmod", action.path, action.expect, executable=action.source.executable)
             )
             work.op_actions[action.path] = action
+        elif action.kind == "rename":
+            assert action.expect is not None
+            work.ops.append(
+                op(
+                    "rename",
+                    action.path,
+                    None,
+                    origin=action.origin,
+                    origin_expect=action.expect.to_json(),
+                )
+            )
+            work.op_actions[action.path] = action
         elif action.kind == "copy":
             assert action.source is not None
             if action.source.type == "file":
@@ -98,8 +110,9 @@ def build(plan: Plan, now: float) -> tuple[dict[Side, _Pending], list[Conflict]]
         pending[side].ops[:0] = [op("delete", a.path, a.expect) for a in ordered]
         pending[side].op_actions.update({a.path: a for a in ordered})
     for work in pending.values():
+        # renames (a folder they empty may be deleted next; they make the folders they need),
         # deletions (deepest first), then folders (shallowest first), then links and modes.
-        rank = {"delete": 0, "mkdir": 1, "symlink": 2, "chmod": 3}
+        rank = {"rename": -1, "delete": 0, "mkdir": 1, "symlink": 2, "chmod": 3}
         work.ops.sort(
             key=lambda o: (
                 rank[o["op"]],
@@ -178,7 +191,7 @@ def run(
                 progress(result.path, result.entry.size if result.entry else 0)
 
         verdicts, results = remote.receive(
-            lambda out: local.write_tar(push.files, out), on_result=on_pushed
+            lambda out: local.write_stream(push.files, out), on_result=on_pushed
         )
         _settle_files(outcome, "remote", push, verdicts, results)
 
@@ -191,7 +204,7 @@ def run(
         _settle_files(outcome, "local", pull, [], results)
         _report(progress, results)
     elif pull.files:
-        results = remote.send(pull.files, local.read_tar)
+        results = remote.send(pull.files, local.read_stream)
         _settle_files(outcome, "local", pull, [], results)
         _report(progress, results)
     return outcome
@@ -243,6 +256,9 @@ def _settle(outcome: Outcome, side: Side, action: Action | None, result: Result)
         outcome.after[side][result.path] = None
         outcome.agreed[action.path] = None
         return
+    if action.kind == "rename":
+        outcome.after[side][action.origin] = None
+        outcome.agreed[action.origin] = None
     source, after = action.source, result.entry
     if source is None or after is None:
         return

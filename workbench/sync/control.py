@@ -56,6 +56,8 @@ class SessionHandle:
             except (OSError, ValueError):
                 live = {}
         state = live.get("state") if running else ("paused" if stored.paused else "stopped")
+        if running and stored.paused and state != "halted":
+            state = "paused"  # saved before the live status file caught up
         return {
             "project_dir": self.project_dir,
             "context": self.context,

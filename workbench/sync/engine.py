@@ -9,6 +9,7 @@ manifests, so the rules never depend on which kind of cycle ran.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from workbench.sync import apply as applier
 from workbench.sync import relpath
 from workbench.sync.ignore import IgnoreRules, load_rules
 from workbench.sync.local import LocalTree
-from workbench.sync.manifest import Entry, Manifest, Problem
+from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
 from workbench.sync.reconcile import Plan, Side, hash_requests, plan
 from workbench.sync.remote import RemoteTree
 from workbench.sync.state import StateStore, SyncState
@@ -67,41 +68,85 @@ class SyncEngine:
         self.state: SyncState = store.load()
         if self.state.remote_python and remote.python == "python3":
             remote.python = self.state.remote_python
+        remote.start_soon()  # the agent starts while the ignore rules load
+        if not self.state.base:
+            remote.warm_bulk()  # a first sync: files will travel, so start a transfer process
         self.rules: IgnoreRules = self.load_rules()
         self.caches: dict[Side, Manifest] = {"local": {}, "remote": {}}
         self.scan_problems: dict[Side, list[Problem]] = {"local": [], "remote": []}
         self.scanned = False
         self.prepared = False
+        self.cleaned = False
 
     def load_rules(self) -> IgnoreRules:
         return load_rules(self.local.root, remote_only=self.remote_only)
 
     def prepare(self) -> None:
-        """Once per engine: the remote root exists (a first sync creates it), and temp files a
-        killed transfer left on either side are gone."""
+        """Once per engine, before the remote watcher starts: the remote root exists (a first
+        sync creates it). The first full scan also clears temp files a killed transfer left."""
         if not self.prepared:
             self.remote.prepare(create=not self.state.base)
-            self.local.remove_temp_files()
-            if self.state.remote_python != self.remote.python:
-                self.state.remote_python = self.remote.python
-                self.store.save(self.state)
+            self._remember_python()
             self.prepared = True
+
+    def _remember_python(self) -> None:
+        if self.state.remote_python != self.remote.python:
+            self.state.remote_python = self.remote.python
+            self.store.save(self.state)
 
     # -- keeping the caches true -----------------------------------------------------------
 
     def full_scan(self) -> str | None:
-        """Scan both sides whole; returns why sync must halt, if it must."""
+        """Scan both sides whole, at once (the remote's agent works while this machine walks
+        its own tree); returns why sync must halt, if it must."""
         self.rules = self.load_rules()
-        self.prepare()
-        local_scan = self.local.scan(self.rules)
-        remote_scan = self.remote.scan(self.rules)
-        for scan in (local_scan, remote_scan):
+        first = not self.cleaned
+        remote_scan: list[ScanResult] = []
+        failure: list[BaseException] = []
+
+        def scan_remote() -> None:
+            try:
+                remote_scan.append(
+                    self.remote.scan(self.rules, create=first and not self.state.base, clean=first)
+                )
+            except BaseException as exc:  # re-raised below, on the cycle's thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=scan_remote, daemon=True, name="sync-remote-scan")
+        worker.start()
+        local_scan = self.local.scan(self.rules, clean=first)
+        if self._bulk_likely(local_scan.entries):
+            # Files to send: start a transfer process now, so the remote shell and interpreter
+            # start while the remote scan runs rather than after the plan.
+            self.remote.warm_bulk()
+        worker.join()
+        if failure:
+            raise failure[0]
+        if first:
+            self._remember_python()
+            self.cleaned = True
+        for scan in (local_scan, remote_scan[0]):
             if not scan.root_ok:
                 return scan.root_message
-        self.caches = {"local": local_scan.entries, "remote": remote_scan.entries}
-        self.scan_problems = {"local": local_scan.problems, "remote": remote_scan.problems}
+        self.caches = {"local": local_scan.entries, "remote": remote_scan[0].entries}
+        self.scan_problems = {"local": local_scan.problems, "remote": remote_scan[0].problems}
         self.scanned = True
         return None
+
+    def _bulk_likely(self, local: Manifest) -> bool:
+        """Whether this machine holds more new or changed files than go inline."""
+        base = self.state.base
+        count = size = 0
+        for path, entry in local.items():
+            if entry.type != "file":
+                continue
+            agreed = base.get(path)
+            if agreed is None or not agreed.stat_matches(entry, "local"):
+                count += 1
+                size += entry.size
+                if count > applier.INLINE_MAX_FILES or size > applier.INLINE_MAX_BYTES:
+                    return True
+        return False
 
     def refresh_local(self, paths: Iterable[str]) -> None:
         """Re-read ``paths`` on this machine (a watcher saw them change)."""
@@ -210,6 +255,7 @@ class SyncEngine:
         """Before deleting here because the remote's cache says a path is gone, ask the remote:
         a watcher event can be older than a file this session has just put there."""
         suspects = [a.path for a in the_plan.actions if a.kind == "delete" and a.to == "local"]
+        suspects += [a.origin for a in the_plan.actions if a.kind == "rename" and a.to == "local"]
         if not suspects:
             return the_plan
         results = self.remote.apply_ops([op("stat", p, None) for p in suspects])

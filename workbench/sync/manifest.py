@@ -7,6 +7,7 @@ a file: contents are hashed only where size and mtime disagree with the last agr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.sync.ignore import IgnoreRules
+from workbench.sync.ignore import TEMP_PREFIX, IgnoreRules
 
 Kind = Literal["file", "dir", "symlink"]
 HASH_CHUNK = 1 << 20
@@ -119,8 +120,11 @@ def stat_path(root: Path, path: str) -> Entry | None:
     return entry_from_stat(path, st, target)
 
 
-def scan(root: Path, rules: IgnoreRules, *, side: str = "local", under: str = "") -> ScanResult:
-    """Walk ``root`` (or only ``root/under``) without following links, leaving ignored paths."""
+def scan(
+    root: Path, rules: IgnoreRules, *, side: str = "local", under: str = "", clean: bool = False
+) -> ScanResult:
+    """Walk ``root`` (or only ``root/under``) without following links, leaving ignored paths;
+    ``clean`` deletes the temp files a killed transfer left (``.wbsync-*``), met on the way."""
     entries: Manifest = {}
     problems: list[Problem] = []
     try:
@@ -129,13 +133,19 @@ def scan(root: Path, rules: IgnoreRules, *, side: str = "local", under: str = ""
         return ScanResult({}, [], False, f"the sync root {root} cannot be read: {exc.strerror}")
     if not stat.S_ISDIR(st.st_mode):
         return ScanResult({}, [], False, f"the sync root {root} is not a folder")
-    for entry in walk(root, rules, problems, side=side, start=under):
+    for entry in walk(root, rules, problems, side=side, start=under, clean=clean):
         entries[entry.path] = entry
     return ScanResult(entries, problems)
 
 
 def walk(
-    root: Path, rules: IgnoreRules, problems: list[Problem], *, side: str, start: str = ""
+    root: Path,
+    rules: IgnoreRules,
+    problems: list[Problem],
+    *,
+    side: str,
+    start: str = "",
+    clean: bool = False,
 ) -> Iterator[Entry]:
     stack = [start]
     while stack:
@@ -150,6 +160,11 @@ def walk(
             continue
         for item in items:
             rel = f"{folder}/{item.name}" if folder else item.name
+            if clean and item.name.startswith(TEMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    if not item.is_dir(follow_symlinks=False):
+                        os.unlink(item.path)
+                continue
             try:
                 st = item.stat(follow_symlinks=False)
                 is_dir = stat.S_ISDIR(st.st_mode)
@@ -164,7 +179,12 @@ def walk(
             entry = entry_from_stat(rel, st, target)
             if entry is None:
                 continue
-            if entry.type == "file" and not os.access(item.path, os.R_OK):
+            # Readable by everyone (the common case) needs no access() call.
+            if (
+                entry.type == "file"
+                and st.st_mode & 0o444 != 0o444
+                and not os.access(item.path, os.R_OK)
+            ):
                 problems.append(Problem(rel, side, "cannot read: permission denied"))
                 continue
             yield entry

@@ -18,7 +18,7 @@ from workbench.sync.manifest import Entry, Manifest, Problem
 from workbench.sync.state import Agreed
 
 Side = Literal["local", "remote"]
-ActionKind = Literal["copy", "delete", "chmod", "conflict"]
+ActionKind = Literal["copy", "delete", "chmod", "conflict", "rename"]
 
 
 def other(side: Side) -> Side:
@@ -31,7 +31,9 @@ class Action:
 
     ``expect`` is what ``to`` held at ``path`` when it was scanned; the side applying the action
     checks it first and refuses when the path changed meanwhile, so nothing is overwritten blind.
-    A ``conflict`` carries both entries and changes nothing at ``path`` itself.
+    A ``conflict`` carries both entries and changes nothing at ``path`` itself. A ``rename``
+    moves ``to``'s file at ``origin`` (``expect`` is what was there) to ``path``: the other side
+    moved a file whose content ``to`` already holds, so no byte needs to travel.
     """
 
     kind: ActionKind
@@ -41,6 +43,7 @@ class Action:
     expect: Entry | None = None
     local: Entry | None = None
     remote: Entry | None = None
+    origin: str = ""
 
     def describe(self) -> str:
         arrow = "->" if self.to == "remote" else "<-"
@@ -111,11 +114,35 @@ def hash_requests(
             size = b.local_size if side == "local" else b.remote_size
             if entry.size == size:
                 (want_local if side == "local" else want_remote).add(path)
+    want_local |= _rename_suspects(base, local, remote, "local")
+    want_remote |= _rename_suspects(base, remote, local, "remote")
     for wanted, manifest, side in ((want_local, local, "local"), (want_remote, remote, "remote")):
         for path in list(wanted):
             if _digest(manifest[path], base.get(path), side):  # type: ignore[arg-type]
                 wanted.discard(path)
     return want_local, want_remote
+
+
+def _rename_suspects(
+    base: Mapping[str, Agreed], here: Manifest, there: Manifest, side: Side
+) -> set[str]:
+    """New files on ``side`` as large as a file that went from ``side`` and stayed unchanged on
+    the other: hashed, so a move can travel as a rename instead of the file's bytes."""
+    sizes: set[int] = set()
+    for path, agreed in base.items():
+        if agreed.type != "file" or path in here:
+            continue
+        kept = there.get(path)
+        if kept is not None and agreed.stat_matches(kept, other(side)):
+            sizes.add(agreed.local_size if side == "local" else agreed.remote_size)
+    sizes.discard(0)
+    if not sizes:
+        return set()
+    return {
+        path
+        for path, entry in here.items()
+        if entry.type == "file" and entry.size in sizes and path not in base and path not in there
+    }
 
 
 def _same_content(a: Entry | None, b: Entry | None, da: str, db: str) -> bool:
@@ -222,6 +249,7 @@ def plan(
         else:
             result.actions.append(Action("conflict", path, "local", local=lo, remote=re_))
     _drop_under_conflicts(result)
+    _renames(result, base)
     _ensure_parents(result, local, remote)
     result.halt = _emptying(result, local, remote, base)
     return result
@@ -273,6 +301,45 @@ def _propagate(
         result.agreed[path] = Agreed.of(local, remote, "")
         return
     result.actions.append(Action("copy", path, to, source=source, expect=target))
+
+
+def _renames(result: Plan, base: Mapping[str, Agreed]) -> None:
+    """A delete of ``A`` and a copy of a new ``B`` to the same side, where ``B``'s content is what
+    that side holds at ``A``: one rename there instead (a moved checkpoint does not travel)."""
+    gone: dict[tuple[Side, str, bool], list[Action]] = {}
+    for action in result.actions:
+        agreed = base.get(action.path)
+        expect = action.expect
+        if (
+            action.kind == "delete"
+            and expect is not None
+            and expect.type == "file"
+            and expect.size
+            and agreed is not None
+            and agreed.digest
+        ):
+            gone.setdefault((action.to, agreed.digest, expect.executable), []).append(action)
+    if not gone:
+        return
+    replaced: set[int] = set()
+    actions: list[Action] = []
+    for action in result.actions:
+        actions.append(_as_rename(action, gone, replaced) or action)
+    result.actions = [a for a in actions if id(a) not in replaced]
+
+
+def _as_rename(
+    action: Action, gone: Mapping[tuple[Side, str, bool], list[Action]], replaced: set[int]
+) -> Action | None:
+    source = action.source
+    if action.kind != "copy" or action.expect is not None or not source or not source.digest:
+        return None
+    for moved in gone.get((action.to, source.digest, source.executable), []):
+        if id(moved) in replaced or moved.path.casefold() == action.path.casefold():
+            continue  # a case-only rename could be the same file on this side
+        replaced.add(id(moved))
+        return Action("rename", action.path, action.to, source, moved.expect, origin=moved.path)
+    return None
 
 
 def _drop_under_conflicts(result: Plan) -> None:

@@ -24,6 +24,9 @@ from workbench.sync.wire import Result, SendItem
 logger = logging.getLogger(__name__)
 
 PYTHON = "python3"
+# The agent needs nothing outside the standard library, so it skips ``site``: 50 ms less per
+# start where site-packages hold many .pth files (pyenv, conda).
+PYTHON_FLAGS = ("-S",)
 
 
 def _lines(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
@@ -47,7 +50,7 @@ class RemoteTree:
         bulk: Runner | None = None,
     ) -> None:
         """``runner`` carries requests and the watcher (the context's own connection suits:
-        it is already up); ``bulk`` carries tar transfers (default: ``runner``). ``python`` is
+        it is already up); ``bulk`` carries transfer streams (default: ``runner``). ``python`` is
         the remote interpreter, ``python3`` until the agent names the real one."""
         self.runner = runner
         self.bulk = bulk or runner
@@ -57,12 +60,75 @@ class RemoteTree:
         self._server: Proc | None = None
         self._lock = threading.Lock()
         self._next_id = 0
+        self._spare: Proc | None = None
+        self._spare_lock = threading.Lock()
+        self._warming: threading.Thread | None = None
+
+    def _argv(self, python: str, command: str, *extra: str) -> list[str]:
+        return [python, *PYTHON_FLAGS, self.agent_path, command, self.root, *extra]
 
     def _start(self, command: str, *extra: str, runner: Runner | None = None) -> Proc:
         if self._server is None:
             self.request("hello")  # learns the interpreter's real path on the way
         chosen = runner or self.runner
-        return chosen.start([self.python, self.agent_path, command, self.root, *extra])
+        return chosen.start(self._argv(self.python, command, *extra))
+
+    def start_soon(self) -> None:
+        """Start the agent's ``serve`` in the background (the caller loads its state and
+        rules meanwhile); the first request waits for it, or starts it again if it failed."""
+
+        def hello() -> None:
+            try:
+                self.request("hello")
+            except TransportError as exc:
+                logger.debug("the agent did not start ahead of need: %s", exc)
+
+        threading.Thread(target=hello, daemon=True, name="sync-agent-start").start()
+
+    # -- transfer processes, started ahead of need -----------------------------------------
+
+    def warm_bulk(self) -> None:
+        """Start a transfer process in the background unless one is waiting: a full cycle
+        may well send files, and the remote shell and interpreter (a few hundred ms on a host
+        whose shell runs pyenv/conda init) then start while the trees are scanned."""
+        with self._spare_lock:
+            if self._warming is not None or (self._spare is not None and self._spare.alive()):
+                return
+            self._warming = threading.Thread(
+                target=self._make_spare, daemon=True, name="sync-warm-bulk"
+            )
+            self._warming.start()
+
+    def _make_spare(self) -> None:
+        try:
+            spare: Proc | None = self.bulk.start(self._argv(self.python, "stream"))
+        except TransportError as exc:
+            logger.debug("no transfer process ahead of need: %s", exc)
+            spare = None
+        with self._spare_lock:
+            old, self._spare, self._warming = self._spare, spare, None
+        if old is not None:
+            old.kill()
+
+    def _transfer_process(self, kind: str) -> Proc:
+        """A process to ``receive`` or ``send``: the one started ahead if it is still alive,
+        else a new one."""
+        with self._spare_lock:
+            warming = self._warming
+        if warming is not None:
+            warming.join(60.0)
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and not spare.alive():
+            spare.kill()
+            spare = None
+        proc = spare or self._start("stream", runner=self.bulk)
+        try:
+            proc.stdin.write(kind.encode("ascii") + b"\n")
+        except OSError as exc:
+            proc.kill()
+            raise TransportError(f"the transfer process broke off: {exc}") from exc
+        return proc
 
     # -- the request channel ---------------------------------------------------------------
 
@@ -99,7 +165,7 @@ class RemoteTree:
         in front of it can cost half a second on every later start. A remembered path that no
         longer works falls back to ``python3``."""
         for python in dict.fromkeys([self.python, PYTHON]):
-            server = self.runner.start([python, self.agent_path, "serve", self.root])
+            server = self.runner.start(self._argv(python, "serve"))
             try:
                 reply = self._ask(server, "hello", {})
             except (OSError, EOFError, ValueError) as exc:
@@ -117,6 +183,15 @@ class RemoteTree:
         if server is not None:
             server.close_stdin()
             server.kill()
+        with self._spare_lock:
+            warming = self._warming
+        if warming is not None:
+            warming.join(60.0)
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close_stdin()
+            spare.kill()
 
     def _finish(self, proc: Proc, what: str) -> None:
         try:
@@ -145,13 +220,14 @@ class RemoteTree:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def prepare(self, *, create: bool) -> int:
-        """Create the root if asked (a first sync), and delete temp files a killed transfer
-        left; returns how many."""
-        return int(self.request("prepare", create=create).get("removed", 0))
+    def prepare(self, *, create: bool) -> None:
+        """Create the root if asked (a first sync); starts the agent on the way."""
+        self.request("prepare", create=create)
 
-    def scan(self, rules: IgnoreRules) -> ScanResult:
-        reply = self.request("scan", rules=rules.to_json())
+    def scan(self, rules: IgnoreRules, *, create: bool = False, clean: bool = False) -> ScanResult:
+        """The remote manifest; ``create`` makes the root first (a first sync), ``clean``
+        deletes the temp files a killed transfer left, met on the way."""
+        reply = self.request("scan", rules=rules.to_json(), create=create, clean=clean)
         entries = {e["path"]: Entry.from_json(e) for e in reply["entries"]}
         problems = [
             Problem(str(p["path"]), self.side, str(p["problem"])) for p in reply["problems"]
@@ -194,12 +270,12 @@ class RemoteTree:
         produce: Callable[[IO[bytes]], list[Result]],
         on_result: Callable[[Result], None] | None = None,
     ) -> tuple[list[Result], list[Result]]:
-        """Start the agent's ``receive`` and let ``produce`` write the tar stream into it.
+        """Start the agent's ``receive`` and let ``produce`` write the transfer stream into it.
 
         Returns the sender's verdicts and the remote's results (read as they come, so neither
         side's pipe ever fills up and stalls the other).
         """
-        proc = self._start("receive", runner=self.bulk)
+        proc = self._transfer_process("receive")
         results: list[Result] = []
         failure: list[BaseException] = []
 
@@ -233,8 +309,8 @@ class RemoteTree:
     def send(
         self, items: list[SendItem], consume: Callable[[IO[bytes]], list[Result]]
     ) -> list[Result]:
-        """Ask the agent to ``send`` ``items``; ``consume`` reads the tar stream it writes."""
-        proc = self._start("send", runner=self.bulk)
+        """Ask the agent to ``send`` ``items``; ``consume`` reads the transfer stream it writes."""
+        proc = self._transfer_process("send")
         payload = "".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in items)
         try:
             _write_all(proc, payload.encode("utf-8"))
@@ -242,14 +318,11 @@ class RemoteTree:
         except (OSError, EOFError, ValueError) as exc:
             proc.kill()
             raise TransportError(f"the transfer from the remote broke off: {exc}") from exc
-        except Exception as exc:  # tarfile.ReadError and friends: a stream cut short
+        except Exception as exc:  # a malformed line: a stream cut short
             proc.kill()
             raise TransportError(f"the transfer from the remote broke off: {exc}") from exc
         self._finish(proc, "send")
         return results
-
-    def remove_temp_files(self) -> int:
-        return self.prepare(create=False)
 
     def watch(self, rules: IgnoreRules, *, poll: bool = False) -> Proc:
         """Start the agent's ``watch``; the caller reads its lines and kills it when done."""

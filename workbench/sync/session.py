@@ -290,6 +290,7 @@ class SyncSession:
 
     _remote_lost = False
     _again = False
+    _status_stale = False
 
     def _run(self) -> None:
         delay = self.options.retry_initial
@@ -297,6 +298,9 @@ class SyncSession:
         while True:
             if not self._wait_for_work(last_full):
                 return
+            if self._status_stale:
+                with contextlib.suppress(OSError):
+                    self._write_status()
             self._take_requests()
             with self._wake:
                 if not self._has_work():
@@ -305,6 +309,8 @@ class SyncSession:
             try:
                 full = self._prepare()
                 report = self._cycle(full)
+                if self._runner is not None:
+                    self._runner.decide_soon()  # after the first cycle, not competing with it
                 if full:
                     last_full = time.monotonic()
                 delay = self.options.retry_initial
@@ -324,7 +330,7 @@ class SyncSession:
                         if report.retry:
                             self._need_full = True
                 else:
-                    self._set_state("watching")
+                    self._set_state("paused" if self._paused else "watching")
             except ContextError as exc:
                 self._set_state("disconnected", exc.message)
                 self._drop_remote()
@@ -486,6 +492,8 @@ class SyncSession:
         except FileNotFoundError:
             return
         for name in names:
+            if name.startswith(".") or not name.endswith(".json"):
+                continue  # a request still being written (atomic_write_text's temp file)
             path = folder / name
             try:
                 request = json.loads(path.read_text(encoding="utf-8"))
@@ -553,7 +561,9 @@ class SyncSession:
         # Never wait for a cycle in progress (it may sit in a reconnect): the status file is
         # written again when the cycle ends.
         if not self._lock.acquire(timeout=0.05):
+            self._status_stale = True
             return
+        self._status_stale = False
         try:
             if self.folder.is_dir():
                 text = json.dumps(self.status(), default=str)

@@ -1,15 +1,21 @@
-"""The shapes both sides exchange: operations, transfer items, tar extension headers, results.
+"""The shapes both sides exchange: operations, transfer items, transfer streams, results.
 
 The laptop (``workbench.sync.local``) and the remote agent (``resources/agent/agent.py``) each
 implement these, so they are written down once here; the agent's copy must match.
 
 - An *op* (JSON object) changes one path without content: ``delete``, ``mkdir``, ``symlink``,
-  ``chmod``. Each carries ``expect``: the entry the planner saw there, or ``null`` for nothing.
-- A *transfer* is one tar stream (PAX format) of regular files. Every file member carries
-  ``WBSYNC.expect`` and ``WBSYNC.mtime_ns`` and is followed by a zero-length verdict member
-  (``.wbsync-verdict``) whose ``WBSYNC.ok``/``WBSYNC.sha256`` say whether the sender read the file
-  whole and unchanged; the receiver keeps its temp file only on a good verdict and a matching
-  digest, and renames it into place only if the path still holds what ``expect`` says.
+  ``chmod``, ``rename`` (from ``origin``, which must still hold ``origin_expect``). Each carries
+  ``expect``: the entry the planner saw there, or ``null`` for nothing.
+- A *transfer stream* carries many files over one channel, each as a header line (JSON:
+  ``path`` where it lands, ``size``, ``mode``, ``mtime_ns``, ``expect``), exactly ``size`` bytes
+  of content, and a trailer line (JSON: ``{"ok": true}``, or ``ok`` false and a ``reason``) that
+  says whether the sender read the file whole and unchanged. The receiver hashes what it
+  writes to a temp file, keeps it only on a good trailer, and renames it into place only if
+  the path still holds what ``expect`` says; a stream that ends inside a file leaves nothing.
+  Integrity on the way is the SSH channel's (every packet is authenticated). It is not tar:
+  Python's ``tarfile`` cost about 1.8 s of CPU per 200 MB on each end (headers rebuilt and
+  buffers re-copied per member), this framing about a tenth of that, and large files go by
+  ``sendfile`` without passing through Python at all.
 - A *result* (JSON line) per op or file: ``path``, ``ok``, ``error``, ``changed`` (the path
   changed since the scan: retry next cycle) and the new ``entry`` on success.
 """
@@ -22,13 +28,10 @@ from typing import Any
 
 from workbench.sync.manifest import Entry
 
-VERDICT_NAME = ".wbsync-verdict"
-PAX_EXPECT = "WBSYNC.expect"
-PAX_MTIME = "WBSYNC.mtime_ns"
-PAX_OK = "WBSYNC.ok"
-PAX_SHA = "WBSYNC.sha256"
-PAX_REASON = "WBSYNC.reason"
-PAX_SOURCE = "WBSYNC.source"
+STREAM_CHUNK = 1 << 20
+# Files at least this large go by sendfile(2) where the output is a pipe: below it, one more
+# flush and system call per file cost more than the copy saves.
+SENDFILE_MIN = 256 << 10
 
 
 def matches_expectation(current: Entry | None, expect: Entry | None) -> bool:
@@ -42,17 +45,6 @@ def matches_expectation(current: Entry | None, expect: Entry | None) -> bool:
     if current.type == "symlink":
         return current.target == expect.target
     return True
-
-
-def encode_expect(expect: Entry | None) -> str:
-    return json.dumps(expect.to_json() if expect else None, ensure_ascii=False)
-
-
-def decode_expect(text: str | None) -> Entry | None:
-    if not text:
-        return None
-    data = json.loads(text)
-    return Entry.from_json(data) if data else None
 
 
 @dataclass(frozen=True)
@@ -106,6 +98,49 @@ class Result:
         if self.digest:
             data["digest"] = self.digest
         return data
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """The line in front of each file in a transfer stream."""
+
+    path: str
+    size: int
+    mode: int
+    mtime_ns: int
+    expect: Entry | None
+
+    def encode(self) -> bytes:
+        data = {
+            "path": self.path,
+            "size": self.size,
+            "mode": self.mode,
+            "mtime_ns": self.mtime_ns,
+            "expect": self.expect.to_json() if self.expect else None,
+        }
+        return (json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def decode(cls, line: bytes) -> StreamHeader:
+        data = json.loads(line)
+        expect = data.get("expect")
+        return cls(
+            path=str(data["path"]),
+            size=int(data["size"]),
+            mode=int(data["mode"]),
+            mtime_ns=int(data["mtime_ns"]),
+            expect=Entry.from_json(expect) if expect else None,
+        )
+
+
+def encode_trailer(ok: bool, reason: str = "") -> bytes:
+    said = {"ok": True} if ok else {"ok": False, "reason": reason}
+    return (json.dumps(said, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def decode_trailer(line: bytes) -> tuple[bool, str]:
+    said = json.loads(line)
+    return said.get("ok") is True, str(said.get("reason", ""))
 
 
 def op(kind: str, path: str, expect: Entry | None, **extra: Any) -> dict[str, Any]:
