@@ -959,16 +959,24 @@ class _SyncLanding:
     what the laptop saw. A write that fails (disk full) keeps the stream in step: the rest of
     the file is read and dropped, and the result says why."""
 
-    def __init__(self, root: str, path: str) -> None:
+    def __init__(self, root: str, path: str, ready: set[str] | None = None) -> None:
+        """``ready``: folders this stream already made sure of (each file's own folder is
+        walked once per stream; the commit checks the whole path again before renaming)."""
         self.root, self.path = root, path
         self.tmp = ""
         self.fd = -1
         self.error = ""
         self.sha = hashlib.sha256()
         try:
-            full = _sync_inside(root, path)
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            _sync_inside(root, path)  # makedirs may have raced with a new symlink
+            folder = path.rpartition("/")[0]
+            if ready is not None and folder in ready:
+                full = os.path.join(root, _sync_check(path))
+            else:
+                full = _sync_inside(root, path)
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                _sync_inside(root, path)  # makedirs may have raced with a new symlink
+                if ready is not None:
+                    ready.add(folder)
             self.tmp = _sync_temp(full)
             self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except (OSError, ValueError) as exc:
@@ -1123,15 +1131,17 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
     """Land a transfer stream read on stdin (see workbench/sync/wire.py): a result line per
     file, flushed every 50 ms or so (a line per file would cost a packet per file)."""
     stdin = sys.stdin.buffer
+    out = sys.stdout.buffer
     _sync_widen_pipe(stdin.fileno())
     buf = memoryview(bytearray(SYNC_CHUNK))
     flushed = time.monotonic()
+    ready = set()  # type: set[str]
     while True:
         line = stdin.readline()
         if not line.strip():
             break
         head = json.loads(line)
-        landing = _SyncLanding(args.root, str(head["path"]))
+        landing = _SyncLanding(args.root, str(head["path"]), ready)
         left = int(head["size"])
         while left:
             got = stdin.readinto(buf[: min(left, SYNC_CHUNK)])
@@ -1142,23 +1152,26 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
         trailer = stdin.readline() if not left else b""
         if not trailer.endswith(b"\n"):
             landing.fail(reason="transfer ended early")
-            _sync_out(landing.result())
+            out.write(_sync_line(landing.result()))
             break
         said = json.loads(trailer)
-        _sync_out(
-            landing.commit(
-                said.get("ok") is True,
-                str(said.get("reason", "")),
-                int(head["mode"]),
-                int(head["mtime_ns"]),
-                head.get("expect"),
-            )
+        result = landing.commit(
+            said.get("ok") is True,
+            str(said.get("reason", "")),
+            int(head["mode"]),
+            int(head["mtime_ns"]),
+            head.get("expect"),
         )
+        out.write(_sync_line(result))
         if time.monotonic() - flushed > 0.05:
-            sys.stdout.flush()
+            out.flush()
             flushed = time.monotonic()
-    sys.stdout.flush()
+    out.flush()
     return 0
+
+
+def _sync_line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 SYNC_SENDFILE_MIN = 256 << 10

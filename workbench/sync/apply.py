@@ -191,7 +191,9 @@ def run(
                 progress(result.path, result.entry.size if result.entry else 0)
 
         verdicts, results = remote.receive(
-            lambda out: local.write_stream(push.files, out), on_result=on_pushed
+            lambda out: local.write_stream(push.files, out),
+            on_result=on_pushed,
+            size=sum(item.source.size for item in push.files),
         )
         _settle_files(outcome, "remote", push, verdicts, results)
 

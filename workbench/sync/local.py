@@ -190,9 +190,10 @@ class LocalTree:
         Raises ``EOFError`` (after discarding the partial file) when the stream breaks off."""
         results: list[Result] = []
         buf = memoryview(bytearray(STREAM_CHUNK))
+        ready: set[str] = set()
         while line := stream.readline():
             head = StreamHeader.decode(line)
-            landing = _Landing(self.root, head.path)
+            landing = _Landing(self.root, head.path, ready)
             left = head.size
             while left:
                 got = stream.readinto(buf[: min(left, STREAM_CHUNK)])  # type: ignore[attr-defined]
@@ -265,16 +266,24 @@ class _Landing:
     what the planner saw. A write that fails (disk full) keeps the stream in step: the rest of
     the file is still read, and dropped, and the result says why."""
 
-    def __init__(self, root: Path, path: str) -> None:
+    def __init__(self, root: Path, path: str, ready: set[str] | None = None) -> None:
+        """``ready``: folders this stream already made sure of (each file's own folder is
+        walked once per stream; the commit checks the whole path again before renaming)."""
         self.root, self.path = root, path
         self.tmp: Path | None = None
         self.fd = -1
         self.error = ""
         self.sha = hashlib.sha256()
         try:
-            full = relpath.resolve_inside(root, path)
-            full.parent.mkdir(parents=True, exist_ok=True)
-            relpath.resolve_inside(root, path)  # mkdir may have raced with a new symlink
+            folder = relpath.parent(path)
+            if ready is not None and folder in ready:
+                full = root / relpath.check(path)
+            else:
+                full = relpath.resolve_inside(root, path)
+                full.parent.mkdir(parents=True, exist_ok=True)
+                relpath.resolve_inside(root, path)  # mkdir may have raced with a new symlink
+                if ready is not None:
+                    ready.add(folder)
             self.tmp = temp_name(full)
             self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except (OSError, relpath.UnsafePath) as exc:

@@ -27,6 +27,8 @@ PYTHON = "python3"
 # The agent needs nothing outside the standard library, so it skips ``site``: 50 ms less per
 # start where site-packages hold many .pth files (pyenv, conda).
 PYTHON_FLAGS = ("-S",)
+# From this many bytes a transfer started cold gets an SSH connection of its own.
+BULK_OWN_CONNECTION = 32 << 20
 
 
 def _lines(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
@@ -101,7 +103,7 @@ class RemoteTree:
 
     def _make_spare(self) -> None:
         try:
-            spare: Proc | None = self.bulk.start(self._argv(self.python, "stream"))
+            spare: Proc | None = self.bulk.start_bulk(self._argv(self.python, "stream"))
         except TransportError as exc:
             logger.debug("no transfer process ahead of need: %s", exc)
             spare = None
@@ -110,9 +112,10 @@ class RemoteTree:
         if old is not None:
             old.kill()
 
-    def _transfer_process(self, kind: str) -> Proc:
-        """A process to ``receive`` or ``send``: the one started ahead if it is still alive,
-        else a new one."""
+    def _transfer_process(self, kind: str, size: int) -> Proc:
+        """A process to ``receive`` or ``send`` ``size`` bytes: the one started ahead if it is
+        still alive, else a new one (on a connection of its own for a large transfer, where the
+        relay through the shared master costs more than a login)."""
         with self._spare_lock:
             warming = self._warming
         if warming is not None:
@@ -122,7 +125,13 @@ class RemoteTree:
         if spare is not None and not spare.alive():
             spare.kill()
             spare = None
-        proc = spare or self._start("stream", runner=self.bulk)
+        if spare is None:
+            if self._server is None:
+                self.request("hello")  # learns the interpreter's real path on the way
+            argv = self._argv(self.python, "stream")
+            large = size >= BULK_OWN_CONNECTION
+            spare = self.bulk.start_bulk(argv) if large else self.bulk.start(argv)
+        proc = spare
         try:
             proc.stdin.write(kind.encode("ascii") + b"\n")
         except OSError as exc:
@@ -269,13 +278,15 @@ class RemoteTree:
         self,
         produce: Callable[[IO[bytes]], list[Result]],
         on_result: Callable[[Result], None] | None = None,
+        size: int = 0,
     ) -> tuple[list[Result], list[Result]]:
-        """Start the agent's ``receive`` and let ``produce`` write the transfer stream into it.
+        """Start the agent's ``receive`` and let ``produce`` write the transfer stream (about
+        ``size`` bytes) into it.
 
         Returns the sender's verdicts and the remote's results (read as they come, so neither
         side's pipe ever fills up and stalls the other).
         """
-        proc = self._transfer_process("receive")
+        proc = self._transfer_process("receive", size)
         results: list[Result] = []
         failure: list[BaseException] = []
 
@@ -310,7 +321,7 @@ class RemoteTree:
         self, items: list[SendItem], consume: Callable[[IO[bytes]], list[Result]]
     ) -> list[Result]:
         """Ask the agent to ``send`` ``items``; ``consume`` reads the transfer stream it writes."""
-        proc = self._transfer_process("send")
+        proc = self._transfer_process("send", sum(i.source.size for i in items))
         payload = "".join(json.dumps(i.to_json(), ensure_ascii=False) + "\n" for i in items)
         try:
             _write_all(proc, payload.encode("utf-8"))
