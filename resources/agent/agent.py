@@ -732,8 +732,25 @@ def _sync_oserror(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+_SYNC_TEMP_IDS = iter(range(1 << 62))
+_SYNC_TEMP_TAG = os.urandom(4).hex()
+
+
 def _sync_temp(full: str) -> str:
-    return os.path.join(os.path.dirname(full), f"{SYNC_TEMP_PREFIX}{os.urandom(6).hex()}.tmp")
+    """A temp name beside ``full``: unique to this process (created with O_EXCL all the same)."""
+    name = f"{SYNC_TEMP_PREFIX}{_SYNC_TEMP_TAG}-{next(_SYNC_TEMP_IDS)}.tmp"
+    return os.path.join(os.path.dirname(full), name)
+
+
+def _sync_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# A temp file is created with its final permissions where the umask lets it (a chmod less per
+# file); ``commit`` sets them exactly where it does not.
+_SYNC_UMASK = _sync_umask()
 
 
 def _sync_widen_pipe(fd: int) -> None:
@@ -959,10 +976,14 @@ class _SyncLanding:
     what the laptop saw. A write that fails (disk full) keeps the stream in step: the rest of
     the file is read and dropped, and the result says why."""
 
-    def __init__(self, root: str, path: str, ready: set[str] | None = None) -> None:
+    def __init__(
+        self, root: str, path: str, ready: set[str] | None = None, mode: int = 0o600
+    ) -> None:
         """``ready``: folders this stream already made sure of (each file's own folder is
-        walked once per stream; the commit checks the whole path again before renaming)."""
+        walked once per stream; the commit checks the whole path again before renaming).
+        ``mode``: the permissions the file is to have, when known before its bytes."""
         self.root, self.path = root, path
+        self.mode = -1
         self.tmp = ""
         self.fd = -1
         self.error = ""
@@ -978,7 +999,8 @@ class _SyncLanding:
                 if ready is not None:
                     ready.add(folder)
             self.tmp = _sync_temp(full)
-            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
+            self.mode = mode & 0o777 & ~_SYNC_UMASK
         except (OSError, ValueError) as exc:
             self.fail(exc)
 
@@ -1015,7 +1037,8 @@ class _SyncLanding:
             self.fail(reason=reason or "the sender could not read it")
             return self.result(changed=self.error.startswith("changed"))
         try:
-            os.fchmod(self.fd, mode & 0o7777)
+            if mode & 0o7777 != self.mode:
+                os.fchmod(self.fd, mode & 0o7777)
             os.utime(self.fd, ns=(mtime_ns, mtime_ns))
             landed = os.fstat(self.fd)
             os.close(self.fd)
@@ -1141,7 +1164,7 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
         if not line.strip():
             break
         head = json.loads(line)
-        landing = _SyncLanding(args.root, str(head["path"]), ready)
+        landing = _SyncLanding(args.root, str(head["path"]), ready, int(head["mode"]))
         left = int(head["size"])
         while left:
             got = stdin.readinto(buf[: min(left, SYNC_CHUNK)])
@@ -1154,7 +1177,7 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
             landing.fail(reason="transfer ended early")
             out.write(_sync_line(landing.result()))
             break
-        said = json.loads(trailer)
+        said = _SYNC_TRAILER_OK if trailer == b'{"ok": true}\n' else json.loads(trailer)
         result = landing.commit(
             said.get("ok") is True,
             str(said.get("reason", "")),
@@ -1168,6 +1191,9 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
             flushed = time.monotonic()
     out.flush()
     return 0
+
+
+_SYNC_TRAILER_OK = {"ok": True}
 
 
 def _sync_line(obj: dict[str, Any]) -> bytes:

@@ -102,6 +102,9 @@ def test_an_absolute_workbench_dir_is_used_as_given(brev, connection, tmp_path: 
     agent, _ = install_agent(connection, str(tmp_path / "wb"))
     assert agent.directory == str((tmp_path / "wb" / "agent").resolve())
     assert (tmp_path / "wb" / "agent" / "agent.py").exists()
+    # The interpreter behind the remote's python3 (a shim there costs time on every start).
+    said = connection.exec("python3 -c 'import sys; print(sys.executable)'").stdout_text.strip()
+    assert agent.python == said and Path(agent.python).is_file()
 
 
 def test_a_connection_to_a_forwarded_port_keeps_the_machine_up(brev, connection):

@@ -21,7 +21,7 @@ from workbench.sync.ignore import IgnoreRules, load_rules
 from workbench.sync.local import LocalTree
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
 from workbench.sync.reconcile import Plan, Side, hash_requests, plan
-from workbench.sync.remote import RemoteTree
+from workbench.sync.remote import PYTHON, RemoteTree
 from workbench.sync.state import StateStore, SyncState
 from workbench.sync.wire import op
 
@@ -66,7 +66,7 @@ class SyncEngine:
         self.remote_only = tuple(remote_only)
         self.case_insensitive = tuple(case_insensitive)
         self.state: SyncState = store.load()
-        if self.state.remote_python and remote.python == "python3":
+        if self.state.remote_python and remote.python == PYTHON:
             remote.python = self.state.remote_python
         remote.start_soon()  # the agent starts while the ignore rules load
         if not self.state.base:
@@ -99,7 +99,7 @@ class SyncEngine:
     def full_scan(self) -> str | None:
         """Scan both sides whole, at once (the remote's agent works while this machine walks
         its own tree); returns why sync must halt, if it must."""
-        self.rules = self.load_rules()
+        self.rules = self.load_rules()  # a .gitignore may have changed since the last scan
         first = not self.cleaned
         remote_scan: list[ScanResult] = []
         failure: list[BaseException] = []

@@ -32,7 +32,7 @@ from workbench.sync.engine import CycleReport, SyncEngine, local_root_case_insen
 from workbench.sync.local import LocalTree
 from workbench.sync.manifest import Entry
 from workbench.sync.reconcile import Plan, Side
-from workbench.sync.remote import RemoteTree
+from workbench.sync.remote import PYTHON, RemoteTree
 from workbench.sync.state import StateStore, session_id
 from workbench.sync.transport import BulkRunner, ParamikoRunner
 from workbench.sync.watch import LocalWatcher, RemoteEvents, RemoteWatcher
@@ -387,11 +387,14 @@ class SyncSession:
                 self._runner = BulkRunner(
                     self.connection, prefer_openssh=self.options.prefer_openssh
                 )
-                agent_path = self._agent_path or self._install_agent()
+                agent_path, python = (
+                    (self._agent_path, PYTHON) if self._agent_path else self._install_agent()
+                )
                 remote = RemoteTree(
                     ParamikoRunner(self.connection),
                     agent_path,
                     self.remote_root,
+                    python,
                     bulk=self._runner,
                 )
                 insensitive: list[Side] = (
@@ -431,11 +434,12 @@ class SyncSession:
                 self._need_full = False
                 return full
 
-    def _install_agent(self) -> str:
+    def _install_agent(self) -> tuple[str, str]:
+        """Install (or find) the agent; its path and the remote interpreter behind python3."""
         from workbench.agent import install_agent
 
         agent, _ = install_agent(self.connection, self._workbench_dir)
-        return agent.script_path
+        return agent.script_path, agent.python
 
     def _cycle(self, full: bool) -> CycleReport:
         with self._lock:
