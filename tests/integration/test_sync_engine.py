@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_sync_fixtures import Pair, make_pair, pair, tree, write
+from tests.support.capabilities import without_file_read_override
 from tests.support.sshd import SshServer
 from workbench.errors import ContextError
 from workbench.sync.session import apply_request
@@ -222,14 +223,32 @@ def test_names_differing_only_by_case_are_reported(pair: Pair) -> None:
     synced(pair)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
-def test_unreadable_file_is_reported_and_the_rest_syncs(pair: Pair) -> None:
+@pytest.mark.parametrize("size", [6, 3 << 20], ids=["inline", "stream"])
+def test_unreadable_file_is_reported_the_rest_syncs_and_nothing_is_deleted(
+    pair: Pair, size: int
+) -> None:
+    """A file this machine may not read (mode 000; as root, with the override dropped): a
+    problem in the report, the rest syncs, nothing is taken for deleted; once readable, it goes."""
     engine = pair.engine()
-    write(pair.local_root / "locked.txt", "secret").chmod(0)
+    data = os.urandom(size)
+    write(pair.local_root / "locked.bin", data).chmod(0)
     write(pair.local_root / "open.txt", "fine")
-    report = engine.cycle(full=True)
-    assert any(p.path == "locked.txt" for p in report.problems)
+    with without_file_read_override():
+        report = engine.cycle(full=True)
+    problems = [p for p in report.problems if p.path == "locked.bin"]
+    assert problems and "permission denied" in problems[0].message, report.problems
     assert (pair.remote_root / "open.txt").read_text() == "fine"
+    assert not (pair.remote_root / "locked.bin").exists()
+    assert [n for n in os.listdir(pair.remote_root) if n.startswith(".wbsync-")] == []
+    assert (pair.local_root / "locked.bin").read_bytes() == data  # root may still look
+    with without_file_read_override():
+        again = engine.cycle(full=True)  # still unreadable: reported again, nothing deleted
+    assert any(p.path == "locked.bin" for p in again.problems)
+    assert (pair.local_root / "locked.bin").exists()
+    (pair.local_root / "locked.bin").chmod(0o644)
+    engine.cycle(full=True)
+    assert (pair.remote_root / "locked.bin").read_bytes() == data
+    synced(pair)
 
 
 def test_file_changing_while_sent_is_retried_never_half_applied(pair: Pair) -> None:
