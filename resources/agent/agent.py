@@ -1154,7 +1154,8 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
     """Land a transfer stream read on stdin (see workbench/sync/wire.py): a result line per
     file, flushed every 50 ms or so (a line per file would cost a packet per file)."""
     stdin = sys.stdin.buffer
-    out = sys.stdout.buffer
+    # Results go out every 50 ms or so, not a write (and an SSH packet) per file.
+    out = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)  # noqa: SIM115
     _sync_widen_pipe(stdin.fileno())
     buf = memoryview(bytearray(SYNC_CHUNK))
     flushed = time.monotonic()
@@ -1278,7 +1279,7 @@ def cmd_sync_send(args: argparse.Namespace) -> int:
     """Read items (JSON lines: path, dest, size, mtime_ns, expect) on stdin until EOF, then
     write them as one transfer stream to stdout (see workbench/sync/wire.py)."""
     items = [json.loads(line) for line in sys.stdin.buffer if line.strip()]
-    out = sys.stdout.buffer
+    out = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)  # noqa: SIM115
     _sync_widen_pipe(out.fileno())
     for item in items:
         _sync_stream_one(out, args.root, item)

@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import IO, Protocol
 
+import paramiko
+
 from workbench.errors import ContextError
 from workbench.ssh import SshConnection
 from workbench.ssh.openssh import trust_options
@@ -84,7 +86,7 @@ class _ParamikoProc:
         return self._process.stdout  # type: ignore[return-value]
 
     def close_stdin(self) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
             self._process.close_stdin()
 
     def wait(self, timeout: float | None = None) -> int:
@@ -98,7 +100,10 @@ class _ParamikoProc:
         return b"".join(chunks).decode("utf-8", "replace")
 
     def kill(self) -> None:
-        self._process.close()
+        # On a link that just died, closing the channel can itself fail (paramiko raises
+        # EOFError writing the close message): the channel is gone either way.
+        with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+            self._process.close()
 
     def alive(self) -> bool:
         channel = self._process.channel
