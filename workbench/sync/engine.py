@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workbench.sync import apply as applier
 from workbench.sync import relpath
-from workbench.sync.ignore import IgnoreRules, load_rules
+from workbench.sync.ignore import IgnoreRules, base_rules, load_rules
 from workbench.sync.local import LocalTree
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
 from workbench.sync.reconcile import Plan, Side, hash_requests, plan
@@ -71,7 +71,10 @@ class SyncEngine:
         remote.start_soon()  # the agent starts while the ignore rules load
         if not self.state.base:
             remote.warm_bulk()  # a first sync: files will travel, so start a transfer process
-        self.rules: IgnoreRules = self.load_rules()
+        # The project's own ignore files are read by each full scan (a walk of the tree): until
+        # the first, the defaults and remote-only folders stand in (they only filter watcher
+        # events, which the first scan supersedes).
+        self.rules: IgnoreRules = base_rules(remote_only=self.remote_only)
         self.caches: dict[Side, Manifest] = {"local": {}, "remote": {}}
         self.scan_problems: dict[Side, list[Problem]] = {"local": [], "remote": []}
         self.scanned = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,7 @@ class IgnoreRules:
 
     def __init__(self, rules: Iterable[Rule] = (), *, internal: Sequence[Rule] = ()) -> None:
         self.rules = list(rules)
+        self.tail = 0  # how many rules at the end always come last (remote-only folders)
         self.internal = list(internal) or [
             r for p in INTERNAL_PATTERNS if (r := compile_pattern(p)) is not None
         ]
@@ -131,6 +132,20 @@ class IgnoreRules:
     def add(self, rules: Iterable[Rule]) -> None:
         self.rules.extend(rules)
         self._refresh()
+
+    def add_folder_files(self, root: Path, folder: str, names: Collection[str]) -> None:
+        """The rules of ``folder``'s ignore files (those among ``names``), before the tail: call
+        for each folder before looking at what it holds, outer folders first."""
+        for name in IGNORE_FILES:
+            if name not in names:
+                continue
+            try:
+                text = (root / folder / name).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            at = len(self.rules) - self.tail
+            self.rules[at:at] = parse_lines(text, folder)
+            self._refresh()
 
     def matches(self, path: str, is_dir: bool) -> bool:
         """Whether ``path`` itself is ignored (its folders are not looked at: see ``ignored``)."""
@@ -170,6 +185,17 @@ def parse_lines(text: str, base: str = "") -> list[Rule]:
     return [r for line in text.splitlines() if (r := compile_pattern(line, base)) is not None]
 
 
+def base_rules(*, remote_only: Sequence[str] = (), extra: Sequence[str] = ()) -> IgnoreRules:
+    """Defaults, then ``remote_only`` folders (kept off the laptop: never synced) as the tail
+    that always comes last; the project's own ignore files go in between."""
+    rules = IgnoreRules(parse_lines("\n".join(DEFAULT_PATTERNS)))
+    anchored = [f"/{p.strip('/')}/" for p in remote_only if p.strip("/")]
+    tail = parse_lines("\n".join([*anchored, *extra]))
+    rules.add(tail)
+    rules.tail = len(tail)
+    return rules
+
+
 def load_rules(
     root: Path,
     *,
@@ -177,15 +203,12 @@ def load_rules(
     extra: Sequence[str] = (),
 ) -> IgnoreRules:
     """Defaults, then every ``.gitignore``/``.workbenchignore`` under ``root`` (outer first, so
-    deeper files override), then ``remote_only`` folders (kept off the laptop: never synced).
+    deeper files override), then ``remote_only`` folders.
 
     Folders are visited breadth first and each file's rules apply before its subfolders are
     entered, so an ignored ``node_modules/`` or ``.venv/`` is never walked.
     """
-    rules = IgnoreRules(parse_lines("\n".join(DEFAULT_PATTERNS)))
-    anchored = [f"/{p.strip('/')}/" for p in remote_only if p.strip("/")]
-    tail = parse_lines("\n".join([*anchored, *extra]))
-    rules.add(tail)
+    rules = base_rules(remote_only=remote_only, extra=extra)
     queue: deque[str] = deque([""])
     while queue:
         folder = queue.popleft()
@@ -193,18 +216,7 @@ def load_rules(
             entries = list(os.scandir(root / folder if folder else root))
         except OSError:
             continue
-        names = {e.name for e in entries}
-        for name in IGNORE_FILES:
-            if name in names:
-                try:
-                    text = (root / folder / name).read_text(encoding="utf-8", errors="replace")
-                except OSError:
-                    continue
-                # Project files come before the remote-only folders, which always win.
-                rules.rules[len(rules.rules) - len(tail) : len(rules.rules) - len(tail)] = (
-                    parse_lines(text, folder)
-                )
-                rules.add(())
+        rules.add_folder_files(root, folder, {e.name for e in entries})
         for entry in sorted(entries, key=lambda e: e.name):
             if entry.is_dir(follow_symlinks=False):
                 rel = f"{folder}/{entry.name}" if folder else entry.name
