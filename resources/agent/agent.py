@@ -970,18 +970,17 @@ def _sync_discard(tmp: str | None) -> None:
             os.unlink(tmp)
 
 
+_SYNC_MOVED = {"type": "moved"}  # what ``_current`` says when the folder itself went
+
+
 class _SyncLanding:
     """One incoming file: written to a temp file beside its destination and hashed as it comes,
     then renamed into place only if the sender vouched for it and the destination still holds
     what the laptop saw. A write that fails (disk full) keeps the stream in step: the rest of
     the file is read and dropped, and the result says why."""
 
-    def __init__(
-        self, root: str, path: str, ready: set[str] | None = None, mode: int = 0o600
-    ) -> None:
-        """``ready``: folders this stream already made sure of (each file's own folder is
-        walked once per stream; the commit checks the whole path again before renaming).
-        ``mode``: the permissions the file is to have, when known before its bytes."""
+    def __init__(self, root: str, path: str, mode: int = 0o600) -> None:
+        """``mode``: the permissions the file is to have, when known before its bytes."""
         self.root, self.path = root, path
         self.mode = -1
         self.tmp = ""
@@ -989,20 +988,27 @@ class _SyncLanding:
         self.error = ""
         self.sha = hashlib.sha256()
         try:
-            folder = path.rpartition("/")[0]
-            if ready is not None and folder in ready:
-                full = os.path.join(root, _sync_check(path))
-            else:
-                full = _sync_inside(root, path)
-                os.makedirs(os.path.dirname(full), exist_ok=True)
-                _sync_inside(root, path)  # makedirs may have raced with a new symlink
-                if ready is not None:
-                    ready.add(folder)
+            full = _sync_inside(root, path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            _sync_inside(root, path)  # makedirs may have raced with a new symlink
             self.tmp = _sync_temp(full)
             self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
             self.mode = mode & 0o777 & ~_SYNC_UMASK
         except (OSError, ValueError) as exc:
             self.fail(exc)
+
+    def _discard(self) -> None:
+        _sync_discard(self.tmp)
+
+    def _current(self) -> dict[str, Any] | None:
+        _sync_inside(self.root, self.path)
+        return _sync_stat(self.root, self.path)
+
+    def _put_in_place(self, current: dict[str, Any] | None) -> None:
+        full = _sync_inside(self.root, self.path)
+        if current is not None and current["type"] == "dir":
+            os.rmdir(full)
+        os.replace(self.tmp, full)
 
     def write(self, data: Any) -> None:
         if self.fd < 0:
@@ -1022,7 +1028,7 @@ class _SyncLanding:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        _sync_discard(self.tmp)
+        self._discard()
         self.tmp = ""
 
     def result(self, **extra: Any) -> dict[str, Any]:
@@ -1043,19 +1049,135 @@ class _SyncLanding:
             landed = os.fstat(self.fd)
             os.close(self.fd)
             self.fd = -1
-            full = _sync_inside(self.root, self.path)
-            current = _sync_stat(self.root, self.path)
-            if not _sync_matches(current, expect):
+            current = self._current()
+            if current is _SYNC_MOVED or not _sync_matches(current, expect):
                 self.fail(reason="changed here since it was scanned")
                 return self.result(changed=True)
-            if current is not None and current["type"] == "dir":
-                os.rmdir(full)
-            os.replace(self.tmp, full)
+            self._put_in_place(current)
         except (OSError, ValueError) as exc:
             self.fail(exc)
             return self.result()
         entry = _sync_entry(self.path, landed)
         return {"path": self.path, "ok": True, "entry": entry, "digest": self.sha.hexdigest()}
+
+
+# os.replace takes the same dir_fd arguments as os.rename, which stands for both in the set.
+_SYNC_DIR_FD_OK = {
+    os.open,
+    os.stat,
+    os.rename,
+    os.unlink,
+    os.mkdir,
+    os.rmdir,
+    os.readlink,
+} <= os.supports_dir_fd
+
+
+class _SyncFolders:
+    """The root's folders, opened once per transfer stream, each reached from its parent
+    without following a symlink (O_NOFOLLOW): files are then created, checked and renamed
+    relative to their folder's descriptor, so a folder swapped for a symlink meanwhile cannot
+    send a write elsewhere, and no path is walked again per file."""
+
+    LIMIT = 256
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fds = {}  # type: dict[str, int]
+        try:
+            self.path_max = os.pathconf(root, "PC_PATH_MAX")
+        except (OSError, ValueError, AttributeError):
+            self.path_max = 4096
+
+    def fd(self, folder: str) -> int:
+        fd = self.fds.pop(folder, None)
+        if fd is None:
+            fd = self._open(folder)
+        self.fds[folder] = fd  # most recently used last
+        while len(self.fds) > self.LIMIT:
+            os.close(self.fds.pop(next(iter(self.fds))))
+        return fd
+
+    def _open(self, folder: str) -> int:
+        if not folder:
+            return os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        above, _, name = folder.rpartition("/")
+        parent = self.fd(above)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o777, dir_fd=parent)
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            return os.open(name, flags, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ValueError(f"refused {folder!r}: it is not a folder") from exc
+            raise
+
+    def still_there(self, folder: str, fd: int) -> bool:
+        """Whether ``root/folder`` is still the folder ``fd`` holds: one removed or moved away
+        meanwhile would swallow a file renamed into it, and the file would look synced."""
+        try:
+            here = os.stat(os.path.join(self.root, folder), follow_symlinks=False)
+        except OSError:
+            return False
+        held = os.fstat(fd)
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino) and held.st_nlink > 0
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+class _SyncStreamLanding(_SyncLanding):
+    """A ``_SyncLanding`` that works relative to its folder's descriptor (``_SyncFolders``)."""
+
+    def __init__(self, folders: _SyncFolders, path: str, mode: int) -> None:
+        self.root, self.path = folders.root, path
+        self.mode = -1
+        self.tmp = ""
+        self.fd = -1
+        self.dir_fd = -1
+        self.error = ""
+        self.sha = hashlib.sha256()
+        try:
+            _sync_check(path)
+            if len(folders.root) + 1 + len(path.encode("utf-8")) >= folders.path_max:
+                raise OSError(errno.ENAMETOOLONG, "File name too long")
+            self.folder, _, self.name = path.rpartition("/")
+            self.folders = folders
+            self.dir_fd = folders.fd(self.folder)
+            self.tmp = _sync_temp(self.name)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            self.fd = os.open(self.tmp, flags, mode & 0o777, dir_fd=self.dir_fd)
+            self.mode = mode & 0o777 & ~_SYNC_UMASK
+        except (OSError, ValueError) as exc:
+            self.tmp = ""
+            self.fail(exc)
+
+    def _discard(self) -> None:
+        if self.tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp, dir_fd=self.dir_fd)
+
+    def _current(self) -> dict[str, Any] | None:
+        if not self.folders.still_there(self.folder, self.dir_fd):
+            return _SYNC_MOVED  # its folder was moved or removed meanwhile: retry
+        try:
+            st = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        import stat as st_
+
+        target = ""
+        if st_.S_ISLNK(st.st_mode):
+            target = os.readlink(self.name, dir_fd=self.dir_fd)
+        return _sync_entry(self.path, st, target)
+
+    def _put_in_place(self, current: dict[str, Any] | None) -> None:
+        if current is not None and current["type"] == "dir":
+            os.rmdir(self.name, dir_fd=self.dir_fd)
+        os.replace(self.tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
 
 
 def _sync_put(root: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -1158,14 +1280,28 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
     out = open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)  # noqa: SIM115
     _sync_widen_pipe(stdin.fileno())
     buf = memoryview(bytearray(SYNC_CHUNK))
+    folders = _SyncFolders(args.root) if _SYNC_DIR_FD_OK else None
+    try:
+        _sync_receive_loop(args.root, stdin, out, buf, folders)
+    finally:
+        if folders is not None:
+            folders.close()
+    out.flush()
+    return 0
+
+
+def _sync_receive_loop(root: str, stdin: Any, out: Any, buf: Any, folders: Any) -> None:
     flushed = time.monotonic()
-    ready = set()  # type: set[str]
     while True:
         line = stdin.readline()
         if not line.strip():
             break
         head = json.loads(line)
-        landing = _SyncLanding(args.root, str(head["path"]), ready, int(head["mode"]))
+        path, mode = str(head["path"]), int(head["mode"])
+        if folders is not None:
+            landing = _SyncStreamLanding(folders, path, mode)  # type: _SyncLanding
+        else:
+            landing = _SyncLanding(root, path, mode)
         left = int(head["size"])
         while left:
             got = stdin.readinto(buf[: min(left, SYNC_CHUNK)])
@@ -1190,8 +1326,6 @@ def cmd_sync_receive(args: argparse.Namespace) -> int:
         if time.monotonic() - flushed > 0.05:
             out.flush()
             flushed = time.monotonic()
-    out.flush()
-    return 0
 
 
 _SYNC_TRAILER_OK = {"ok": True}

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,31 @@ def test_a_bad_trailer_or_a_changed_destination_keeps_what_was_there(tmp_path: P
         assert (dst / "kept.txt").read_text() == "edited on this side"
         assert not (dst / "new.txt").exists()
         assert temp_files(dst) == []
+
+
+def test_a_folder_moved_away_mid_file_does_not_swallow_the_file(tmp_path: Path) -> None:
+    """The agent writes relative to each folder's descriptor; if the folder is moved while a
+    file is on its way, the file must not land in the moved folder (it would look synced at
+    its old path): it is dropped and retried."""
+    dst = tmp_path / "dst"
+    (dst / "a").mkdir(parents=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-S", str(AGENT), "receive", str(dst)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(StreamHeader("a/x.bin", 4, 0o644, 1, None).encode() + b"data")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 10
+    while not temp_files(dst / "a") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert temp_files(dst / "a"), "the agent never started the file"
+    (dst / "a").rename(tmp_path / "moved")
+    proc.stdin.write(b'{"ok": true}\n')
+    proc.stdin.close()
+    result = json.loads(proc.stdout.read())
+    assert proc.wait(10) == 0
+    assert result["ok"] is False and result.get("changed") is True, result
+    assert not (dst / "a").exists()
+    assert os.listdir(tmp_path / "moved") == []  # neither the file nor its temp file
