@@ -385,7 +385,9 @@ class SyncSession:
                 # Requests and the watcher ride the context's connection (already up); bulk
                 # transfers take OpenSSH where it works (decided in the background).
                 self._runner = BulkRunner(
-                    self.connection, prefer_openssh=self.options.prefer_openssh
+                    self.connection,
+                    prefer_openssh=self.options.prefer_openssh,
+                    on_decided=self._transport_decided,
                 )
                 agent_path, python = (
                     (self._agent_path, PYTHON) if self._agent_path else self._install_agent()
@@ -433,6 +435,11 @@ class SyncSession:
                 full = self._need_full
                 self._need_full = False
                 return full
+
+    def _transport_decided(self) -> None:
+        """The bulk transport shows in status as soon as it is known."""
+        with contextlib.suppress(OSError):
+            self._write_status()
 
     def _install_agent(self) -> tuple[str, str]:
         """Install (or find) the agent; its path and the remote interpreter behind python3."""

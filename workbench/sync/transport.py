@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -335,9 +336,17 @@ class BulkRunner:
     a re-sync with nothing to send then never pays for a second login competing with its scan.
     """
 
-    def __init__(self, connection: SshConnection, *, prefer_openssh: bool = True) -> None:
+    def __init__(
+        self,
+        connection: SshConnection,
+        *,
+        prefer_openssh: bool = True,
+        on_decided: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_decided`` is called (on the deciding thread) once the choice is made."""
         self._connection = connection
         self._prefer_openssh = prefer_openssh
+        self._on_decided = on_decided
         self._fallback = ParamikoRunner(connection)
         self._chosen: Runner | None = None
         self._thread: threading.Thread | None = None
@@ -352,6 +361,8 @@ class BulkRunner:
 
     def _choose(self) -> None:
         self._chosen = choose_runner(self._connection, prefer_openssh=self._prefer_openssh)
+        if self._on_decided is not None:
+            self._on_decided()
 
     @property
     def name(self) -> str:
