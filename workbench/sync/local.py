@@ -147,13 +147,16 @@ class LocalTree:
     def write_stream(self, items: Iterable[SendItem], out: IO[bytes]) -> list[Result]:
         """Write ``items`` as one transfer stream (``workbench.sync.wire``) to ``out``; returns
         the sender's verdict on each file (read whole and unchanged, or why not)."""
-        return [self._stream_one(item, out) for item in items]
+        folders = Folders(self.root)
+        try:
+            return [self._stream_one(item, out, folders) for item in items]
+        finally:
+            folders.close()
 
-    def _stream_one(self, item: SendItem, out: IO[bytes]) -> Result:
+    def _stream_one(self, item: SendItem, out: IO[bytes], folders: Folders) -> Result:
         head = StreamHeader(item.dest, 0, 0, 0, item.expect)
         try:
-            full = relpath.resolve_inside(self.root, item.path)
-            fd = open_for_reading(full)
+            fd = folders.open_file(item.path)
         except (OSError, relpath.UnsafePath) as exc:
             reason = f"cannot read: {_reason(exc)}"
             out.write(head.encode())
@@ -172,7 +175,7 @@ class LocalTree:
             got = copy_out(fd, out, st.st_size)
             for offset in range(got, st.st_size, STREAM_CHUNK):
                 out.write(bytes(min(STREAM_CHUNK, st.st_size - offset)))  # keep the stream in step
-            after = os.stat(full)
+            after = folders.lstat(item.path)
         finally:
             os.close(fd)
         planned = (item.source.size, item.source.mtime_ns)
@@ -335,6 +338,58 @@ class _Landing:
             return Result(self.path, False, self.error)
         entry = entry_from_stat(self.path, landed)
         return Result(self.path, True, entry=entry, digest=self.sha.hexdigest())
+
+
+class Folders:
+    """The root's folders for one outgoing stream, each opened once and reached from its parent
+    without following a symlink: files are opened relative to their folder (``O_NOFOLLOW``), so
+    no folder on the way can be swapped for a link out of the root, and no path is walked per
+    file. Where the system lacks ``dir_fd`` (Windows), paths are checked and opened as before."""
+
+    LIMIT = 256
+    SUPPORTED = {os.open, os.stat} <= os.supports_dir_fd
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fds: dict[str, int] = {}
+
+    def open_file(self, path: str) -> int:
+        if not self.SUPPORTED:
+            return open_for_reading(relpath.resolve_inside(self.root, path))
+        folder, _, name = relpath.check(path).rpartition("/")
+        return os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=self.fd(folder))
+
+    def lstat(self, path: str) -> os.stat_result:
+        if not self.SUPPORTED:
+            return os.lstat(self.root / path)
+        folder, _, name = path.rpartition("/")
+        return os.stat(name, dir_fd=self.fd(folder), follow_symlinks=False)
+
+    def fd(self, folder: str) -> int:
+        fd = self.fds.pop(folder, None)
+        if fd is None:
+            fd = self._open(folder)
+        self.fds[folder] = fd  # most recently used last
+        while len(self.fds) > self.LIMIT:
+            os.close(self.fds.pop(next(iter(self.fds))))
+        return fd
+
+    def _open(self, folder: str) -> int:
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+        if not folder:
+            return os.open(self.root, flags)
+        above, _, name = folder.rpartition("/")
+        try:
+            return os.open(name, flags | getattr(os, "O_NOFOLLOW", 0), dir_fd=self.fd(above))
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise relpath.UnsafePath(f"refused {folder!r}: it is not a folder") from exc
+            raise
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
 
 
 def open_for_reading(full: Path) -> int:

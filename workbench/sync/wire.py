@@ -133,12 +133,18 @@ class StreamHeader:
         )
 
 
+TRAILER_OK = b'{"ok": true}\n'
+
+
 def encode_trailer(ok: bool, reason: str = "") -> bytes:
-    said = {"ok": True} if ok else {"ok": False, "reason": reason}
-    return (json.dumps(said, ensure_ascii=False) + "\n").encode("utf-8")
+    if ok:
+        return TRAILER_OK
+    return (json.dumps({"ok": False, "reason": reason}, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def decode_trailer(line: bytes) -> tuple[bool, str]:
+    if line == TRAILER_OK:
+        return True, ""
     said = json.loads(line)
     return said.get("ok") is True, str(said.get("reason", ""))
 
