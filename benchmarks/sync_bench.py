@@ -15,8 +15,8 @@ Figures (issue 5):
 Both tools write the same bytes to the same disk, and on a shared virtual disk the time to write
 5,000 new files swings by 2x from one minute to the next. So each round writes into new folders
 (nothing is deleted until the end), dirty pages are flushed (``sync``) before every timed run,
-rounds alternate which tool goes first, and the ratios are of
-the medians over ``--rounds`` rounds (default 5; ``--quick``: 1). Beside wall time, each run's
+rounds alternate which tool goes first, and each ratio is the median of the rounds' ratios over
+``--rounds`` rounds (default 5; ``--quick``: 1). Beside wall time, each run's
 busy CPU time (the whole machine's, from /proc/stat: both ends of the link) is reported, which
 the hypervisor's steal does not inflate. Every round's figures are in the JSON too.
 
@@ -213,13 +213,17 @@ def main() -> int:
             ]
             median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
             figures.update({key: round(value, 3) for key, value in median.items()})
+
+            def ratio(ours: str, theirs: str) -> float:
+                # Paired: each round's two runs met the same disk state, so the median of the
+                # rounds' ratios is steadier than a ratio of medians.
+                return round(statistics.median(r[ours] / r[theirs] for r in runs), 3)
+
             figures.update(
-                first_sync_ratio=round(median["first_sync_s"] / median["rsync_first_s"], 3),
-                resync_ratio=round(median["resync_s"] / median["rsync_resync_s"], 3),
-                first_sync_cpu_ratio=round(
-                    median["first_sync_cpu_s"] / median["rsync_first_cpu_s"], 3
-                ),
-                resync_cpu_ratio=round(median["resync_cpu_s"] / median["rsync_resync_cpu_s"], 3),
+                first_sync_ratio=ratio("first_sync_s", "rsync_first_s"),
+                resync_ratio=ratio("resync_s", "rsync_resync_s"),
+                first_sync_cpu_ratio=ratio("first_sync_cpu_s", "rsync_first_cpu_s"),
+                resync_cpu_ratio=ratio("resync_cpu_s", "rsync_resync_cpu_s"),
                 per_round=[{key: round(value, 3) for key, value in r.items()} for r in runs],
             )
             remote = str(work / "remote")
