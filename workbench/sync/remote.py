@@ -112,16 +112,21 @@ class RemoteTree:
         if old is not None:
             old.kill()
 
-    def _transfer_process(self, kind: str, size: int) -> Proc:
-        """A process to ``receive`` or ``send`` ``size`` bytes: the one started ahead if it is
-        still alive, else a new one (on a connection of its own for a large transfer, where the
-        relay through the shared master costs more than a login)."""
+    def _take_spare(self) -> Proc | None:
+        """The process started ahead (waiting for its start if under way), now the caller's."""
         with self._spare_lock:
             warming = self._warming
         if warming is not None:
             warming.join(60.0)
         with self._spare_lock:
             spare, self._spare = self._spare, None
+        return spare
+
+    def _transfer_process(self, kind: str, size: int) -> Proc:
+        """A process to ``receive`` or ``send`` ``size`` bytes: the one started ahead if it is
+        still alive, else a new one (on a connection of its own for a large transfer, where the
+        relay through the shared master costs more than a login)."""
+        spare = self._take_spare()
         if spare is not None and not spare.alive():
             spare.kill()
             spare = None
@@ -192,12 +197,7 @@ class RemoteTree:
         if server is not None:
             server.close_stdin()
             server.kill()
-        with self._spare_lock:
-            warming = self._warming
-        if warming is not None:
-            warming.join(60.0)
-        with self._spare_lock:
-            spare, self._spare = self._spare, None
+        spare = self._take_spare()
         if spare is not None:
             spare.close_stdin()
             spare.kill()
