@@ -60,10 +60,14 @@ def _dir(env: Mapping[str, str], own: str, xdg: str, fallback: Path, leaf: str) 
     return fallback if fallback.name == leaf else fallback / leaf
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+def atomic_write_text(
+    path: Path, text: str, *, mode: int | None = None, durable: bool = True
+) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: never half a file.
 
-    ``newline=""`` keeps the text's own line endings (a CRLF spec stays CRLF).
+    ``newline=""`` keeps the text's own line endings (a CRLF spec stays CRLF). ``durable``
+    flushes the file to disk before the rename (``fsync``); state that is rewritten many times a
+    second and safe to find a little old after a crash may skip it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -71,7 +75,8 @@ def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         elif path.exists():

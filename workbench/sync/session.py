@@ -578,7 +578,8 @@ class SyncSession:
         try:
             if self.folder.is_dir():
                 text = json.dumps(self.status(), default=str)
-                atomic_write_text(self.folder / "status.json", text)
+                # Rewritten on every state change: a flush to disk each time would slow edits.
+                atomic_write_text(self.folder / "status.json", text, durable=False)
         finally:
             self._lock.release()
 
