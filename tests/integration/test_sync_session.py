@@ -169,3 +169,55 @@ def test_session_survives_a_killed_sshd(tmp_path: Path, fresh_sshd: SshServer) -
         live.stop()
         p.runner.close()
         p.connection.close()
+
+
+def test_incremental_cycles_alone_converge_on_a_mixed_sequence(
+    pair: Pair, session: tuple[SyncSession, list[tuple[str, dict[str, Any]]]]
+) -> None:
+    """After the first sync, watcher-driven cycles plan only the paths that changed: a sequence
+    of edits on both sides (files, folders with content, moves, a conflict) still converges,
+    and none of it needs a full rescan."""
+    live, events = session
+    for i in range(40):
+        write(pair.local_root / f"src/m{i % 4}/f{i}.py", f"v1 {i}")
+    live.sync_now(60)
+    fulls_before = sum(1 for kind, data in events if kind == "cycle" and data.get("full"))
+
+    def converged() -> bool:
+        return live.wait_idle(0.2) and tree(pair.local_root) == tree(pair.remote_root)
+
+    write(pair.local_root / "src/m0/f0.py", "v2 laptop")  # an edit
+    write(pair.remote_root / "src/m1/f1.py", "v2 remote")  # an edit on the other side
+    write(pair.remote_root / "notes/new.md", "made on the remote")  # a new folder
+    until(converged, 30)
+    (pair.local_root / "src/m2").rename(pair.local_root / "src/moved")  # a folder moved
+    (pair.remote_root / "src/m3/f3.py").unlink()  # a delete
+    until(converged, 30)
+    for child in (pair.remote_root / "notes").iterdir():
+        child.unlink()
+    (pair.remote_root / "notes").rmdir()  # a folder with content, gone
+    (pair.local_root / "src/moved/f2.py").chmod(0o755)  # an exec bit
+    until(converged, 30)
+    live.pause()
+    write(pair.local_root / "src/m0/f4.py", "laptop side")
+    write(pair.remote_root / "src/m0/f4.py", "remote side!")
+    live.resume()  # a resume rescans in full: the conflict needs both sides' news
+    until(lambda: live.status()["conflicts"] == 1, 30)
+
+    def in_step_but_the_conflict() -> bool:
+        # Each side keeps its own version at the conflicted path; everything else, including
+        # both conflict copies (carried across by an incremental cycle), is the same.
+        if not live.wait_idle(0.2):
+            return False
+        here, there = tree(pair.local_root), tree(pair.remote_root)
+        copies = [p for p in here if ".conflict-" in p]
+        return len(copies) == 2 and {k: v for k, v in here.items() if k != "src/m0/f4.py"} == {
+            k: v for k, v in there.items() if k != "src/m0/f4.py"
+        }
+
+    until(in_step_but_the_conflict, 30)
+    assert (pair.local_root / "src/moved/f2.py").read_text() == "v1 2"
+    assert not (pair.local_root / "notes").exists()
+    assert not (pair.local_root / "src/m3/f3.py").exists()
+    fulls = sum(1 for kind, data in events if kind == "cycle" and data.get("full"))
+    assert fulls - fulls_before <= 1, events  # the resume's, and no other

@@ -94,12 +94,17 @@ def _maybe_changed(entry: Entry | None, base: Agreed | None, side: Side) -> bool
 
 
 def hash_requests(
-    base: Mapping[str, Agreed], local: Manifest, remote: Manifest
+    base: Mapping[str, Agreed],
+    local: Manifest,
+    remote: Manifest,
+    *,
+    only: Collection[str] | None = None,
 ) -> tuple[set[str], set[str]]:
-    """Files whose content must be read to decide (a stat change alone is not an edit)."""
+    """Files whose content must be read to decide (a stat change alone is not an edit);
+    ``only``: look at these paths alone (an incremental cycle), else at every path."""
     want_local: set[str] = set()
     want_remote: set[str] = set()
-    for path in local.keys() | remote.keys():
+    for path in local.keys() | remote.keys() if only is None else only:
         lo, re_, b = local.get(path), remote.get(path), base.get(path)
         lc, rc = _maybe_changed(lo, b, "local"), _maybe_changed(re_, b, "remote")
         if not (lc and rc):
@@ -114,8 +119,8 @@ def hash_requests(
             size = b.local_size if side == "local" else b.remote_size
             if entry.size == size:
                 (want_local if side == "local" else want_remote).add(path)
-    want_local |= _rename_suspects(base, local, remote, "local")
-    want_remote |= _rename_suspects(base, remote, local, "remote")
+    want_local |= _rename_suspects(base, local, remote, "local", only)
+    want_remote |= _rename_suspects(base, remote, local, "remote", only)
     for wanted, manifest, side in ((want_local, local, "local"), (want_remote, remote, "remote")):
         for path in list(wanted):
             if _digest(manifest[path], base.get(path), side):  # type: ignore[arg-type]
@@ -124,13 +129,18 @@ def hash_requests(
 
 
 def _rename_suspects(
-    base: Mapping[str, Agreed], here: Manifest, there: Manifest, side: Side
+    base: Mapping[str, Agreed],
+    here: Manifest,
+    there: Manifest,
+    side: Side,
+    only: Collection[str] | None,
 ) -> set[str]:
     """New files on ``side`` as large as a file that went from ``side`` and stayed unchanged on
     the other: hashed, so a move can travel as a rename instead of the file's bytes."""
     sizes: set[int] = set()
-    for path, agreed in base.items():
-        if agreed.type != "file" or path in here:
+    for path in base if only is None else only:
+        agreed = base.get(path)
+        if agreed is None or agreed.type != "file" or path in here:
             continue
         kept = there.get(path)
         if kept is not None and agreed.stat_matches(kept, other(side)):
@@ -138,10 +148,14 @@ def _rename_suspects(
     sizes.discard(0)
     if not sizes:
         return set()
+    candidates = here if only is None else [p for p in only if p in here]
     return {
         path
-        for path, entry in here.items()
-        if entry.type == "file" and entry.size in sizes and path not in base and path not in there
+        for path in candidates
+        if (entry := here[path]).type == "file"
+        and entry.size in sizes
+        and path not in base
+        and path not in there
     }
 
 
@@ -176,10 +190,12 @@ def plan(
     problems: Collection[Problem] = (),
     forced: Mapping[str, str] | None = None,
     case_insensitive: Collection[Side] = (),
+    only: Collection[str] | None = None,
 ) -> Plan:
     """Decide what to do. ``skip``: paths left alone (open conflicts); ``problems``: paths that
     could not be read (left alone with their subtrees, so unreadable never means deleted);
-    ``forced``: paths whose fate the user chose with ``resolve`` (a side, or ``delete``)."""
+    ``forced``: paths whose fate the user chose with ``resolve`` (a side, or ``delete``);
+    ``only``: decide for these paths alone (an incremental cycle: the rest is as agreed)."""
     forced = forced or {}
     result = Plan(problems=list(problems))
     blocked = {p.path for p in problems} | set(skip)
@@ -211,7 +227,8 @@ def plan(
             return True
         return any(a in blocked for a in relpath.ancestors(path))
 
-    for path in sorted(local.keys() | remote.keys() | base.keys()):
+    paths = local.keys() | remote.keys() | base.keys() if only is None else only
+    for path in sorted(paths):
         if is_blocked(path):
             continue
         lo, re_, b = local.get(path), remote.get(path), base.get(path)
