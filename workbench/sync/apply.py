@@ -9,6 +9,7 @@ the agreed state; anything refused or failed keeps its old agreement and is retr
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,14 +172,21 @@ def run(
     when = time.time() if now is None else now
     pending, conflicts = build(plan, when)
     outcome = Outcome(conflicts=conflicts)
+    push = pending["remote"]
+    # Remote folders to make, and nothing else to do there before files: made alongside a
+    # large push (its receiver makes any folder a file needs, and mkdir takes a folder that is
+    # already there), so a first sync does not wait a round trip for hundreds of mkdirs.
+    alongside = (
+        bool(push.files) and not _small(push.files) and all(o["op"] == "mkdir" for o in push.ops)
+    )
+    ops_thread = _RemoteOps(remote, push.ops) if alongside and push.ops else None
     sides: tuple[tuple[Side, LocalTree | RemoteTree], ...] = (("remote", remote), ("local", local))
     for side, tree in sides:
         work = pending[side]
-        if work.ops:
+        if work.ops and not (side == "remote" and alongside):
             for result in tree.apply_ops(work.ops):
                 _settle(outcome, side, work.op_actions.get(result.path), result)
 
-    push = pending["remote"]
     if push.files and _small(push.files):
         # A few small files go inline on the request channel: one round trip, no new channel.
         results = remote.put([local.read_inline(item) for item in push.files])
@@ -190,11 +198,16 @@ def run(
             if progress is not None:
                 progress(result.path, result.entry.size if result.entry else 0)
 
-        verdicts, results = remote.receive(
-            lambda out: local.write_stream(push.files, out),
-            on_result=on_pushed,
-            size=sum(item.source.size for item in push.files),
-        )
+        try:
+            verdicts, results = remote.receive(
+                lambda out: local.write_stream(push.files, out),
+                on_result=on_pushed,
+                size=sum(item.source.size for item in push.files),
+            )
+        finally:
+            op_results = ops_thread.results() if ops_thread is not None else []
+        for result in op_results:
+            _settle(outcome, "remote", push.op_actions.get(result.path), result)
         _settle_files(outcome, "remote", push, verdicts, results)
 
     pull = pending["local"]
@@ -210,6 +223,31 @@ def run(
         _settle_files(outcome, "local", pull, [], results)
         _report(progress, results)
     return outcome
+
+
+class _RemoteOps:
+    """Remote ops applied on a thread of their own (over the agent's request channel) while the
+    push stream runs on its own channel; ``results`` waits and re-raises what went wrong."""
+
+    def __init__(self, remote: RemoteTree, ops: list[dict[str, Any]]) -> None:
+        self._results: list[Result] = []
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._apply, args=(remote, ops), daemon=True, name="sync-remote-ops"
+        )
+        self._thread.start()
+
+    def _apply(self, remote: RemoteTree, ops: list[dict[str, Any]]) -> None:
+        try:
+            self._results = remote.apply_ops(ops)
+        except BaseException as exc:  # re-raised on the cycle's thread
+            self._failure.append(exc)
+
+    def results(self) -> list[Result]:
+        self._thread.join()
+        if self._failure:
+            raise self._failure[0]
+        return self._results
 
 
 def _report(progress: Progress | None, results: list[Result]) -> None:

@@ -223,6 +223,8 @@ def plan(
             )
 
     def is_blocked(path: str) -> bool:
+        if not blocked:
+            return False
         if path in blocked:
             return True
         return any(a in blocked for a in relpath.ancestors(path))
