@@ -68,7 +68,7 @@ class SyncEngine:
         self.state: SyncState = store.load()
         if self.state.remote_python and remote.python == PYTHON:
             remote.python = self.state.remote_python
-        remote.start_soon()  # the agent starts while the ignore rules load
+        remote.start_soon()  # the agent starts while this machine reads its ignore rules
         if not self.state.base:
             remote.warm_bulk()  # a first sync: files will travel, so start a transfer process
         # The project's own ignore files are read by each full scan (a walk of the tree): until
