@@ -4,6 +4,9 @@ Every step is a create, edit, delete, rename or mode change on the laptop or the
 sshd on loopback), with sync cycles between. The checks after each sync: every file version that
 differed from the last agreed state (a change not yet synced) still exists somewhere, at its
 path or as a conflict copy; and at the end, once conflicts are settled, both trees are equal.
+
+It runs twice: with full cycles (both trees scanned), and with incremental cycles fed the paths a
+watcher would report (what a live session does between full scans: only those are planned).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from workbench.agent import install_agent
 from workbench.ssh import SshConnection
 from workbench.sync.engine import SyncEngine
 from workbench.sync.local import LocalTree
+from workbench.sync.manifest import stat_path
 from workbench.sync.remote import RemoteTree
 from workbench.sync.session import apply_request
 from workbench.sync.state import StateStore
@@ -78,8 +82,9 @@ def unsynced_versions(engine: SyncEngine, roots: dict[str, Path]) -> set[bytes]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=st.lists(op, min_size=1, max_size=25))
+@pytest.mark.parametrize("cycles", ["full", "incremental"])
 def test_random_edits_converge_without_loss(
-    link: tuple[SshConnection, str, Path], steps: list[tuple[str, ...]]
+    link: tuple[SshConnection, str, Path], steps: list[tuple[str, ...]], cycles: str
 ) -> None:
     connection, agent_path, folder = link
     work = Path(tempfile.mkdtemp(dir=folder))
@@ -97,11 +102,30 @@ def test_random_edits_converge_without_loss(
             path.write_bytes(f"seed {name}".encode())
         engine.cycle(full=True)
 
+        seen: dict[str, set[str]] = {"local": set(), "remote": set()}
+
+        def saw(side: str, name: str) -> None:
+            """What a watcher reports: the path and the folders above it."""
+            parts = name.split("/")
+            seen[side].update("/".join(parts[: i + 1]) for i in range(len(parts)))
+
+        def cycle() -> None:
+            if cycles == "full":
+                report = engine.cycle(full=True)
+            else:
+                engine.update_remote(
+                    [(p, stat_path(roots["remote"], p)) for p in sorted(seen["remote"])]
+                )
+                engine.refresh_local(seen["local"])
+                seen["local"].clear()
+                seen["remote"].clear()
+                report = engine.cycle(full=False)
+            assert report.halted is None or "empty" in report.halted
+
         def sync() -> None:
             must_survive = unsynced_versions(engine, roots)
             for _ in range(2):  # the second carries conflict copies across
-                report = engine.cycle(full=True)
-                assert report.halted is None or "empty" in report.halted
+                cycle()
             kept = contents(roots["local"]) | contents(roots["remote"])
             lost = must_survive - kept
             assert not lost, f"versions lost: {lost}"
@@ -113,6 +137,9 @@ def test_random_edits_converge_without_loss(
                 continue
             root = roots[step[1]]
             path = root / step[2]
+            saw(step[1], step[2])
+            if kind == "rename":
+                saw(step[1], step[3])
             if kind == "write":
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(f"{step[1]} v{next(counter)}".encode())
@@ -130,7 +157,7 @@ def test_random_edits_converge_without_loss(
         for conflict in list(engine.state.conflicts):
             apply_request(engine.state, {"path": conflict, "keep": "both"})
         for _ in range(3):
-            engine.cycle(full=True)
+            cycle()
         assert not engine.state.conflicts
         assert tree(roots["local"]) == tree(roots["remote"])
     finally:
