@@ -1426,9 +1426,6 @@ def cmd_sync_stream(args: argparse.Namespace) -> int:
     ``receive`` or ``send``. The laptop starts one while it scans, so the remote shell and
     interpreter start alongside the scan rather than after it."""
     kind = sys.stdin.buffer.readline().strip()
-    if kind == b"receive-new-root":  # a first sync: the root may not exist yet
-        os.makedirs(args.root, exist_ok=True)
-        return cmd_sync_receive(args)
     if kind == b"receive":
         return cmd_sync_receive(args)
     if kind == b"send":

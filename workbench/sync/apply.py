@@ -167,10 +167,8 @@ def run(
     *,
     now: float | None = None,
     progress: Progress | None = None,
-    new_root: bool = False,
 ) -> Outcome:
-    """Apply ``plan``; ``TransportError`` propagates (the caller retries the cycle later).
-    ``new_root``: the remote root may not exist yet (a first sync): a push creates it."""
+    """Apply ``plan``; ``TransportError`` propagates (the caller retries the cycle later)."""
     when = time.time() if now is None else now
     pending, conflicts = build(plan, when)
     outcome = Outcome(conflicts=conflicts)
@@ -205,7 +203,6 @@ def run(
                 lambda out: local.write_stream(push.files, out),
                 on_result=on_pushed,
                 size=sum(item.source.size for item in push.files),
-                new_root=new_root,
             )
         finally:
             op_results = ops_thread.results() if ops_thread is not None else []

@@ -20,7 +20,7 @@ from workbench.sync import relpath
 from workbench.sync.ignore import IgnoreRules, base_rules, load_rules
 from workbench.sync.local import LocalTree
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
-from workbench.sync.reconcile import Action, Plan, Side, hash_requests, plan
+from workbench.sync.reconcile import Plan, Side, hash_requests, plan
 from workbench.sync.remote import PYTHON, RemoteTree
 from workbench.sync.state import StateStore, SyncState
 from workbench.sync.wire import op
@@ -204,9 +204,6 @@ class SyncEngine:
         now: Callable[[], float] = time.time,
     ) -> CycleReport:
         report = CycleReport(started=now(), full=full or not self.scanned)
-        early = None
-        if not self.state.base and not self.scanned:
-            early = self._push_ahead(progress, on_plan, now)
         if report.full:
             halt = self.full_scan()
             if halt:
@@ -215,49 +212,10 @@ class SyncEngine:
         only = None if report.full else self._planning_set()
         touched, self.touched = self.touched, set()
         try:
-            self._cycle(report, only, progress, on_plan, now)
+            return self._cycle(report, only, progress, on_plan, now)
         except BaseException:
             self.touched |= touched  # not planned after all: the next cycle must see them
             raise
-        if early is not None:
-            for key, count in early.changes.items():
-                report.changes[key] = report.changes.get(key, 0) + count
-            report.files_sent += early.files_sent
-            report.bytes_sent += early.bytes_sent
-        return report
-
-    def _push_ahead(
-        self,
-        progress: applier.Progress | None,
-        on_plan: Callable[[Plan], None] | None,
-        now: Callable[[], float],
-    ) -> CycleReport | None:
-        """A first sync (nothing agreed yet) sends this machine's files at once, as rsync
-        would, instead of after the remote scan: every file goes with ``expect`` nothing, so
-        the remote refuses any path it already holds (the full cycle that follows compares
-        those). Only worth it when there is more than goes inline."""
-        rules = self.load_rules()
-        scan = self.local.scan(rules)
-        if not scan.root_ok or not self._bulk_likely(scan.entries):
-            return None
-        actions = [
-            Action("copy", e.path, "remote", source=e)
-            for e in scan.entries.values()
-            if e.type == "file"
-        ]
-        the_plan = Plan(actions=actions)
-        report = CycleReport(started=now(), full=True, changes=the_plan.counts())
-        if on_plan is not None:
-            on_plan(the_plan)
-        outcome = applier.run(
-            the_plan, self.local, self.remote, now=now(), progress=progress, new_root=True
-        )
-        self._remember(the_plan, outcome)
-        # What did not land (already there, unreadable, no room) is planned again, and reported,
-        # by the full cycle that follows.
-        report.files_sent = outcome.files_sent
-        report.bytes_sent = outcome.bytes_sent
-        return report
 
     def _planning_set(self) -> set[str] | None:
         """What an incremental cycle looks at: the touched paths, their folders, what the
@@ -284,7 +242,7 @@ class SyncEngine:
         progress: applier.Progress | None,
         on_plan: Callable[[Plan], None] | None,
         now: Callable[[], float],
-    ) -> None:
+    ) -> CycleReport:
         local, remote = self.caches["local"], self.caches["remote"]
         hash_problems = self._hash(local, remote, only)
         the_plan = self._plan(local, remote, hash_problems, only)
@@ -293,7 +251,7 @@ class SyncEngine:
         report.problems = the_plan.problems
         if the_plan.halt:
             report.halted = the_plan.halt
-            return
+            return report
         report.changes = the_plan.counts()
         if on_plan is not None:
             on_plan(the_plan)
@@ -305,6 +263,7 @@ class SyncEngine:
         report.files_sent = outcome.files_sent
         report.bytes_sent = outcome.bytes_sent
         report.seconds = now() - report.started
+        return report
 
     def _hash(self, local: Manifest, remote: Manifest, only: set[str] | None) -> list[Problem]:
         want_local, want_remote = hash_requests(self.state.base, local, remote, only=only)

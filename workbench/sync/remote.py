@@ -279,7 +279,6 @@ class RemoteTree:
         produce: Callable[[IO[bytes]], list[Result]],
         on_result: Callable[[Result], None] | None = None,
         size: int = 0,
-        new_root: bool = False,
     ) -> tuple[list[Result], list[Result]]:
         """Start the agent's ``receive`` and let ``produce`` write the transfer stream (about
         ``size`` bytes) into it.
@@ -287,7 +286,7 @@ class RemoteTree:
         Returns the sender's verdicts and the remote's results (read as they come, so neither
         side's pipe ever fills up and stalls the other).
         """
-        proc = self._transfer_process("receive-new-root" if new_root else "receive", size)
+        proc = self._transfer_process("receive", size)
         results: list[Result] = []
         failure: list[BaseException] = []
 
