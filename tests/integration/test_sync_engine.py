@@ -504,3 +504,25 @@ def test_a_rename_never_moves_a_file_edited_on_the_other_side(pair: Pair) -> Non
     assert (pair.local_root / "a.bin").read_bytes() == b"y" * 10_000  # the edit beat the move
     assert (pair.remote_root / "b.bin").read_bytes() == b"x" * 10_000
     synced(pair)
+
+
+def test_a_first_sync_into_a_folder_already_holding_files_overwrites_nothing(pair: Pair) -> None:
+    """Nothing agreed yet, and the remote folder already holds some of the same names: nothing
+    there is overwritten; different contents become a conflict, equal ones agree."""
+    engine = pair.engine()
+    for i in range(100):
+        write(pair.local_root / f"data/f{i}.bin", f"laptop {i}")
+    write(pair.remote_root / "data/f1.bin", "remote 1, different")
+    write(pair.remote_root / "data/f2.bin", "laptop 2")  # the same content
+    write(pair.remote_root / "remote-only.txt", "only there")
+    report = engine.cycle(full=True)
+    assert report.files_sent >= 98, report
+    assert (pair.remote_root / "data/f1.bin").read_text() == "remote 1, different"
+    assert report.new_conflicts == ["data/f1.bin"]
+    assert (pair.local_root / "remote-only.txt").read_text() == "only there"
+    engine.cycle(full=True)  # carries the conflict copies across
+    local_copy = [n for n in os.listdir(pair.remote_root / "data") if ".conflict-local-" in n]
+    assert len(local_copy) == 1
+    assert (pair.remote_root / "data" / local_copy[0]).read_text() == "laptop 1"
+    assert (pair.remote_root / "data/f2.bin").read_text() == "laptop 2"
+    assert "data/f2.bin" in engine.state.base
