@@ -988,14 +988,19 @@ class _SyncLanding:
         self.error = ""
         self.sha = hashlib.sha256()
         try:
-            full = _sync_inside(root, path)
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            _sync_inside(root, path)  # makedirs may have raced with a new symlink
-            self.tmp = _sync_temp(full)
-            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
+            self.fd = self._create(mode & 0o777)
             self.mode = mode & 0o777 & ~_SYNC_UMASK
         except (OSError, ValueError) as exc:
+            self.tmp = ""  # not created here: nothing of ours to remove
             self.fail(exc)
+
+    def _create(self, mode: int) -> int:
+        """Make the temp file (``self.tmp``) beside the destination; its descriptor."""
+        full = _sync_inside(self.root, self.path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        _sync_inside(self.root, self.path)  # makedirs may have raced with a new symlink
+        self.tmp = _sync_temp(full)
+        return os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
 
     def _discard(self) -> None:
         _sync_discard(self.tmp)
@@ -1133,27 +1138,19 @@ class _SyncStreamLanding(_SyncLanding):
     """A ``_SyncLanding`` that works relative to its folder's descriptor (``_SyncFolders``)."""
 
     def __init__(self, folders: _SyncFolders, path: str, mode: int) -> None:
-        self.root, self.path = folders.root, path
-        self.mode = -1
-        self.tmp = ""
-        self.fd = -1
-        self.dir_fd = -1
-        self.error = ""
-        self.sha = hashlib.sha256()
-        try:
-            _sync_check(path)
-            if len(folders.root) + 1 + len(path.encode("utf-8")) >= folders.path_max:
-                raise OSError(errno.ENAMETOOLONG, "File name too long")
-            self.folder, _, self.name = path.rpartition("/")
-            self.folders = folders
-            self.dir_fd = folders.fd(self.folder)
-            self.tmp = _sync_temp(self.name)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-            self.fd = os.open(self.tmp, flags, mode & 0o777, dir_fd=self.dir_fd)
-            self.mode = mode & 0o777 & ~_SYNC_UMASK
-        except (OSError, ValueError) as exc:
-            self.tmp = ""
-            self.fail(exc)
+        self.folders = folders
+        self.folder, self.name, self.dir_fd = "", "", -1
+        super().__init__(folders.root, path, mode)
+
+    def _create(self, mode: int) -> int:
+        _sync_check(self.path)
+        if len(self.root) + 1 + len(self.path.encode("utf-8")) >= self.folders.path_max:
+            raise OSError(errno.ENAMETOOLONG, "File name too long")
+        self.folder, _, self.name = self.path.rpartition("/")
+        self.dir_fd = self.folders.fd(self.folder)
+        self.tmp = _sync_temp(self.name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        return os.open(self.tmp, flags, mode, dir_fd=self.dir_fd)
 
     def _discard(self) -> None:
         if self.tmp:

@@ -34,8 +34,8 @@ from workbench.registry import Registry
 from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Manager
 from workbench.service.project_sync import ProjectSync
+from workbench.service.protocol import app_row
 from workbench.service.runtimes import ContextHandles, ContextRuntimes
-from workbench.spec import AppSpec
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +366,7 @@ class ProjectHost:
         container = session.container() if session is not None else None
         rows = []
         for app in apps:
-            row = _app_row(app, "closed")
+            row = app_row(app, "closed")
             if container is not None and session is not None:
                 runner = session.runner(app.name, container)
                 row["state"] = runner.status().state
@@ -422,15 +422,3 @@ class ProjectHost:
     def _busy_lock(self, key: tuple[str, str]) -> threading.RLock:
         with self._lock:
             return self._busy.setdefault(key, threading.RLock())
-
-
-def _app_row(app: AppSpec, state: str) -> dict[str, Any]:
-    port = app.webapp_options.port if app.webapp_options else ""
-    return {
-        "name": app.name,
-        "type": app.type,
-        "class": app.class_,
-        "port": port or None,
-        "state": state,
-        "url": None,
-    }

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
 from workbench.paths import Paths
+
+if TYPE_CHECKING:
+    from workbench.spec import AppSpec
 
 PROTOCOL_VERSION = 1
 SOCKET_NAME = "service.sock"
@@ -111,3 +114,17 @@ def prepare_runtime_dir(paths: Paths) -> Path:
     if directory.stat().st_mode & 0o077:
         directory.chmod(0o700)
     return directory
+
+
+def app_row(app: AppSpec, state: str) -> dict[str, Any]:
+    """One app as ``list apps`` and ``project_status`` carry it; the URL is filled in when the
+    app is forwarded."""
+    port = app.webapp_options.port if app.webapp_options else ""
+    return {
+        "name": app.name,
+        "type": app.type,
+        "class": app.class_,
+        "port": port or None,
+        "state": state,
+        "url": None,
+    }

@@ -22,6 +22,7 @@ from workbench.cli.output import Result
 from workbench.errors import ContextError, HostKeyRejected
 from workbench.registry import Context, Registry
 from workbench.service.client import ServiceClient
+from workbench.service.protocol import app_row
 
 if TYPE_CHECKING:
     # docker-py and pydantic cost most of a second to import: the commands that go through the
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from workbench.container.session import ProjectSession
     from workbench.context_runtime import ContextRuntime
     from workbench.projects import Project
-    from workbench.spec import AppSpec
 
 T = TypeVar("T")
 
@@ -201,20 +201,8 @@ def list_apps(inv: Invocation) -> Result:
         inv.stderr.write(f"warning: {exc.message}; app states are unknown\n")
         from workbench.spec import SpecDocument
 
-        rows = [_app_row(app, "unknown") for app in SpecDocument.load(project.spec_path).apps()]
+        rows = [app_row(app, "unknown") for app in SpecDocument.load(project.spec_path).apps()]
     return Result(data=rows, columns=_APP_COLUMNS)
-
-
-def _app_row(app: AppSpec, state: str) -> dict[str, Any]:
-    port = app.webapp_options.port if app.webapp_options else ""
-    return {
-        "name": app.name,
-        "type": app.type,
-        "class": app.class_,
-        "port": port or None,
-        "state": state,
-        "url": None,
-    }
 
 
 # -- connection and selection ------------------------------------------------------------------
