@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from ui import collector
 from ui.bridge import DEFAULT_POLL_S, ServiceBridge
 from ui.main_window import MainWindow
 from ui.style import apply_style
@@ -51,6 +52,7 @@ def build_app(
         apply_style(app)
         app.setApplicationName("Workbench")
         app.setDesktopFileName("workbench")
+        collector.install(app)
     environment = dict(os.environ if env is None else env)
     bridge = ServiceBridge(Paths.from_env(environment), environment, poll_interval=poll_interval)
     window = MainWindow(bridge, secrets=secrets)

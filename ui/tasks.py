@@ -12,6 +12,11 @@ gate is open. The gate shuts (under its lock) when the runner is closed (``close
 destroyed (before Qt deletes its children, the relay among them) and when the interpreter exits
 (before PySide tears its objects down), so a late job drops its result instead of emitting on a
 deleted object ("Signal source has been deleted").
+
+Jobs' functions often hold a window (a bound method, a closure over ``self``). The last reference
+to one must never be dropped on a pool thread, or the window would be deleted there: the runner
+keeps each function until its result is handled on the GUI thread (or, once closed, until the
+runner itself goes), and a job lets go of its own reference before it reports.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class _Relay(QObject):
 
 @dataclass(frozen=True)
 class _Pending:
+    fn: Callable[[], Any]
     on_done: OnDone | None
     on_error: OnError | None
     receiver: QObject | None
@@ -67,19 +73,23 @@ class _Pending:
 class _Job(QRunnable):
     def __init__(self, fn: Callable[[], Any], job_id: int, relay: _Relay, gate: _Gate) -> None:
         super().__init__()
-        self._fn = fn
+        self._fn: Callable[[], Any] | None = fn
         self._id = job_id
         self._relay = relay
         self._gate = gate
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        fn, self._fn = self._fn, None
+        assert fn is not None, "a job runs once"
         ok = True
         outcome: object
         try:
-            outcome = self._fn()
+            outcome = fn()
         except Exception as exc:
             ok, outcome = False, exc
+        # The runner holds the function until the GUI thread is done with it (module docstring).
+        del fn
         with self._gate.lock:
             if not self._gate.open:
                 log.debug("background task finished after its runner closed: result dropped")
@@ -102,6 +112,8 @@ class TaskRunner(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1 if serial else max_threads)
         self._pending: dict[int, _Pending] = {}
+        # Jobs' functions still running when the runner closed: released with the runner.
+        self._retired: list[_Pending] = []
         self._ids = itertools.count(1)
         gate = self._gate
         # Not a bound method: by the time ``destroyed`` is emitted the Python side may be going.
@@ -123,7 +135,7 @@ class TaskRunner(QObject):
             log.debug("task submitted to a closed runner: not run")
             return
         job_id = next(self._ids)
-        self._pending[job_id] = _Pending(on_done, on_error, receiver)
+        self._pending[job_id] = _Pending(fn, on_done, on_error, receiver)
         self._pool.start(_Job(fn, job_id, self._relay, self._gate))
 
     def _finished(self, job_id: int, ok: bool, outcome: object) -> None:
@@ -156,6 +168,7 @@ class TaskRunner(QObject):
         on their way), then wait up to ``timeout_ms`` for the running jobs. True if they all
         finished; one still running later ends quietly, its result dropped."""
         self._gate.shut()
+        self._retired.extend(self._pending.values())
         self._pending.clear()
         return bool(self._pool.waitForDone(timeout_ms))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_brev import FakeBrev
+from ui import collector
 from ui.app import App, build_app
 from workbench.paths import Paths
 from workbench.projects import Project, create_project
@@ -37,6 +38,13 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def gui_thread_collector(qapp) -> None:
+    """As in the app (``build_app``): garbage cycles are freed on the GUI thread only, also in
+    tests that build a dialog without the app."""
+    collector.install(qapp)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -96,4 +97,30 @@ def test_results_come_back_on_the_gui_thread_and_skip_a_deleted_receiver(qtbot):
     gone.deleteLater()
     qtbot.waitUntil(lambda: runner.pending() == 0, timeout=5000)
     assert sorted(seen) == [("ZeroDivisionError", gui), ("ok", gui)]
+    runner.close()
+
+
+def test_a_job_never_drops_the_last_reference_to_a_window_on_its_thread(qtbot):
+    """A job's function holding the only reference to a window (a closure over ``self``) must
+    not free it on the pool thread when the job ends: it is freed on the GUI thread."""
+    runner = TaskRunner()
+    freed_on: list[str] = []
+    started = threading.Event()
+
+    def submit_holding_a_window() -> None:
+        window = QWidget()
+        weakref.finalize(window, lambda: freed_on.append(threading.current_thread().name))
+
+        def job() -> None:
+            started.set()
+            time.sleep(0.2)
+            assert window is not None  # the closure keeps the window
+
+        runner.submit(job)
+
+    submit_holding_a_window()
+    assert started.wait(5)
+    qtbot.waitUntil(lambda: runner.pending() == 0, timeout=5000)
+    qtbot.waitUntil(lambda: freed_on != [], timeout=5000)
+    assert freed_on == [threading.main_thread().name]
     runner.close()
