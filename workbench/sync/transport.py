@@ -334,6 +334,11 @@ class BulkRunner:
 
     The decision starts on first need (a transfer, or ``decide_soon``), not at construction:
     a re-sync with nothing to send then never pays for a second login competing with its scan.
+    A bulk process asked for while the decision is under way is started through OpenSSH at
+    once, on its own connection, alongside the check (two logins at the same time instead of
+    one after the other: about half a second sooner on a host whose shell runs pyenv init), and
+    kept only if OpenSSH is chosen. It is as safe as the check: batch mode, the pinned keys
+    checked strictly, nothing asked and nothing pinned.
     """
 
     def __init__(
@@ -348,6 +353,7 @@ class BulkRunner:
         self._prefer_openssh = prefer_openssh
         self._on_decided = on_decided
         self._fallback = ParamikoRunner(connection)
+        self._candidate: OpenSshRunner | None = None
         self._chosen: Runner | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -356,11 +362,19 @@ class BulkRunner:
         """Start deciding in the background, if not already started."""
         with self._lock:
             if self._thread is None:
+                if openssh_wanted(prefer_openssh=self._prefer_openssh):
+                    self._candidate = OpenSshRunner(self._connection)
                 self._thread = threading.Thread(target=self._choose, daemon=True, name="sync-ssh")
                 self._thread.start()
 
     def _choose(self) -> None:
-        self._chosen = choose_runner(self._connection, prefer_openssh=self._prefer_openssh)
+        candidate = self._candidate
+        if candidate is not None and candidate.check():
+            self._chosen = candidate
+        else:
+            if candidate is not None:
+                candidate.close()
+            self._chosen = self._fallback
         if self._on_decided is not None:
             self._on_decided()
 
@@ -379,7 +393,20 @@ class BulkRunner:
         return self.runner().start(argv)
 
     def start_bulk(self, argv: list[str]) -> Proc:
-        return self.runner().start_bulk(argv)
+        self.decide_soon()
+        candidate = self._candidate
+        if self._chosen is not None or candidate is None:
+            return self.runner().start_bulk(argv)
+        try:
+            ahead: Proc | None = candidate.start_bulk(argv)  # while the check runs
+        except TransportError:
+            ahead = None
+        chosen = self.runner()
+        if chosen is candidate and ahead is not None:
+            return ahead
+        if ahead is not None:
+            ahead.kill()
+        return chosen.start_bulk(argv)
 
     def close(self) -> None:
         with self._lock:
@@ -390,11 +417,10 @@ class BulkRunner:
             self._chosen.close()
 
 
-def choose_runner(connection: SshConnection, *, prefer_openssh: bool = True) -> Runner:
-    """OpenSSH where it is installed and logs in with the connection's key; else paramiko."""
-    if prefer_openssh and shutil.which("ssh") and os.environ.get("NVWB_SYNC_SSH") != "paramiko":
-        runner = OpenSshRunner(connection)
-        if runner.check():
-            return runner
-        runner.close()
-    return ParamikoRunner(connection)
+def openssh_wanted(*, prefer_openssh: bool = True) -> bool:
+    """Whether to try the system ``ssh`` at all: installed, and not turned off."""
+    return (
+        prefer_openssh
+        and shutil.which("ssh") is not None
+        and os.environ.get("NVWB_SYNC_SSH") != "paramiko"
+    )
