@@ -418,6 +418,8 @@ def _emptying(
 
 
 def _case_collisions(paths: Collection[str]) -> list[set[str]]:
+    if len({path.casefold() for path in paths}) == len(paths):
+        return []  # the usual case, in one pass without a set per path
     groups: dict[str, set[str]] = {}
     for path in paths:
         groups.setdefault(path.casefold(), set()).add(path)
