@@ -84,6 +84,45 @@ def test_update_context_changes_only_what_is_given(wb_env):
     assert (data["grace_period_seconds"], data["hourly_rate"]) == (5, 2.0)
 
 
+def test_host_mount_folders_are_set_added_and_removed_per_target(wb_env):
+    created = nvwb(
+        wb_env,
+        "create",
+        "context",
+        "box",
+        "h.example",
+        "--host-mount",
+        "/data/models/=/srv/models",
+        "--host-mount",
+        "/data/cache=/srv/cache",
+        "-o",
+        "json",
+    )
+    assert created.code == 0, created.err
+    assert created.json()["host_mount_sources"] == {
+        "/data/models/": "/srv/models",
+        "/data/cache": "/srv/cache",
+    }
+    # An update adds to what is there; the same target (slash or not) replaces; TARGET= removes.
+    updated = nvwb(
+        wb_env,
+        "update",
+        "context",
+        "box",
+        "--host-mount",
+        "/data/models=/mnt/models",
+        "--host-mount",
+        "/data/cache=",
+        "--host-mount",
+        "/data/raw/=/srv/raw",
+        "-o",
+        "json",
+    )
+    assert updated.code == 0, updated.err
+    stored = json.loads(_contexts_file(wb_env).read_text())["contexts"]["box"]
+    assert stored["host_mount_sources"] == {"/data/models": "/mnt/models", "/data/raw/": "/srv/raw"}
+
+
 def test_the_idle_stop_command_is_set_per_context(wb_env):
     nvwb(wb_env, "create", "context", "b", "--brev-instance-name", "i")
     assert nvwb(wb_env, "list", "contexts", "-o", "json").json()[1]["stop_command_on_idle"] == (
@@ -116,6 +155,9 @@ def test_delete_context_needs_yes_without_a_terminal(wb_env):
         (["create", "context", "local", "--type", "local"], 5, "already exists"),
         (["update", "context", "nope", "--hourly-rate", "1"], 4, "does not exist"),
         (["delete", "context", "local", "--yes"], 2, "local"),
+        (["create", "context", "x", "h", "--host-mount", "/data"], 2, "expected TARGET=FOLDER"),
+        (["create", "context", "x", "h", "--host-mount", "data=/srv"], 2, "absolute container"),
+        (["update", "context", "local", "--host-mount", "=/srv"], 2, "expected TARGET=FOLDER"),
         (["frobnicate"], 2, "invalid choice"),
     ],
 )

@@ -122,7 +122,10 @@ def test_plan_mounts_ports_gpus_and_shared_memory(doc: SpecDocument) -> None:
         {"type": "tmpfs", "source": None, "target": "/scratch", "read_only": False},
         {"type": "bind", "source": "/srv/models", "target": "/data/models", "read_only": True},
     ]
-    assert any("/data/unset/" in w for w in plan.warnings)
+    assert any(
+        "/data/unset/" in w and "nvwb update context box --host-mount /data/unset/=FOLDER" in w
+        for w in plan.warnings
+    )
     assert sorted(p.container_port for p in plan.ports) == [8080, 8888]
     assert all(p.host_port is None for p in plan.ports)  # remote: the engine picks
     assert plan.shm_size_mb == 2048 and plan.gpus == 2

@@ -186,6 +186,14 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
         "(default: sudo -n shutdown -h now)",
     )
     p.add_argument(
+        "--host-mount",
+        dest="host_mounts",
+        action="append",
+        metavar="TARGET=FOLDER",
+        help="folder on the context's host behind the spec's host mount at TARGET (repeat for "
+        "more; TARGET= with no folder removes one)",
+    )
+    p.add_argument(
         "--accept-host-key",
         metavar="SHA256:...",
         help="trust this host key fingerprint without asking",

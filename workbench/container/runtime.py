@@ -161,7 +161,8 @@ def plan_container(
             if source is None:
                 warnings.append(
                     f"host mount {mount.target} is not configured for context '{context}'; it "
-                    "is left out (set its source folder on the context to use it)"
+                    f"is left out (to use it: nvwb update context {context} --host-mount "
+                    f"{mount.target}=FOLDER)"
                 )
                 continue
             mounts.append(_bind(source, target, read_only))

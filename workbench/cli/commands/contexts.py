@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from workbench.cli.invocation import Invocation
@@ -78,7 +79,9 @@ def list_contexts(inv: Invocation) -> Result:
     return Result(data=rows, columns=columns)
 
 
-def _changes(inv: Invocation) -> dict[str, Any]:
+def _changes(inv: Invocation, mounts: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The registry fields the flags set; ``mounts``: the context's host mounts so far (an
+    update adds to them and removes ``TARGET=`` ones)."""
     args = inv.args
     changes = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
     hostname = getattr(args, "hostname", None) or getattr(args, "hostname_flag", None)
@@ -86,7 +89,26 @@ def _changes(inv: Invocation) -> dict[str, Any]:
         changes["hostname"] = hostname
     if getattr(args, "accept_host_key", None):
         changes["accepted_host_key"] = args.accept_host_key
+    if getattr(args, "host_mounts", None):
+        changes["host_mount_sources"] = _host_mounts(args.host_mounts, mounts or {})
     return changes
+
+
+def _host_mounts(flags: list[str], current: Mapping[str, str]) -> dict[str, str]:
+    mounts = dict(current)
+    for flag in flags:
+        target, sep, folder = flag.partition("=")
+        if not sep or not target:
+            raise UsageError(
+                f"--host-mount {flag!r}: expected TARGET=FOLDER",
+                hint="for example --host-mount /data/models/=/srv/models",
+            )
+        # One entry per target, with or without its trailing slash (as the spec may write it).
+        for key in [k for k in mounts if k.rstrip("/") == target.rstrip("/")]:
+            del mounts[key]
+        if folder:
+            mounts[target] = folder
+    return mounts
 
 
 def _infer_kind(changes: dict[str, Any]) -> str:
@@ -118,10 +140,10 @@ def create_context(inv: Invocation) -> Result:
 
 
 def update_context(inv: Invocation) -> Result:
-    changes = _changes(inv)
-    if not changes:
-        raise UsageError("nothing to change", hint="see 'nvwb update context --help'")
     with Registry.locked(inv.paths) as registry:
+        changes = _changes(inv, registry.get(inv.args.name).host_mount_sources)
+        if not changes:
+            raise UsageError("nothing to change", hint="see 'nvwb update context --help'")
         ctx = registry.update(inv.args.name, **changes)
     return Result(
         data=_row(ctx.to_dict(), inv.context_name()),
