@@ -62,6 +62,14 @@ def make_pane(qtbot, pair: Pair, context: str = "box") -> FilesPane:
     return pane
 
 
+def select_row(qtbot, pane: FilesPane, path: str) -> None:
+    """Click the conflict's row, as a person picks the conflict to settle."""
+    row = pane.conflict_paths().index(path)
+    rect = pane.table.visualItemRect(pane.table.item(row, 0))
+    qtbot.mouseClick(pane.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert pane.selected_conflicts() == [path]
+
+
 def make_conflict(qtbot, pair: Pair, live: SyncSession, path: str = "nb.ipynb") -> None:
     """The same file edited differently on both sides while sync is paused."""
     write(pair.local_root / path, "base")
@@ -91,7 +99,8 @@ def test_a_conflict_is_listed_and_keep_both_settles_it(qtbot, pair: Pair, sessio
     assert remote_copy.startswith("nb.ipynb.conflict-remote-")
     qtbot.waitUntil(reads(pair.local_root / remote_copy, "remote!"), timeout=WAIT_MS)
 
-    qtbot.mouseClick(pane.resolve_buttons["nb.ipynb"]["both"], Qt.MouseButton.LeftButton)
+    select_row(qtbot, pane, "nb.ipynb")
+    qtbot.mouseClick(pane.keep_buttons["both"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: pane.conflict_paths() == [], timeout=WAIT_MS)
     assert pane.table.rowCount() == 0
     assert not pane.conflicts_box.isVisible()
@@ -122,7 +131,8 @@ def test_keep_local_while_the_session_is_stopped_applies_when_it_starts(
     assert pane.badge.state == "stopped"
     assert "not running" in pane.pending_label.text()
 
-    qtbot.mouseClick(pane.resolve_buttons["nb.ipynb"]["local"], Qt.MouseButton.LeftButton)
+    select_row(qtbot, pane, "nb.ipynb")
+    qtbot.mouseClick(pane.keep_buttons["local"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: pane.conflict_paths() == [], timeout=WAIT_MS)
     assert "applies when it starts" in pane.banner.text()
 

@@ -54,8 +54,8 @@ REFRESH_MS = 2000
 # buttons come back, in case the session refused it (it logs why).
 RESOLVING_S = 30.0
 
-CONFLICT_COLUMNS = ("Path", "This machine's version", "Remote version", "Resolve")
-PATH, LOCAL, REMOTE, RESOLVE = range(len(CONFLICT_COLUMNS))
+CONFLICT_COLUMNS = ("Path", "This machine's version", "Remote version")
+PATH, LOCAL, REMOTE = range(len(CONFLICT_COLUMNS))
 
 _KEEP_LABEL: dict[Keep, str] = {"local": "Keep local", "remote": "Keep remote", "both": "Keep both"}
 
@@ -83,7 +83,7 @@ class FilesPane(QWidget):
         self._read_again = False
         self._shown_conflicts: tuple[ConflictRow, ...] | None = None
         self._resolving: dict[str, float] = {}
-        self.resolve_buttons: dict[str, dict[Keep, QPushButton]] = {}
+        self.keep_buttons: dict[Keep, QPushButton] = {}
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
@@ -177,9 +177,23 @@ class FilesPane(QWidget):
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(PATH, QHeaderView.ResizeMode.Stretch)
-        for column in (LOCAL, REMOTE, RESOLVE):
+        for column in (LOCAL, REMOTE):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._update_resolving)
         outer.addWidget(self.table)
+        # One row of buttons for the selected conflicts, not buttons in every row: widgets in
+        # table cells are deleted later whenever their rows go, and a just-clicked one crashed
+        # Qt 6.12 now and then (gdb: ~QWidget -> deleteChildren -> setParent_helper).
+        actions = QHBoxLayout()
+        actions.addWidget(QLabel("For the selected conflicts:"))
+        for keep in KEEPS:
+            button = QPushButton(_KEEP_LABEL[keep])
+            button.setToolTip(f"Keep {KEEP_TEXT[keep]} for each selected path")
+            button.clicked.connect(partial(self.resolve_selected, keep))
+            actions.addWidget(button)
+            self.keep_buttons[keep] = button
+        actions.addStretch(1)
+        outer.addLayout(actions)
 
     # -- context -------------------------------------------------------------------------
 
@@ -272,16 +286,11 @@ class FilesPane(QWidget):
         if rows == self._shown_conflicts:
             self._update_resolving()
             return
-        # Rebuilt only when the conflicts change, so buttons never move under the pointer.
+        # Rebuilt only when the conflicts change, keeping the selection of those still there.
+        selected = set(self.selected_conflicts())
         self._shown_conflicts = rows
-        self.resolve_buttons.clear()
-        # Take the old rows' button cells out before their rows go: removing the rows alone
-        # lets the view release them half-way (still listed as its index widgets), and the
-        # deferred delete of a cell whose button was just clicked then crashed the app now
-        # and then (Qt 6.12; 0 crashes in 32 runs of tests/ui/test_files_pane.py this way,
-        # about 4 in 10 without).
-        for index in range(self.table.rowCount()):
-            self.table.removeCellWidget(index, RESOLVE)
+        self.table.blockSignals(True)
+        self.table.clearSelection()
         self.table.setRowCount(len(rows))
         for index, row in enumerate(rows):
             path_item = QTableWidgetItem(row.path)
@@ -290,28 +299,24 @@ class FilesPane(QWidget):
             self.table.setItem(index, PATH, path_item)
             self.table.setItem(index, LOCAL, QTableWidgetItem(row.local))
             self.table.setItem(index, REMOTE, QTableWidgetItem(row.remote))
-            self.table.setCellWidget(index, RESOLVE, self._resolve_cell(row.path))
+            if row.path in selected:
+                self.table.selectRow(index)
+        if len(rows) == 1:
+            self.table.selectRow(0)  # the only one: nothing to choose
+        self.table.blockSignals(False)
         self._update_resolving()
 
-    def _resolve_cell(self, path: str) -> QWidget:
-        cell = QWidget()
-        line = QHBoxLayout(cell)
-        line.setContentsMargins(4, 0, 4, 0)
-        line.setSpacing(4)
-        buttons: dict[Keep, QPushButton] = {}
-        for keep in KEEPS:
-            button = QPushButton(_KEEP_LABEL[keep])
-            button.setToolTip(f"Keep {KEEP_TEXT[keep]} for {path}")
-            button.clicked.connect(partial(self.resolve, path, keep))
-            line.addWidget(button)
-            buttons[keep] = button
-        self.resolve_buttons[path] = buttons
-        return cell
+    def selected_conflicts(self) -> list[str]:
+        """The paths of the selected rows, top to bottom."""
+        rows = self._shown_conflicts or ()
+        picked = sorted({index.row() for index in self.table.selectedIndexes()})
+        return [rows[i].path for i in picked if i < len(rows)]
 
     def _update_resolving(self) -> None:
-        for path, buttons in self.resolve_buttons.items():
-            for button in buttons.values():
-                button.setEnabled(path not in self._resolving)
+        selected = self.selected_conflicts()
+        ready = bool(selected) and not any(path in self._resolving for path in selected)
+        for button in self.keep_buttons.values():
+            button.setEnabled(ready)
 
     def conflict_paths(self) -> list[str]:
         """The paths the conflicts table lists, top to bottom."""
@@ -319,6 +324,11 @@ class FilesPane(QWidget):
         return [row.path for row in rows]
 
     # -- requests --------------------------------------------------------------------------
+
+    def resolve_selected(self, keep: Keep) -> None:
+        """Settle each selected conflict the same way."""
+        for path in self.selected_conflicts():
+            self.resolve(path, keep)
 
     def resolve(self, path: str, keep: Keep) -> None:
         """Settle ``path``'s conflict as ``nvwb sync resolve PATH --keep KEEP`` does."""
