@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -299,12 +299,19 @@ class FilesPane(QWidget):
             self.table.setItem(index, PATH, path_item)
             self.table.setItem(index, LOCAL, QTableWidgetItem(row.local))
             self.table.setItem(index, REMOTE, QTableWidgetItem(row.remote))
-            if row.path in selected:
-                self.table.selectRow(index)
-        if len(rows) == 1:
-            self.table.selectRow(0)  # the only one: nothing to choose
+        keep = [i for i, row in enumerate(rows) if row.path in selected or len(rows) == 1]
+        self._select_rows(keep)  # a lone conflict is selected: nothing to choose
         self.table.blockSignals(False)
         self._update_resolving()
+
+    def _select_rows(self, indexes: list[int]) -> None:
+        # One selection of all of them: ``selectRow`` replaces the selection in extended mode.
+        model = self.table.model()
+        last = model.columnCount() - 1
+        selection = QItemSelection()
+        for index in indexes:
+            selection.select(model.index(index, 0), model.index(index, last))
+        self.table.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.Select)
 
     def selected_conflicts(self) -> list[str]:
         """The paths of the selected rows, top to bottom."""
