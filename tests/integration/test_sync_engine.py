@@ -212,6 +212,14 @@ def test_symlinks_are_never_followed_out_of_the_root(pair: Pair, tmp_path: Path)
     assert list(outside.iterdir()) == []
     results = engine.remote.apply_ops([{"op": "delete", "path": "../x", "expect": None}])
     assert not results[0].ok and "leave the root" in results[0].error
+    # Reading a path again (after a transfer found it changed) never looks through the link.
+    write(outside / "seen.txt", "outside")
+    write(pair.remote_root / "real/here.txt", "inside")
+    entries = dict(engine.remote.stat(["escape/seen.txt", "../x", "real/here.txt", "gone"]))
+    assert entries["escape/seen.txt"] is None and entries["../x"] is None
+    assert entries["gone"] is None
+    here = entries["real/here.txt"]
+    assert here is not None and here.type == "file" and here.size == len("inside")
 
 
 def test_names_differing_only_by_case_are_reported(pair: Pair) -> None:
@@ -261,10 +269,11 @@ def test_file_changing_while_sent_is_retried_never_half_applied(pair: Pair) -> N
             fh.write(b"more")
 
     report = engine.cycle(full=True, on_plan=change)
-    assert report.retry
+    assert report.retry == ["growing.bin"]
     assert not (pair.remote_root / "growing.bin").exists()
     assert (pair.remote_root / "other.txt").read_text() == "other"
-    engine.cycle(full=True)
+    report = engine.cycle()  # incremental: the engine read growing.bin again, no rescan needed
+    assert not report.full and report.files_sent == 1 and not report.retry
     synced(pair)
 
 
@@ -278,9 +287,10 @@ def test_remote_edit_after_scan_is_not_overwritten(pair: Pair) -> None:
         write(pair.remote_root / "a.txt", "remote wrote meanwhile", mtime_offset=2 * 10**9)
 
     report = engine.cycle(full=True, on_plan=remote_edit)
-    assert report.retry
+    assert report.retry == ["a.txt"]
     assert (pair.remote_root / "a.txt").read_text() == "remote wrote meanwhile"
-    report = engine.cycle(full=True)
+    report = engine.cycle()  # incremental: both sides' a.txt were read again
+    assert not report.full
     assert report.new_conflicts == ["a.txt"]
 
 

@@ -36,12 +36,12 @@ def conflict_name(path: str, side: Side, when: float) -> str:
 @dataclass
 class Outcome:
     """What a plan did: the new agreed entries (``None``: forget the path), conflicts found,
-    problems met, and whether something changed under us (then another cycle follows soon)."""
+    problems met, and the paths that changed under us (looked at again by the next cycle)."""
 
     agreed: dict[str, Agreed | None] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    retry: bool = False
+    retry: set[str] = field(default_factory=set)
     files_sent: int = 0
     bytes_sent: int = 0
     # What each side holds now at the paths changed there (``None``: gone), for the caches.
@@ -268,6 +268,7 @@ def _settle_files(
     outcome: Outcome, side: Side, work: _Pending, verdicts: list[Result], results: list[Result]
 ) -> None:
     """The receiver's results decide; a file it never reported on is retried next cycle."""
+    sources = {item.dest: item.path for item in work.files}
     reported = {r.path for r in results}
     for result in results:
         if result.path not in work.file_actions:
@@ -275,9 +276,12 @@ def _settle_files(
         if result.ok:
             outcome.files_sent += 1
             outcome.bytes_sent += result.entry.size if result.entry else 0
+        elif result.changed:
+            outcome.retry.add(sources[result.path])  # a conflict copy's source: the original
         _settle(outcome, side, work.file_actions[result.path], result)
-    if any(item.dest not in reported for item in work.files):
-        outcome.retry = True
+    for item in work.files:
+        if item.dest not in reported:
+            outcome.retry.update((item.path, item.dest))
     del verdicts  # the receiver already judged each file by its verdict
 
 
@@ -285,7 +289,9 @@ def _settle(outcome: Outcome, side: Side, action: Action | None, result: Result)
     """Record one confirmed change in the agreement, or the reason it did not happen."""
     if not result.ok:
         if result.changed:
-            outcome.retry = True
+            outcome.retry.add(result.path)
+            if action is not None:
+                outcome.retry.update(p for p in (action.path, action.origin) if p)
         else:
             outcome.problems.append(Problem(result.path, side, result.error))
         return

@@ -39,7 +39,7 @@ class CycleReport:
     changes: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     new_conflicts: list[str] = field(default_factory=list)
-    retry: bool = False
+    retry: list[str] = field(default_factory=list)  # changed under the cycle: looked at again
     files_sent: int = 0
     bytes_sent: int = 0
 
@@ -188,6 +188,19 @@ class SyncEngine:
             if entry is not None:
                 cache[path] = entry
 
+    def recheck(self, paths: Iterable[str]) -> None:
+        """Re-read ``paths`` on both sides: they changed while a cycle worked on them, so the
+        caches are stale there. The next cycle plans them afresh, without a full scan (the
+        watchers report whatever changes after this)."""
+        wanted = sorted(p for p in set(paths) if relpath.is_safe(p))
+        self.refresh_local(wanted)
+        rules = self.rules
+        self.update_remote(
+            (path, entry)
+            for path, entry in self.remote.stat(wanted)
+            if entry is None or not rules.ignored(path, entry.type == "dir")
+        )
+
     def _forget_problem(self, side: Side, path: str) -> None:
         problems = self.scan_problems[side]
         if problems:
@@ -259,7 +272,9 @@ class SyncEngine:
         self._remember(the_plan, outcome)
         report.problems = [*the_plan.problems, *outcome.problems]
         report.new_conflicts = [c.path for c in outcome.conflicts]
-        report.retry = outcome.retry
+        report.retry = sorted(outcome.retry)
+        if outcome.retry:
+            self.recheck(outcome.retry)
         report.files_sent = outcome.files_sent
         report.bytes_sent = outcome.bytes_sent
         report.seconds = now() - report.started

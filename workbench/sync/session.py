@@ -112,7 +112,8 @@ class SyncSession:
         self._wake = threading.Condition()
         self._local_dirty: set[str] = set()
         self._remote_events: RemoteEvents = []
-        self._need_full = True
+        # Why the next cycle must scan both sides in full ("": it need not); shown in events.
+        self._full_reason = "start"
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._engine: SyncEngine | None = None
@@ -188,7 +189,7 @@ class SyncSession:
             if self._engine is not None:
                 self._engine.state.paused = False
                 self._engine.save()
-        self._poke(full=True)
+        self._poke(full="resume")
 
     def resolve(self, path: str, keep: Keep) -> None:
         """Settle a conflict: ``local`` or ``remote`` wins at ``path`` on both sides (the
@@ -199,7 +200,7 @@ class SyncSession:
             apply_request(engine.state, {"path": path, "keep": keep})
             engine.save()
         self._emit("conflicts", {"conflicts": self.conflicts()})
-        self._poke(full=True)
+        self._poke(full="conflict resolved")
 
     def conflicts(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -231,7 +232,7 @@ class SyncSession:
     def sync_now(self, timeout: float = 60.0) -> CycleReport | None:
         """Ask for a full cycle and wait until the session is idle again (tests, the CLI)."""
         self._idle.clear()
-        self._poke(full=True)
+        self._poke(full="sync now")
         if not self._idle.wait(timeout):
             raise ContextError(f"sync did not settle within {timeout:g} s: {self.message}")
         return self.last_report
@@ -242,19 +243,24 @@ class SyncSession:
         while time.monotonic() < deadline:
             if self._idle.wait(max(0.0, deadline - time.monotonic())):
                 with self._wake:
-                    if not self._local_dirty and not self._remote_events and not self._need_full:
+                    if not self._local_dirty and not self._remote_events and not self._full_reason:
                         return True
                 time.sleep(0.01)
         return False
 
     # -- feeds -----------------------------------------------------------------------------
 
-    def _poke(self, *, full: bool = False) -> None:
+    def _poke(self, *, full: str = "") -> None:
+        """Wake the loop; ``full`` says why it must scan in full, if it must."""
         with self._wake:
-            if full:
-                self._need_full = True
+            self._want_full(full)
             self._idle.clear()
             self._wake.notify_all()
+
+    def _want_full(self, reason: str) -> None:
+        """Under ``_wake``: the next cycle scans in full; the first reason given is kept."""
+        if not self._full_reason:
+            self._full_reason = reason
 
     def _on_local(self, paths: set[str]) -> None:
         engine = self._engine
@@ -275,13 +281,13 @@ class SyncSession:
             self._wake.notify_all()
 
     def _on_rescan(self) -> None:
-        self._poke(full=True)
+        self._poke(full="the remote watcher lost events")
 
     def _on_lost(self, why: str) -> None:
         logger.info("sync %s: %s", self.project_dir, why)
         self._set_state("disconnected", why)
         with self._wake:
-            self._need_full = True
+            self._want_full("reconnected")
             self._remote_lost = True
             self._idle.clear()
             self._wake.notify_all()
@@ -307,35 +313,32 @@ class SyncSession:
                     continue
             self._debounce()
             try:
-                full = self._prepare()
-                report = self._cycle(full)
+                report = self._cycle(self._prepare())
                 if self._runner is not None:
                     self._runner.decide_soon()  # after the first cycle, not competing with it
-                if full:
+                if report.full:
                     last_full = time.monotonic()
                 delay = self.options.retry_initial
                 if report.halted:
                     self._set_state("halted", report.halted)
                     with self._wake:
-                        self._need_full = False
+                        self._full_reason = ""
                         self._local_dirty.clear()
                         self._remote_events.clear()
                         self._paused = True
                     continue
                 if report.changed_anything or report.retry:
                     # Once more: carry what this cycle created (conflict copies) across, and
-                    # retry what changed under us with fresh scans.
+                    # plan again what changed under it (the engine has read those paths again).
                     with self._wake:
                         self._again = True
-                        if report.retry:
-                            self._need_full = True
                 else:
                     self._set_state("paused" if self._paused else "watching")
             except ContextError as exc:
                 self._set_state("disconnected", exc.message)
                 self._drop_remote()
                 with self._wake:
-                    self._need_full = True
+                    self._want_full("reconnected")
                     if self._wake.wait_for(lambda: self._stopping, timeout=delay):
                         return
                 delay = min(delay * 2, self.options.retry_max)
@@ -356,7 +359,7 @@ class SyncSession:
                 self._idle.set()
                 self._wake.wait(timeout=1.0)
             if time.monotonic() - last_full > self.options.full_rescan_interval:
-                self._need_full = True
+                self._want_full("periodic rescan")
             stopping, paused = self._stopping, self._paused
         if paused and self.state not in ("paused", "halted"):
             self._set_state("paused")
@@ -364,7 +367,7 @@ class SyncSession:
 
     def _has_work(self) -> bool:
         return not self._paused and bool(
-            self._local_dirty or self._remote_events or self._need_full or self._again
+            self._local_dirty or self._remote_events or self._full_reason or self._again
         )
 
     def _debounce(self) -> None:
@@ -378,8 +381,9 @@ class SyncSession:
                     return
                 seen = now
 
-    def _prepare(self) -> bool:
-        """Connect what is missing (agent, engine, watchers); True when a full scan is due."""
+    def _prepare(self) -> str:
+        """Connect what is missing (agent, engine, watchers); why a full scan is due ("": it
+        is not)."""
         with self._lock:
             if self._engine is None:
                 # Requests and the watcher ride the context's connection (already up); bulk
@@ -430,11 +434,10 @@ class SyncSession:
                 if not watcher.ready.is_set() or not watcher.mode:
                     raise ContextError("the remote watcher did not start")
                 with self._wake:
-                    self._need_full = True
+                    self._want_full("remote watcher started")
             with self._wake:
-                full = self._need_full
-                self._need_full = False
-                return full
+                reason, self._full_reason = self._full_reason, ""
+                return reason
 
     def _transport_decided(self) -> None:
         """The bulk transport shows in status as soon as it is known."""
@@ -448,7 +451,7 @@ class SyncSession:
         agent, _ = install_agent(self.connection, self._workbench_dir)
         return agent.script_path, agent.python
 
-    def _cycle(self, full: bool) -> CycleReport:
+    def _cycle(self, full_reason: str) -> CycleReport:
         with self._lock:
             engine = self._engine
             assert engine is not None
@@ -458,7 +461,11 @@ class SyncSession:
                 remote_events, self._remote_events = self._remote_events, []
             rules_changed = any(p.rpartition("/")[2] in (".gitignore", ".workbenchignore")
                                 for p in local_dirty)  # fmt: skip
-            full = full or rules_changed
+            if rules_changed:
+                full_reason = full_reason or "ignore rules changed"
+            if not engine.scanned:
+                full_reason = full_reason or "not scanned yet"
+            full = bool(full_reason)
             if not full:
                 engine.update_remote(remote_events)
                 engine.refresh_local(local_dirty)
@@ -486,7 +493,7 @@ class SyncSession:
             self.last_report = report
             if not report.halted:
                 self.first_sync_done = True
-            self._emit("cycle", _report_json(report))
+            self._emit("cycle", dict(_report_json(report), full_reason=full_reason))
             if report.new_conflicts:
                 self._emit("conflicts", {"conflicts": self.conflicts()})
             if rules_changed and self._remote_watcher is not None:
@@ -599,6 +606,7 @@ def _report_json(report: CycleReport) -> dict[str, Any]:
         "changes": report.changes,
         "problems": [p.to_json() for p in report.problems],
         "new_conflicts": report.new_conflicts,
+        "retry": report.retry,
         "files_sent": report.files_sent,
         "bytes_sent": report.bytes_sent,
     }

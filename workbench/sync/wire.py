@@ -17,7 +17,8 @@ implement these, so they are written down once here; the agent's copy must match
   buffers re-copied per member), this framing about a tenth of that, and large files go by
   ``sendfile`` without passing through Python at all.
 - A *result* (JSON line) per op or file: ``path``, ``ok``, ``error``, ``changed`` (the path
-  changed since the scan: retry next cycle) and the new ``entry`` on success.
+  changed since the scan: both sides' entries there are read again and the next cycle plans it
+  afresh) and the new ``entry`` on success.
 """
 
 from __future__ import annotations
