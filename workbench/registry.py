@@ -114,6 +114,7 @@ class Context:
     status_command: str | None = None
     hourly_rate: float | None = None
     idle_timeout_minutes: int = DEFAULT_IDLE_TIMEOUT_MINUTES
+    idle_gpu_busy_percent: int = 0
     grace_period_seconds: int = DEFAULT_GRACE_PERIOD_SECONDS
     host_mount_sources: dict[str, str] = field(default_factory=dict)
     gpus: list[dict[str, Any]] = field(default_factory=list)
@@ -246,6 +247,7 @@ def _validate(ctx: Context) -> None:
         raise InvalidValueError("idle_timeout_minutes", "must be a whole number above 0")
     if _check_int("grace_period_seconds", ctx.grace_period_seconds) < 0:
         raise InvalidValueError("grace_period_seconds", "must be a whole number, 0 or more")
+    _check_gpu_busy(ctx)
     _check_mounts(ctx.host_mount_sources)
     _check_gpus(ctx.gpus)
     _check_kind_rules(ctx)
@@ -294,6 +296,18 @@ def _check_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidValueError(name, f"must be a whole number, not {value!r}")
     return value
+
+
+def _check_gpu_busy(ctx: Context) -> None:
+    busy = _check_int("idle_gpu_busy_percent", ctx.idle_gpu_busy_percent)
+    if not 0 <= busy <= 100:
+        raise InvalidValueError("idle_gpu_busy_percent", "must be a percentage, 0 to 100 (0: off)")
+    if busy and ctx.kind in ("local", "ssh"):
+        # Only machines Workbench starts and stops get a guard (docs/agent.md).
+        raise InvalidValueError(
+            "idle_gpu_busy_percent",
+            f"does not apply to a {ctx.kind} context: nothing stops it when idle",
+        )
 
 
 def _check_rate(ctx: Context) -> None:

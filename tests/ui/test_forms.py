@@ -129,6 +129,22 @@ def test_editing_keeps_the_name_and_kind_fixed(qtbot, paths: Paths, runner):
     context, problems = dialog.build()
     assert problems == {} and context is not None
     assert context.idle_timeout_minutes == 45 and context.hourly_rate == 2.0
+    # A busy GPU as use: off shows empty; a bad value says why; emptied, it is off again.
+    assert dialog.edits["idle_gpu_busy_percent"].text() == ""
+    _type(qtbot, dialog, "idle_gpu_busy_percent", "150")
+    assert _problem(dialog, "idle_gpu_busy_percent") == "must be a percentage, 0 to 100 (0: off)"
+    _type(qtbot, dialog, "idle_gpu_busy_percent", "60")
+    context, _ = dialog.build()
+    assert context is not None and context.idle_gpu_busy_percent == 60
+    dialog.edits["idle_gpu_busy_percent"].clear()
+    context, _ = dialog.build()
+    assert context is not None and context.idle_gpu_busy_percent == 0
+
+
+def test_a_busy_gpu_field_only_where_a_guard_runs(qtbot, form):
+    for kind, shown in (("ssh", False), ("brev", True), ("command", True)):
+        form.kind_combo.setCurrentIndex(form.kind_combo.findData(kind))
+        assert form.edits["idle_gpu_busy_percent"].isVisible() == shown, kind
 
 
 def test_new_project_form_checks_the_name(qtbot, paths: Paths, wb_env, runner):

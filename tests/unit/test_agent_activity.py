@@ -154,7 +154,13 @@ def run_agent(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def guard(state_dir: Path, marker: Path, *extra: str, idle: float = 1.0) -> subprocess.Popen:
+def guard(
+    state_dir: Path,
+    marker: Path,
+    *extra: str,
+    idle: float = 1.0,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -170,7 +176,8 @@ def guard(state_dir: Path, marker: Path, *extra: str, idle: float = 1.0) -> subp
             "--stop-command",
             f"echo stopped > {marker}",
             *extra,
-        ]
+        ],
+        env=env,
     )
 
 
@@ -308,3 +315,55 @@ def test_status_without_a_guard_and_version(state_dir: Path):
     assert status["state"] == "not_started" and status["guard_running"] is False
     version = run_agent("version").stdout.strip()
     assert len(version) == 64 and version == status["agent_version"]
+
+
+# -- GPU load -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gpu_load(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A stand-in ``nvidia-smi`` first on PATH, printing what the test writes to ``load`` in the
+    format the agent asks for (``index, utilization`` per GPU, no header, no units)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    load = tmp_path / "load"
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *--query-gpu=index,utilization.gpu*--format=csv,noheader,nounits*) ;;\n'
+        "  *) echo 'unexpected arguments' >&2; exit 2 ;; esac\n"
+        f"cat {load}\n"
+    )
+    smi.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    yield load, env
+
+
+def test_gpus_at_or_above_the_threshold_count_as_use(agent, gpu_load, monkeypatch):
+    load, env = gpu_load
+    monkeypatch.setenv("PATH", env["PATH"])
+    load.write_text("0, 93\n1, 49\n2, 50\n")
+    assert agent.gpu_busy(50) == ["GPU 0 at 93%", "GPU 2 at 50%"]
+    assert agent.gpu_busy(95) == []
+    assert agent.gpu_busy(0) == []  # off: nvidia-smi is not even asked
+    load.write_text("0, [N/A]\n")  # a GPU that cannot report its load is not busy
+    assert agent.gpu_busy(1) == []
+
+
+def test_a_busy_gpu_holds_the_guard_off_until_the_run_ends(
+    state_dir: Path, tmp_path: Path, gpu_load
+):
+    load, env = gpu_load
+    load.write_text("0, 97\n")  # a training run in the container, the laptop asleep
+    marker = tmp_path / "stopped"
+    process = guard(state_dir, marker, "--gpu-busy-percent", "50", env=env)
+    try:
+        time.sleep(2.5)
+        assert process.poll() is None and not marker.exists()
+        status = json.loads(run_agent("status", "--state-dir", str(state_dir)).stdout)
+        assert status["activity"] == ["GPU 0 at 97%"]
+        load.write_text("0, 2\n")  # the run finished: the GPU idles
+        assert process.wait(timeout=10) == 0
+        assert marker.exists()
+    finally:
+        process.kill()

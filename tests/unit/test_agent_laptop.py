@@ -69,7 +69,13 @@ def test_guard_settings_follow_the_context_and_the_overrides(paths: Paths):
     link = ContextLink(ctx, paths, {}, Timing())
     settings = link.guard_settings()
     assert settings.idle_timeout == 1200 and settings.stop_command == DEFAULT_IDLE_STOP_COMMAND
+    assert settings.gpu_busy_percent == 0  # off unless the context asks
     assert link.heartbeat_interval() == 30
+    busy_ctx = Context(
+        name="gpu", kind="brev", brev_instance_name="gpu-1", idle_gpu_busy_percent=60
+    )
+    busy = ContextLink(busy_ctx, paths, {}, Timing())
+    assert busy.guard_settings().gpu_busy_percent == 60
     fast = ContextLink(ctx, paths, {}, Timing.from_env({"NVWB_SERVICE_AGENT_IDLE_TIMEOUT": "3"}))
     assert fast.guard_settings().idle_timeout == 3
     assert fast.heartbeat_interval() == 1  # a third of the idle timeout: one lost beat is fine

@@ -133,6 +133,21 @@ def test_the_idle_stop_command_is_set_per_context(wb_env):
     assert result.json()["stop_command_on_idle"] == "poweroff"
 
 
+def test_a_busy_gpu_can_count_as_use_on_machines_workbench_stops(wb_env):
+    created = nvwb(
+        wb_env, "create", "context", "b", "--brev-instance-name", "i", "--idle-gpu-busy", "50",
+        "-o", "json",
+    )  # fmt: skip
+    assert created.code == 0, created.err
+    assert created.json()["idle_gpu_busy_percent"] == 50
+    off = nvwb(wb_env, "update", "context", "b", "--idle-gpu-busy", "0", "-o", "json")
+    assert off.code == 0, off.err
+    stored = json.loads(_contexts_file(wb_env).read_text())["contexts"]["b"]
+    assert stored["idle_gpu_busy_percent"] == 0
+    shown = nvwb(wb_env, "update", "context", "b", "--idle-gpu-busy", "70")
+    assert shown.code == 0 and "Busy GPU counts as use (%)" in shown.out and "70" in shown.out
+
+
 def test_delete_context_needs_yes_without_a_terminal(wb_env):
     nvwb(wb_env, "create", "context", "box", "h.example")
     refused = nvwb(wb_env, "delete", "context", "box")
@@ -158,6 +173,13 @@ def test_delete_context_needs_yes_without_a_terminal(wb_env):
         (["create", "context", "x", "h", "--host-mount", "/data"], 2, "expected TARGET=FOLDER"),
         (["create", "context", "x", "h", "--host-mount", "data=/srv"], 2, "absolute container"),
         (["update", "context", "local", "--host-mount", "=/srv"], 2, "expected TARGET=FOLDER"),
+        (["update", "context", "local", "--idle-gpu-busy", "50"], 2, "does not apply to a local"),
+        (["create", "context", "x", "h", "--idle-gpu-busy", "50"], 2, "nothing stops it when idle"),
+        (
+            ["create", "context", "x", "--brev-instance-name", "i", "--idle-gpu-busy", "101"],
+            2,
+            "a percentage, 0 to 100",
+        ),
         (["frobnicate"], 2, "invalid choice"),
     ],
 )

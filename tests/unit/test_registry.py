@@ -117,6 +117,7 @@ def test_to_dict_shape_is_stable(paths: Paths) -> None:
         "status_command",
         "hourly_rate",
         "idle_timeout_minutes",
+        "idle_gpu_busy_percent",
         "grace_period_seconds",
         "host_mount_sources",
         "gpus",

@@ -49,6 +49,7 @@ _FIELDS: Final = (
     ("status_command", "Status command", "prints running, stopped, starting or stopping"),
     ("hourly_rate", "Hourly rate ($)", "e.g. 2.49, to show the cost so far"),
     ("idle_timeout_minutes", "Idle timeout (min)", "30"),
+    ("idle_gpu_busy_percent", "Busy GPU counts as use (%)", "off; 50 keeps a training run going"),
     ("grace_period_seconds", "Grace period (s)", "60: how long to wait after the last window"),
     ("workbench_dir", "Workbench folder", "~/.nvwb"),
 )
@@ -62,7 +63,14 @@ _SHARED: Final = (
 FIELDS_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
     "local": _SHARED,
     "ssh": ("hostname", "ssh_username", "ssh_port", "ssh_key_path", *_SHARED),
-    "brev": ("brev_instance_name", "ssh_username", "ssh_key_path", *_SHARED),
+    # Machines Workbench starts and stops: their agent's guard can count a busy GPU as use.
+    "brev": (
+        "brev_instance_name",
+        "ssh_username",
+        "ssh_key_path",
+        *_SHARED,
+        "idle_gpu_busy_percent",
+    ),
     "command": (
         "start_command",
         "stop_command",
@@ -72,9 +80,15 @@ FIELDS_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
         "ssh_port",
         "ssh_key_path",
         *_SHARED,
+        "idle_gpu_busy_percent",
     ),
 }
-_INTEGERS: Final = ("ssh_port", "idle_timeout_minutes", "grace_period_seconds")
+_INTEGERS: Final = (
+    "ssh_port",
+    "idle_timeout_minutes",
+    "idle_gpu_busy_percent",
+    "grace_period_seconds",
+)
 _KIND_LABELS: Final = {
     "ssh": "SSH host (always on)",
     "brev": "Brev instance",
@@ -289,6 +303,7 @@ _DEFAULTS: Final[dict[str, Any]] = {
     "workbench_dir": DEFAULT_WORKBENCH_DIR,
     "idle_timeout_minutes": DEFAULT_IDLE_TIMEOUT_MINUTES,
     "grace_period_seconds": DEFAULT_GRACE_PERIOD_SECONDS,
+    "idle_gpu_busy_percent": 0,
 }
 
 
@@ -302,4 +317,6 @@ def _text_of(context: Context | None, key: str) -> str:
         return "22"
     if key == "hourly_rate":
         return f"{value:g}"
+    if key == "idle_gpu_busy_percent" and value == 0:
+        return ""  # off: the placeholder says so
     return str(value)

@@ -172,6 +172,14 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
         help="minutes without use before the remote agent stops the machine",
     )
     p.add_argument(
+        "--idle-gpu-busy",
+        type=int,
+        dest="idle_gpu_busy_percent",
+        metavar="PERCENT",
+        help="a GPU at least this busy counts as use, so the remote agent never stops a "
+        "machine in the middle of a training run (0: off, the default)",
+    )
+    p.add_argument(
         "--grace-period",
         type=int,
         dest="grace_period_seconds",

@@ -60,6 +60,7 @@ class ContextLink:
             idle_timeout=idle,
             stop_command=ctx.stop_command_on_idle or DEFAULT_IDLE_STOP_COMMAND,
             poll=min(self.timing.agent_poll, max(idle / 4, 0.2)),
+            gpu_busy_percent=ctx.idle_gpu_busy_percent,
         )
 
     def heartbeat_interval(self) -> float:

@@ -31,6 +31,7 @@ _DETAIL = [
     ("Description", "description"),
     ("Hourly rate", "hourly_rate"),
     ("Idle timeout (min)", "idle_timeout_minutes"),
+    ("Busy GPU counts as use (%)", "idle_gpu_busy_percent"),
     ("Grace period (s)", "grace_period_seconds"),
 ]
 
@@ -48,6 +49,7 @@ _FIELDS = (
     "status_command",
     "hourly_rate",
     "idle_timeout_minutes",
+    "idle_gpu_busy_percent",
     "grace_period_seconds",
 )
 
