@@ -106,15 +106,21 @@ def test_a_started_instance_gets_the_agent_and_a_guard(env, brev: FakeBrev):
 
 
 def test_heartbeats_keep_it_up_past_the_idle_timeout_while_leased(env, brev: FakeBrev):
+    # Each beat is an SSH command, one after another: the idle timeout here is ten beat intervals,
+    # so a few slow ones on a loaded machine cannot let the guard fire while the lease is held.
+    idle = 5.0
+    env = {**env, "NVWB_SERVICE_AGENT_IDLE_TIMEOUT": str(idle)}
     brev.create("gpu-1", boot_delay=0.2)
     paths = brev_context(env, brev)
     with ServiceClient.connect(paths, env) as client:
         start_leased(client, brev)
-        time.sleep(IDLE * 2.5)
+        time.sleep(idle * 1.5)
         assert brev.status("gpu-1") == "RUNNING"
         status = guard_status(brev)
+        assert status["idle_timeout_seconds"] == idle
         assert status["state"] == "watching"
-        assert status["inactive_seconds"] < IDLE
+        assert status["updated_at"] - status["armed_at"] >= idle  # past it, on the guard's clock
+        assert status["inactive_seconds"] < idle
         assert snapshot(client)["agent"]["heartbeats"] is True
 
 
@@ -124,18 +130,23 @@ def test_service_killed_with_sigkill_the_guard_stops_the_instance(env, brev: Fak
     client = ServiceClient.connect(paths, env)
     start_leased(client, brev)
     guard_pid = int((agent_dir(brev) / "state" / "guard.pid").read_text())
+    # The heartbeat file holds the agent's clock at the last beat. Kill the service only once a
+    # beat after the start has come: the sender was beating when it died.
+    beats = agent_dir(brev) / "state" / "heartbeat"
+    first_beat = float(beats.read_text())
+    wait_for(lambda: float(beats.read_text()) > first_beat, 10, "a heartbeat from the sender")
     service_pid = client.service["pid"]
     os.kill(service_pid, signal.SIGKILL)
-    killed_at = time.monotonic()
     client.close()
     brev.wait_status("gpu-1", "STOPPED", timeout=IDLE + 15)
-    elapsed = time.monotonic() - killed_at
-    assert elapsed >= IDLE - 1.0  # heartbeats had reset the clock just before the kill
     assert not brev.sshd_alive("gpu-1")
     wait_for(lambda: not pid_alive(guard_pid), 10, "the guard to exit")
     status = guard_status(brev)
     assert "idle for" in status["stop_reason"]
     assert status["state"] in ("stopping", "stopped")
+    # The guard waited a full idle timeout after the last beat, not counting from its start or
+    # from the kill (both times on the agent's clock, so a slow test thread cannot skew them).
+    assert status["stop_started_at"] - float(beats.read_text()) >= IDLE - 0.01
     socket_path(paths).unlink(missing_ok=True)  # left by the killed service
 
 

@@ -74,8 +74,14 @@ def test_a_lease_starts_a_stopped_instance_and_ssh_works(env, brev: FakeBrev):
         _, out, _ = ssh.exec_command("echo hello from the instance")
         assert out.read().decode().strip() == "hello from the instance"
         ssh.close()
-        states = [e["state"] for e in events if e.get("event") == "state"]
-        assert states[-2:] == ["starting", "running"]
+
+        def states() -> list[str]:
+            return [e["state"] for e in events if e.get("event") == "state"]
+
+        # State events reach subscribers through the service's dispatcher thread, so the wait's
+        # reply may beat the "running" event: give it time to arrive, then check the sequence.
+        wait_for(lambda: states()[-1:] == ["running"], 10, "the running state event")
+        assert states()[-2:] == ["starting", "running"]
         assert any("waiting for SSH" in e.get("message", "") for e in events)
         assert snap["hourly_rate"] == 2.0 and snap["cost"] is not None
 
@@ -131,15 +137,23 @@ def test_a_client_connection_that_drops_loses_its_lease(env, brev: FakeBrev):
 
 def test_a_lease_during_the_grace_period_keeps_it_running(env, brev: FakeBrev):
     brev.create("gpu-1", boot_delay=0.2)
-    paths = _brev_context(env, grace=2)
+    # A grace period long enough that a stalled test machine still gets the second lease in
+    # well before it ends (with 2 s, a 1.2 s stall let the stop go out, as it should).
+    grace = 8
+    paths = _brev_context(env, grace=grace)
     with ServiceClient.connect(paths, env) as client:
         lease = client.acquire("gpu")
         assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
         client.release(lease["id"])
-        time.sleep(0.8)
+        # The release reply comes after the service opened the grace period: it ends by then.
+        grace_ends = time.monotonic() + grace
+        time.sleep(0.3)
         assert _state(client)["grace_remaining_seconds"] is not None
         client.acquire("gpu")
-        time.sleep(2.5)
+        assert time.monotonic() < grace_ends, "the second lease came too late to test anything"
+        # Past the end of the grace period: a stop that was not cancelled would be out by now
+        # (state "stopping", or a stop counted by brev).
+        time.sleep(max(0.0, grace_ends + 1.5 - time.monotonic()))
         snap = _state(client)
     assert snap["state"] == "running"
     assert snap["grace_remaining_seconds"] is None
@@ -235,27 +249,44 @@ def test_logged_out_brev_is_a_clear_error(env, brev: FakeBrev):
 def test_socket_is_private_and_never_two_services(env, brev: FakeBrev):
     paths = Paths.from_env(env)
     pids: list[int] = []
+    kept = threading.Event()
 
     def connect() -> None:
         with ServiceClient.connect(paths, env) as client:
             pids.append(client.service["pid"])
             time.sleep(0.5)
+            # Hold on until the keeper below is connected: the service must never be idle.
+            kept.wait(30)
 
     threads = [threading.Thread(target=connect) for _ in range(6)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(pids) == 6 and len(set(pids)) == 1
-    # A service started by hand while one runs exits at once and leaves the socket alone.
-    second = subprocess.run(
-        [sys.executable, "-m", "workbench.service"], env=env, timeout=20, check=False
-    )
-    assert second.returncode == 0
-    with ServiceClient.connect(paths, env, spawn=False) as client:
-        assert client.service["pid"] == pids[0]
-    assert stat.S_IMODE(socket_path(paths).stat().st_mode) == 0o600
-    assert stat.S_IMODE(paths.runtime_dir.stat().st_mode) == 0o700
+    # The keeper holds the service up (no lease, no client: it would exit after 1.5 s) for the
+    # rest of the test, so that the hand-started service below meets a running one however slow
+    # this machine is. It joins once one racing client is in, and never spawns a service itself.
+    try:
+        wait_for(lambda: bool(pids), 30, "a first client to reach the service")
+        keeper = ServiceClient.connect(paths, env, spawn=False)
+    finally:
+        kept.set()
+    with keeper:
+        for thread in threads:
+            thread.join()
+        assert len(pids) == 6 and len(set(pids)) == 1
+        assert keeper.service["pid"] == pids[0]
+        # A service started by hand while one runs exits at once and leaves the socket alone.
+        second = subprocess.Popen([sys.executable, "-m", "workbench.service"], env=env)
+        try:
+            assert second.wait(timeout=20) == 0
+        finally:
+            second.kill()  # only if it is still there: a second service that stayed
+            second.wait()
+        log = (paths.state_dir / "service.log").read_text()
+        assert f"{second.pid} MainThread __main__ INFO another Workbench service" in log
+        with ServiceClient.connect(paths, env, spawn=False) as client:
+            assert client.service["pid"] == pids[0]
+        assert stat.S_IMODE(socket_path(paths).stat().st_mode) == 0o600
+        assert stat.S_IMODE(paths.runtime_dir.stat().st_mode) == 0o700
 
 
 def test_service_exits_on_its_own_when_idle(env):

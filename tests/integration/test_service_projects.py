@@ -188,7 +188,10 @@ def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_
 ) -> None:
     brev.create("gpu-1", boot_delay=0.3)
     env = {**brev.env(env), "NVWB_CONTEXT": "gpu"}
-    paths = add_brev_context(env, grace_period_seconds=3)
+    # Long enough that the checks between the close and the "still running" look below (a
+    # container lookup, an HTTP probe, a brev call) fit in it on a slow machine.
+    grace = 10
+    paths = add_brev_context(env, grace_period_seconds=grace)
     root = make_project(paths, "wbt-svc-brev")
     try:
         with holder() as shell:
@@ -223,7 +226,7 @@ def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_
             assert container_state(docker_client, "wbt-svc-brev") == "absent"
             assert unreachable(url)
             assert brev_ls(env, "gpu-1") == "RUNNING"  # the shell lives: only the lease went
-            wait_for(lambda: brev_ls(env, "gpu-1") == "STOPPED", 3 + 20, "the grace and stop")
+            wait_for(lambda: brev_ls(env, "gpu-1") == "STOPPED", grace + 20, "the grace and stop")
             assert not brev.sshd_alive("gpu-1")
     finally:
         remove_container(docker_client, "wbt-svc-brev")
@@ -336,7 +339,13 @@ def test_brev_forwards_and_sync_go_through_openssh_trusting_only_the_contexts_pi
                 "the restarted master to refuse the new key",
             )
             assert unreachable(url)
-            assert not _ssh_masters(service_pid, instance["port"])
+            # The supervisor retries with backoff and each retry's ``ssh -M`` lives for its
+            # handshake: wait for a moment with none. A master the new key got past would stay.
+            wait_for(
+                lambda: not _ssh_masters(service_pid, instance["port"]),
+                10,
+                "no OpenSSH master to the re-keyed instance",
+            )
             assert pin_file.read_text().splitlines() == [line]  # still the pinned key only
     finally:
         remove_container(docker_client, "wbt-svc-pin")

@@ -24,7 +24,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -91,12 +90,6 @@ def _pid_alive(pid: int | None) -> bool:
     except OSError:
         return False
     return not stat[stat.rfind(")") + 2 :].startswith("Z")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _kill_tree(pid: int) -> None:
@@ -252,7 +245,8 @@ def _boot(store: Store, name: str, *, delay: float) -> None:
         if inst.get("never_ready"):
             return
         # A new port each boot, as a cloud hands out a new address: the client must re-read
-        # ssh_config after every start.
+        # ssh_config after every start. SshServer picks it, and picks another should some other
+        # process take it before sshd binds it.
         sshd = _sshd_module()
         # Each instance is a machine of its own: its own HOME, so ~/.nvwb differs per instance.
         home = _instance_dir(store, name) / "home"
@@ -260,7 +254,6 @@ def _boot(store: Store, name: str, *, delay: float) -> None:
         bin_dir = _machine_commands(store, name)
         server = sshd.SshServer(
             _instance_dir(store, name),
-            port=_free_port(),
             session_env={
                 "HOME": str(home),
                 "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",

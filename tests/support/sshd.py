@@ -31,6 +31,9 @@ SFTP_SERVER_CANDIDATES = (
     "/usr/lib/ssh/sftp-server",
 )
 PASSPHRASE = "correct horse battery staple"
+# How many other ports a first start may try when the free port it picked was taken meanwhile.
+PORT_RETRIES = 5
+_BIND_FAILURES = ("Address already in use", "Cannot bind any address")
 
 
 def sshd_available() -> bool:
@@ -83,6 +86,10 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+class _PortTaken(RuntimeError):
+    """sshd could not bind its port: another process holds it."""
+
+
 class SshServer:
     """One sshd on 127.0.0.1, its keys and config kept in ``directory``."""
 
@@ -100,6 +107,10 @@ class SshServer:
             Path(tempfile.mkdtemp(prefix="wb-sshd-")) if directory is None else directory
         )
         self.directory.mkdir(parents=True, exist_ok=True)
+        # A port picked here is only probably free: another process may bind it before sshd
+        # does. Until the first start succeeds such a port may be swapped for another; a port
+        # the caller named, or one a start has used, is kept (restarts stay on it).
+        self._port_movable = not port
         self._port = port or _free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._log: int | None = None
@@ -167,19 +178,32 @@ class SshServer:
         if os.geteuid() == 0:
             # sshd insists on its privilege separation directory when run as root.
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self._log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(self.directory / "sshd_config")],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            start_new_session=True,
-        )
-        try:
-            self._wait_for_banner(timeout)
-        except BaseException:
-            self.kill()
-            raise
+        retries = PORT_RETRIES if self._port_movable else 0
+        while True:
+            self._log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            log_start = os.fstat(self._log).st_size
+            self._process = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.directory / "sshd_config")],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=self._log,
+                start_new_session=True,
+            )
+            try:
+                self._wait_for_banner(timeout, log_start)
+                break
+            except _PortTaken:
+                self.kill()
+                if retries <= 0:
+                    raise
+                retries -= 1
+                taken, self._port = self._port, _free_port()
+                self._write_config()
+                logger.info("port %s was taken before sshd bound it; trying %s", taken, self._port)
+            except BaseException:
+                self.kill()
+                raise
+        self._port_movable = False
         logger.info("sshd %s listening on %s:%s", self._process.pid, self.host, self.port)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -271,14 +295,28 @@ class SshServer:
             lines.append("SetEnv " + " ".join(f'"{k}={v}"' for k, v in self._session_env.items()))
         (self.directory / "sshd_config").write_text("\n".join(lines) + "\n")
 
-    def _wait_for_banner(self, timeout: float) -> None:
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _wait_for_banner(self, timeout: float, log_start: int = 0) -> None:
+        """Wait until this sshd (said its log, written from ``log_start`` on) answers."""
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"sshd exited with {self._process.returncode}:\n{self.read_log()[-2000:]}"
-                )
+                log = self._log_since(log_start)
+                error = _PortTaken if any(text in log for text in _BIND_FAILURES) else RuntimeError
+                raise error(f"sshd exited with {self._process.returncode}:\n{log[-2000:]}")
+            # Only our sshd's own word that it listens makes a banner on the port its banner: a
+            # server that took the port first would answer too.
+            if "Server listening on" not in self._log_since(log_start):
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
                     if sock.recv(64).startswith(b"SSH-2.0-"):

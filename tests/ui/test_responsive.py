@@ -20,8 +20,11 @@ pytestmark = [
 ]
 
 
+BOOT = 5.0  # the stand-in's boot: long next to every bound below, so a blocked loop shows
+
+
 def test_a_slow_start_does_not_freeze_the_event_loop(qtbot, app: App, env, brev: FakeBrev):
-    brev.create("gpu-1", boot_delay=3.0)
+    brev.create("gpu-1", boot_delay=BOOT)
     add_brev_context(env)
     qtbot.waitUntil(lambda: app.window.contexts_model.row("gpu") is not None, timeout=10000)
     qtbot.waitUntil(lambda: app.window.contexts_model.row("gpu").state == "stopped", timeout=10000)
@@ -37,9 +40,14 @@ def test_a_slow_start_does_not_freeze_the_event_loop(qtbot, app: App, env, brev:
     qtbot.waitUntil(lambda: app.window.contexts_model.row("gpu").state == "running", timeout=30000)
     took = time.monotonic() - started
     timer.stop()
-    assert returned < 0.2, "the click handler itself must return at once"
-    assert took >= 3.0, "the start really kept the service busy"
-    # The loop ran throughout: many ticks, and never a long gap between two of them.
-    assert len(ticks) >= took / 0.02 * 0.5
+    # Bounds loose enough for a loaded machine, yet a handler or loop that waited on the boot
+    # would show a gap of about BOOT seconds.
+    assert returned < 1.0, "the click handler itself must return at once"
+    assert took >= BOOT, "the start really kept the service busy"
+    # The loop ran throughout: a tick in every whole second of the start, and never a long gap.
+    silent = [
+        k for k in range(int(took)) if not any(started + k <= t < started + k + 1 for t in ticks)
+    ]
+    assert not silent, f"no tick in second(s) {silent} of {took:.1f} s"
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
+    assert max(gaps) < 1.5, f"the event loop stalled for {max(gaps):.2f} s"

@@ -132,8 +132,13 @@ def test_last_release_stops_after_the_grace_period(manager: Manager, paths: Path
     manager.release(lease.id)
     snap = manager.machine("c1").snapshot()
     assert snap["grace_remaining_seconds"] is not None
-    time.sleep(0.5)
-    assert cloud.state == "running", "stopped before the grace period ended"
+    # Watch the cloud itself: the first reading that is not "running" must come after the grace
+    # period (a late reading on a loaded machine only makes this later, never a false failure).
+    while cloud.state == "running":
+        assert time.monotonic() - released < 10, "never stopped"
+        time.sleep(0.02)
+    stopped_after = time.monotonic() - released
+    assert stopped_after >= 1.0, f"stopped {stopped_after:.2f} s after the release, grace is 1 s"
     snap = _wait_state(manager, "c1", "stopped", timeout=5)
     assert time.monotonic() - released >= 1.0
     assert cloud.state == "stopped"
@@ -142,15 +147,20 @@ def test_last_release_stops_after_the_grace_period(manager: Manager, paths: Path
 
 
 def test_lease_during_grace_cancels_the_stop(manager: Manager, paths: Paths, cloud: Cloud):
-    _add(paths, cloud.context("c1", grace=1))
+    grace = 3  # long next to the moment between the release and the new lease, even when loaded
+    _add(paths, cloud.context("c1", grace=grace))
     lease = manager.acquire("c1", _me("a"))
     _wait_state(manager, "c1", "running")
+    released = time.monotonic()
     manager.release(lease.id)
-    time.sleep(0.5)
+    assert manager.machine("c1").snapshot()["grace_remaining_seconds"] is not None
     manager.acquire("c1", _me("b"))
-    time.sleep(1.0)
+    assert manager.machine("c1").snapshot()["grace_remaining_seconds"] is None
+    # Past the moment the stop would have been committed: it never was.
+    time.sleep(max(0.0, released + grace + 0.5 - time.monotonic()))
     assert manager.machine("c1").snapshot()["state"] == "running"
     assert cloud.calls() == ["start"]
+    assert manager.machine("c1").stops_committed == []
 
 
 def test_failed_stop_is_an_error_with_the_providers_message(
@@ -179,13 +189,23 @@ def test_never_a_stop_while_a_lease_is_held(manager: Manager, paths: Paths, clou
 
 
 def test_a_lease_taken_while_stopping_starts_it_again(manager: Manager, paths: Paths, cloud: Cloud):
-    slow_stop = f"sleep 0.5; echo stop >> {cloud.log_file}; echo stopped > {cloud.state_file}"
+    # The stop hangs until the test opens the gate, so "stopping" cannot be missed.
+    gate = cloud.root / "gate"
+    slow_stop = (
+        f"while [ ! -e {gate} ]; do sleep 0.02; done; "
+        f"echo stop >> {cloud.log_file}; echo stopped > {cloud.state_file}"
+    )
     _add(paths, cloud.context("c1", stop=slow_stop))
-    lease = manager.acquire("c1", _me("a"))
-    _wait_state(manager, "c1", "running")
-    manager.release(lease.id)
-    _wait_state(manager, "c1", "stopping")
-    manager.acquire("c1", _me("b"))
+    try:
+        lease = manager.acquire("c1", _me("a"))
+        _wait_state(manager, "c1", "running")
+        manager.release(lease.id)
+        _wait_state(manager, "c1", "stopping")
+        manager.acquire("c1", _me("b"))
+        assert manager.machine("c1").snapshot()["state"] == "stopping"
+        assert cloud.calls() == ["start"]  # the stop is still in flight
+    finally:
+        gate.touch()
     _wait_calls(cloud, ["start", "stop", "start"])
     _wait_state(manager, "c1", "running", timeout=5)
 
@@ -257,14 +277,14 @@ def test_explicit_start_without_lease_runs_then_enters_grace(
 
 
 def test_service_is_idle_only_when_nothing_is_pending(manager: Manager, paths: Paths, cloud: Cloud):
-    _add(paths, cloud.context("c1", grace=1))
+    _add(paths, cloud.context("c1", grace=3))  # the check below lands well inside the grace
     lease = manager.acquire("c1", _me("a"))
     assert not manager.idle()
     _wait_state(manager, "c1", "running")
     manager.release(lease.id)
     time.sleep(0.1)
     assert not manager.idle(), "idle during the grace period: the stop would never happen"
-    _wait_state(manager, "c1", "stopped")
+    _wait_state(manager, "c1", "stopped", timeout=10)
     assert manager.idle()
 
 
