@@ -708,14 +708,6 @@ def _sync_stat(root: str, path: str) -> dict[str, Any] | None:
     return _sync_entry(path, st, target)
 
 
-def _sync_stat_inside(root: str, path: str) -> dict[str, Any] | None:
-    """_sync_stat, for a path that must not lead out of root (None where it would)."""
-    try:
-        return _sync_stat(root, path) if _sync_inside(root, path) else None
-    except ValueError:
-        return None
-
-
 def _sync_matches(current: dict[str, Any] | None, expect: dict[str, Any] | None) -> bool:
     if expect is None or current is None:
         return expect is None and current is None
@@ -1238,7 +1230,7 @@ def _sync_get(root: str, item: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_sync_serve(args: argparse.Namespace) -> int:
     """Answer requests (JSON lines with "id" and "cmd") on one channel until stdin closes:
-    scan, hash, stat, apply, put and get (small files inline), cleanup. One process for the whole
+    scan, hash, apply, put and get (small files inline), cleanup. One process for the whole
     session, so a small change costs a round trip, not a login shell and an interpreter."""
     root = args.root
     for line in sys.stdin:
@@ -1257,10 +1249,6 @@ def cmd_sync_serve(args: argparse.Namespace) -> int:
                 reply.update(_sync_scan_all(root, rules, clean=bool(req.get("clean"))))
             elif cmd == "hash":
                 reply["results"] = [_sync_hash_one(root, p) for p in req["paths"]]
-            elif cmd == "stat":  # paths a cycle found changed under it, read again
-                reply["entries"] = [
-                    {"path": p, "entry": _sync_stat_inside(root, p)} for p in req["paths"]
-                ]
             elif cmd == "apply":
                 reply["results"] = [_sync_apply_one(root, o) for o in req["ops"]]
             elif cmd == "put":

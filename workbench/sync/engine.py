@@ -27,6 +27,12 @@ from workbench.sync.wire import op
 
 logger = logging.getLogger(__name__)
 
+# A file that changed while it was being sent waits this long before the next try, twice as
+# long each time it changes again, up to HOLD_MAX: a checkpoint still being written is not
+# re-sent (and dropped) every cycle while it grows.
+HOLD_FIRST = 0.25
+HOLD_MAX = 8.0
+
 
 @dataclass
 class CycleReport:
@@ -40,6 +46,8 @@ class CycleReport:
     problems: list[Problem] = field(default_factory=list)
     new_conflicts: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)  # changed under the cycle: looked at again
+    held: list[str] = field(default_factory=list)  # files left for a later try (see HOLD_FIRST)
+    held_until: float | None = None  # when the first of them is due (time.time())
     files_sent: int = 0
     bytes_sent: int = 0
 
@@ -84,6 +92,8 @@ class SyncEngine:
         # wrote): an incremental cycle plans only these, so an edit costs the same on a tree of
         # 500 files or 500,000. A full cycle plans everything.
         self.touched: set[str] = set()
+        # Files that changed under a transfer: path -> (times in a row, not to be sent before).
+        self.held: dict[str, tuple[int, float]] = {}
 
     def load_rules(self) -> IgnoreRules:
         return load_rules(self.local.root, remote_only=self.remote_only)
@@ -195,10 +205,13 @@ class SyncEngine:
         wanted = sorted(p for p in set(paths) if relpath.is_safe(p))
         self.refresh_local(wanted)
         rules = self.rules
+        # A stat that fails (a folder on the way is a link now, say) leaves the cache as it was:
+        # never taken for "gone", which could propagate as a deletion.
         self.update_remote(
-            (path, entry)
-            for path, entry in self.remote.stat(wanted)
-            if entry is None or not rules.ignored(path, entry.type == "dir")
+            (result.path, result.entry)
+            for result in self.remote.apply_ops([op("stat", p, None) for p in wanted])
+            if result.ok
+            and (result.entry is None or not rules.ignored(result.path, result.entry.type == "dir"))
         )
 
     def _forget_problem(self, side: Side, path: str) -> None:
@@ -218,6 +231,7 @@ class SyncEngine:
     ) -> CycleReport:
         report = CycleReport(started=now(), full=full or not self.scanned)
         if report.full:
+            self.held.clear()  # a full cycle (sync now, resume, reconnect) tries everything
             halt = self.full_scan()
             if halt:
                 report.halted = halt
@@ -265,11 +279,15 @@ class SyncEngine:
         if the_plan.halt:
             report.halted = the_plan.halt
             return report
+        self._hold(the_plan, report, now())
         report.changes = the_plan.counts()
         if on_plan is not None:
             on_plan(the_plan)
         outcome = applier.run(the_plan, self.local, self.remote, now=now(), progress=progress)
         self._remember(the_plan, outcome)
+        self._note_holds(the_plan, outcome, now())
+        if self.held:
+            report.held_until = min(until for _, until in self.held.values())
         report.problems = [*the_plan.problems, *outcome.problems]
         report.new_conflicts = [c.path for c in outcome.conflicts]
         report.retry = sorted(outcome.retry)
@@ -279,6 +297,27 @@ class SyncEngine:
         report.bytes_sent = outcome.bytes_sent
         report.seconds = now() - report.started
         return report
+
+    def _hold(self, the_plan: Plan, report: CycleReport, when: float) -> None:
+        """Take out of the plan the copies of files still held; they stay touched, so the cycle
+        after their hold plans them again."""
+        waiting = {path for path, (_, until) in self.held.items() if until > when}
+        if not waiting:
+            return
+        held = [a for a in the_plan.actions if a.kind == "copy" and a.path in waiting]
+        if held:
+            the_plan.actions = [a for a in the_plan.actions if a not in held]
+            report.held = sorted(a.path for a in held)
+            self.touched.update(report.held)
+
+    def _note_holds(self, the_plan: Plan, outcome: applier.Outcome, when: float) -> None:
+        """Hold what changed under this cycle (longer if it did before); release what went."""
+        for action in the_plan.actions:
+            if action.path not in outcome.retry:
+                self.held.pop(action.path, None)
+        for path in outcome.retry:
+            tries = self.held.get(path, (0, 0.0))[0] + 1
+            self.held[path] = (tries, when + min(HOLD_FIRST * 2 ** (tries - 1), HOLD_MAX))
 
     def _hash(self, local: Manifest, remote: Manifest, only: set[str] | None) -> list[Problem]:
         want_local, want_remote = hash_requests(self.state.base, local, remote, only=only)

@@ -256,16 +256,6 @@ class RemoteTree:
                 problems.append(Problem(str(data["path"]), self.side, str(data["error"])))
         return digests, problems
 
-    def stat(self, paths: Iterable[str]) -> list[tuple[str, Entry | None]]:
-        """What is at each of ``paths`` now (``None``: nothing, or behind a non-folder)."""
-        wanted = list(paths)
-        if not wanted:
-            return []
-        return [
-            (str(e["path"]), Entry.from_json(e["entry"]) if e["entry"] else None)
-            for e in self.request("stat", paths=wanted)["entries"]
-        ]
-
     # -- changing --------------------------------------------------------------------------
 
     def apply_ops(self, ops: Iterable[dict[str, Any]]) -> list[Result]:

@@ -243,7 +243,8 @@ class SyncSession:
         while time.monotonic() < deadline:
             if self._idle.wait(max(0.0, deadline - time.monotonic())):
                 with self._wake:
-                    if not self._local_dirty and not self._remote_events and not self._full_reason:
+                    held = bool(self._due_at) and not self._paused
+                    if not (self._local_dirty or self._remote_events or self._full_reason or held):
                         return True
                 time.sleep(0.01)
         return False
@@ -296,6 +297,7 @@ class SyncSession:
 
     _remote_lost = False
     _again = False
+    _due_at = 0.0  # time.monotonic() when a held file may be tried again (0: none held)
     _status_stale = False
 
     def _run(self) -> None:
@@ -314,6 +316,11 @@ class SyncSession:
             self._debounce()
             try:
                 report = self._cycle(self._prepare())
+                with self._wake:
+                    held = report.held_until
+                    self._due_at = (
+                        time.monotonic() + max(0.0, held - time.time()) if held is not None else 0.0
+                    )
                 if self._runner is not None:
                     self._runner.decide_soon()  # after the first cycle, not competing with it
                 if report.full:
@@ -356,8 +363,10 @@ class SyncSession:
         """
         with self._wake:
             if not self._stopping and not self._has_work():
-                self._idle.set()
-                self._wake.wait(timeout=1.0)
+                if not self._due_at or self._paused:
+                    self._idle.set()  # a held file is still to go: not idle yet
+                wait = self._due_at - time.monotonic() if self._due_at else 1.0
+                self._wake.wait(timeout=min(1.0, max(0.0, wait)))
             if time.monotonic() - last_full > self.options.full_rescan_interval:
                 self._want_full("periodic rescan")
             stopping, paused = self._stopping, self._paused
@@ -366,8 +375,9 @@ class SyncSession:
         return not stopping
 
     def _has_work(self) -> bool:
+        due = bool(self._due_at) and time.monotonic() >= self._due_at
         return not self._paused and bool(
-            self._local_dirty or self._remote_events or self._full_reason or self._again
+            self._local_dirty or self._remote_events or self._full_reason or self._again or due
         )
 
     def _debounce(self) -> None:
@@ -607,6 +617,7 @@ def _report_json(report: CycleReport) -> dict[str, Any]:
         "problems": [p.to_json() for p in report.problems],
         "new_conflicts": report.new_conflicts,
         "retry": report.retry,
+        "held": report.held,
         "files_sent": report.files_sent,
         "bytes_sent": report.bytes_sent,
     }
