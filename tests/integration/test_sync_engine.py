@@ -17,7 +17,7 @@ from tests.integration.test_sync_fixtures import Pair, make_pair, pair, tree, wr
 from tests.support.capabilities import without_file_read_override
 from tests.support.sshd import SshServer
 from workbench.errors import ContextError
-from workbench.sync.engine import HOLD_FIRST
+from workbench.sync.engine import HOLD_FIRST, HOLD_MAX
 from workbench.sync.session import apply_request
 
 __all__ = ["pair"]
@@ -281,6 +281,26 @@ def test_file_changing_while_sent_is_retried_never_half_applied(pair: Pair) -> N
     assert not report.full and report.files_sent == 1 and not report.retry and not report.held
     assert report.held_until is None
     synced(pair)
+
+
+def test_a_hold_ends_with_its_reason(pair: Pair) -> None:
+    """A held file deleted before its next try leaves no hold behind (a hold that outlived its
+    path would wake the session for nothing, again and again)."""
+    engine = pair.engine()
+    big = write(pair.local_root / "growing.bin", os.urandom(1 << 20))
+
+    def change(_plan: object) -> None:
+        with open(big, "ab") as fh:
+            fh.write(b"more")
+
+    assert engine.cycle(full=True, on_plan=change).retry == ["growing.bin"]
+    assert engine.cycle().held == ["growing.bin"]  # kept back: its hold runs
+    big.unlink()
+    engine.refresh_local(["growing.bin"])  # what the watcher reports
+    report = engine.cycle(now=lambda: time.time() + HOLD_MAX)
+    assert report.held == [] and report.held_until is None and engine.held == {}
+    assert not (pair.remote_root / "growing.bin").exists()
+    assert engine.cycle().changes == {}
 
 
 def test_remote_edit_after_scan_is_not_overwritten(pair: Pair) -> None:

@@ -285,7 +285,7 @@ class SyncEngine:
             on_plan(the_plan)
         outcome = applier.run(the_plan, self.local, self.remote, now=now(), progress=progress)
         self._remember(the_plan, outcome)
-        self._note_holds(the_plan, outcome, now())
+        self._note_holds(the_plan, outcome, now(), set(report.held))
         if self.held:
             report.held_until = min(until for _, until in self.held.values())
         report.problems = [*the_plan.problems, *outcome.problems]
@@ -310,14 +310,21 @@ class SyncEngine:
             report.held = sorted(a.path for a in held)
             self.touched.update(report.held)
 
-    def _note_holds(self, the_plan: Plan, outcome: applier.Outcome, when: float) -> None:
-        """Hold what changed under this cycle (longer if it did before); release what went."""
+    def _note_holds(
+        self, the_plan: Plan, outcome: applier.Outcome, when: float, kept_back: set[str]
+    ) -> None:
+        """Hold what changed under this cycle (longer if it did before); release the rest of
+        what went, and every hold that has run out and was not kept back this cycle (its path
+        was planned again: sent, or nothing left to send), so no hold outlives its reason."""
         for action in the_plan.actions:
             if action.path not in outcome.retry:
                 self.held.pop(action.path, None)
         for path in outcome.retry:
             tries = self.held.get(path, (0, 0.0))[0] + 1
             self.held[path] = (tries, when + min(HOLD_FIRST * 2 ** (tries - 1), HOLD_MAX))
+        for path in [p for p, (_, until) in self.held.items() if until <= when]:
+            if path not in kept_back:
+                del self.held[path]
 
     def _hash(self, local: Manifest, remote: Manifest, only: set[str] | None) -> list[Problem]:
         want_local, want_remote = hash_requests(self.state.base, local, remote, only=only)
