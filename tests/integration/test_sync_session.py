@@ -116,6 +116,7 @@ def test_conflict_through_the_cli(
     write(pair.remote_root / "nb.ipynb", "remote!")
     code, paused = cli(pair, "status")
     assert code == 0 and paused["state"] == "paused"
+    assert paused["waiting"] == [] and paused["waiting_text"] == "none"  # nothing held back
     live.resume()
     until(lambda: live.status()["conflicts"] == 1)
     code, rows = cli(pair, "conflicts")
@@ -246,6 +247,7 @@ def test_a_file_still_being_written_is_retried_without_a_full_rescan(
             time.sleep(0.05)
     until(lambda: live.wait_idle(0.2) and tree(pair.local_root) == tree(pair.remote_root), 30)
     assert (other / "train.log").read_bytes() == chunk * 30
+    assert live.status()["waiting"] == []  # no hold outlived the file's last change
     cycles = [data for kind, data in events[seen_before:] if kind == "cycle"]
     assert [data["full_reason"] for data in cycles if data["full"]] == [], cycles
     assert any(data["retry"] == ["train.log"] for data in cycles), cycles

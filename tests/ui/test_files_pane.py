@@ -9,6 +9,7 @@ project the service keeps in sync.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.integration.test_sync_fixtures import Pair, pair, write
+from ui.models.sync_status import SyncView
 from ui.panes.files_pane import FilesPane
 from workbench.sync.session import SessionOptions, SyncSession
 
@@ -178,3 +180,16 @@ def test_no_session_is_said_plainly(qtbot, tmp_path: Path):
         assert words in pane.status.text()
         assert pane.status.isVisible()
         assert not pane.details.isVisible() and not pane.conflicts_box.isVisible()
+
+
+def test_files_still_changing_are_listed(qtbot, pair: Pair):
+    """What status says is held back (changed while being sent) shows, a long list cut short."""
+    pane = make_pane(qtbot, pair)
+    base = SyncView(context="box", found=True, running=True, state="syncing")
+    pane._show_view(base)
+    assert pane.waiting_label.text() == "none"
+    held = tuple(f"ckpt/step-{i}.pt" for i in range(7))
+    pane._show_view(dataclasses.replace(base, waiting=held))
+    assert pane.waiting_label.text() == (
+        "ckpt/step-0.pt, ckpt/step-1.pt, ckpt/step-2.pt, ckpt/step-3.pt, ckpt/step-4.pt and 2 more"
+    )

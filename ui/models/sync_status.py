@@ -79,6 +79,7 @@ class SyncView:
     remote_root: str = ""
     last_sync: float | None = None
     pending: int = 0
+    waiting: tuple[str, ...] = ()  # files that changed while being sent, settling first
     paths: int = 0
     problems: tuple[str, ...] = ()
     conflicts: tuple[ConflictRow, ...] = field(default_factory=tuple)
@@ -128,6 +129,7 @@ def read_sync(state_dir: Path, project_dir: Path, context: str) -> SyncView:
         remote_root=str(status.get("remote_root") or ""),
         last_sync=status.get("last_sync") or None,
         pending=int(status.get("pending") or 0),
+        waiting=tuple(status.get("waiting") or ()),
         paths=int(status.get("paths") or 0),
         problems=problem_lines(status.get("problems") or []),
         conflicts=tuple(ConflictRow.of(c) for c in handle.conflicts()),

@@ -48,6 +48,7 @@ from ui.style import icon
 from ui.tasks import TaskRunner
 from ui.widgets.banner import Banner
 from ui.widgets.state_badge import StateBadge
+from workbench.sync.control import paths_line
 
 REFRESH_MS = 2000
 # A resolve handed to the running session is taken within a second or so; past this the row's
@@ -151,11 +152,17 @@ class FilesPane(QWidget):
         self.remote_label = QLabel()
         self.last_sync_label = QLabel()
         self.pending_label = QLabel()
+        self.waiting_label = QLabel()
+        self.waiting_label.setWordWrap(True)
+        self.waiting_label.setToolTip(
+            "Files that changed while they were being sent: they go once they stop changing"
+        )
         self.problems_label = QLabel()
         self.problems_label.setWordWrap(True)
         form.addRow("Remote copy", self.remote_label)
         form.addRow("Last sync", self.last_sync_label)
         form.addRow("Pending changes", self.pending_label)
+        form.addRow("Still changing", self.waiting_label)
         form.addRow("Problems", self.problems_label)
         outer.addLayout(form)
 
@@ -268,6 +275,7 @@ class FilesPane(QWidget):
         self.pending_label.setText(
             str(view.pending) if view.running else f"{view.pending} (not running)"
         )
+        self.waiting_label.setText(paths_line(list(view.waiting)))
         self.problems_label.setText("\n".join(view.problems) if view.problems else "none")
         self.pause_button.setEnabled(view.can_pause)
         self.resume_button.setEnabled(view.can_resume)

@@ -67,6 +67,7 @@ class SessionHandle:
             "message": live.get("message", ""),
             "last_sync": stored.last_sync or None,
             "pending": live.get("pending", 0),
+            "waiting": live.get("waiting", []),
             "conflicts": len(stored.conflicts),
             "problems": live.get("problems", []),
             "paths": len(stored.base),
@@ -127,6 +128,14 @@ def find_sessions(
         )
         found.append((mtime, handle))
     return [h for _, h in sorted(found, key=lambda item: -item[0])]
+
+
+def paths_line(paths: list[str], shown: int = 5) -> str:
+    """``a, b and 3 more`` (or ``none``): a list of paths in one line, for status displays."""
+    if not paths:
+        return "none"
+    more = len(paths) - shown
+    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def one_session(state_dir: Path, project_dir: Path, context: str | None = None) -> SessionHandle:

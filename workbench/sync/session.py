@@ -221,6 +221,8 @@ class SyncSession:
                 "remote_root": self.remote_root,
                 "last_sync": state.last_sync or None,
                 "pending": pending,
+                # Files that changed while being sent, waiting for a moment to settle.
+                "waiting": sorted(self._engine.held) if self._engine else [],
                 "conflicts": len(state.conflicts),
                 "problems": [p.to_json() for p in (report.problems if report else [])],
                 "transport": self._runner.name if self._runner else None,

@@ -21,6 +21,7 @@ _STATUS_FIELDS = [
     ("Remote folder", "remote_root"),
     ("Last sync", "last_sync_text"),
     ("Pending", "pending"),
+    ("Still changing", "waiting_text"),
     ("Conflicts", "conflicts"),
     ("Problems", "problems_text"),
     ("Paths in sync", "paths"),
@@ -54,6 +55,8 @@ def _ago(when: float | None) -> str:
 
 
 def status(inv: Invocation) -> Result:
+    from workbench.sync.control import paths_line
+
     data = _session(inv).status()
     data["last_sync_text"] = _ago(data.get("last_sync"))
     problems = data.get("problems") or []
@@ -63,6 +66,7 @@ def status(inv: Invocation) -> Result:
         if problems
         else "none"
     )
+    data["waiting_text"] = paths_line(data.get("waiting") or [])
     message = None
     if data.get("conflicts"):
         message = "conflicts: see 'nvwb sync conflicts', settle with 'nvwb sync resolve PATH'"
