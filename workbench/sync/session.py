@@ -367,8 +367,10 @@ class SyncSession:
             if not self._stopping and not self._has_work():
                 if not self._due_at or self._paused:
                     self._idle.set()  # a held file is still to go: not idle yet
-                wait = self._due_at - time.monotonic() if self._due_at else 1.0
-                self._wake.wait(timeout=min(1.0, max(0.0, wait)))
+                wait = 1.0  # paused, or nothing held: the next change wakes the loop
+                if self._due_at and not self._paused:
+                    wait = min(1.0, max(0.01, self._due_at - time.monotonic()))
+                self._wake.wait(timeout=wait)
             if time.monotonic() - last_full > self.options.full_rescan_interval:
                 self._want_full("periodic rescan")
             stopping, paused = self._stopping, self._paused
