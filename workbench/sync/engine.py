@@ -20,7 +20,7 @@ from workbench.sync import relpath
 from workbench.sync.ignore import IgnoreRules, base_rules, load_rules
 from workbench.sync.local import LocalTree
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
-from workbench.sync.reconcile import Plan, Side, hash_requests, plan
+from workbench.sync.reconcile import Action, Plan, Side, hash_requests, plan
 from workbench.sync.remote import PYTHON, RemoteTree
 from workbench.sync.state import StateStore, SyncState
 from workbench.sync.wire import op
@@ -304,10 +304,15 @@ class SyncEngine:
         waiting = {path for path, (_, until) in self.held.items() if until > when}
         if not waiting:
             return
-        held = [a for a in the_plan.actions if a.kind == "copy" and a.path in waiting]
-        if held:
-            the_plan.actions = [a for a in the_plan.actions if a not in held]
-            report.held = sorted(a.path for a in held)
+        kept: list[Action] = []
+        for action in the_plan.actions:
+            if action.kind == "copy" and action.path in waiting:
+                report.held.append(action.path)
+            else:
+                kept.append(action)
+        if report.held:
+            the_plan.actions = kept
+            report.held.sort()
             self.touched.update(report.held)
 
     def _note_holds(
