@@ -1,8 +1,9 @@
 """Where Workbench keeps its files: config, state, runtime socket dir, projects.
 
-Every location can be overridden through the environment (``NVWB_CONFIG_DIR`` and friends), and
-the environment is passed in rather than read from ``os.environ`` so the CLI's ``main(argv, env)``
-and the tests stay isolated.
+Every location can be overridden through the environment (``NVWB_CONFIG_DIR`` and friends), then
+``XDG_*`` where set, else the system's own convention (``osproc.default_dirs``: XDG on Linux,
+``~/Library`` on macOS, ``%APPDATA%`` on Windows). The environment is passed in rather than read
+from ``os.environ`` so the CLI's ``main(argv, env)`` and the tests stay isolated.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from workbench.osproc import default_dirs
 
 APP_NAME = "workbench"
 
@@ -28,10 +31,10 @@ class Paths:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
         env = os.environ if env is None else env
         home = Path(env.get("HOME") or Path.home())
-        config = _dir(env, "NVWB_CONFIG_DIR", "XDG_CONFIG_HOME", home / ".config", APP_NAME)
-        state = _dir(env, "NVWB_STATE_DIR", "XDG_STATE_HOME", home / ".local" / "state", APP_NAME)
-        runtime_default = Path(f"/tmp/{APP_NAME}-{os.getuid()}")
-        runtime = _dir(env, "NVWB_RUNTIME_DIR", "XDG_RUNTIME_DIR", runtime_default, APP_NAME)
+        system = default_dirs(home, env, APP_NAME)
+        config = _dir(env, "NVWB_CONFIG_DIR", "XDG_CONFIG_HOME", system.config, APP_NAME)
+        state = _dir(env, "NVWB_STATE_DIR", "XDG_STATE_HOME", system.state, APP_NAME)
+        runtime = _dir(env, "NVWB_RUNTIME_DIR", "XDG_RUNTIME_DIR", system.runtime, APP_NAME)
         if "NVWB_PROJECTS_DIR" in env:
             projects = Path(env["NVWB_PROJECTS_DIR"]).expanduser()
         else:
@@ -57,7 +60,7 @@ def _dir(env: Mapping[str, str], own: str, xdg: str, fallback: Path, leaf: str) 
         return Path(env[own]).expanduser()
     if env.get(xdg):
         return Path(env[xdg]).expanduser() / leaf
-    return fallback if fallback.name == leaf else fallback / leaf
+    return fallback
 
 
 def atomic_write_text(
@@ -67,12 +70,15 @@ def atomic_write_text(
 
     ``newline=""`` keeps the text's own line endings (a CRLF spec stays CRLF). ``durable``
     flushes the file to disk before the rename (``fsync``); state that is rewritten many times a
-    second and safe to find a little old after a crash may skip it.
+    second and safe to find a little old after a crash may skip it. ``mode`` is the file's from
+    its creation (a private file is never readable by others, not even as the temporary file).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o666 if mode is None else mode)
+        with open(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             if durable:

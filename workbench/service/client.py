@@ -5,12 +5,16 @@
 serialise on a lock file, and the service's own lock means that even a lost race never leaves
 two services. Calls are synchronous and thread-safe; events arrive on a reader thread and go to
 the callbacks given to ``subscribe``.
+
+Every client has an id (``client_id``, sent in ``hello``) under which its connection-held leases
+are kept. A client that lost the service connects again with the same id (``reconnect``, or
+``connect(client_id=...)``) and finds its leases on the new service (``service["leases"]``):
+a restarted service keeps them for ``NVWB_SERVICE_RECONNECT_WINDOW`` seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import itertools
 import logging
 import os
@@ -24,9 +28,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from workbench import osproc
 from workbench.errors import ContextError, WorkbenchError
 from workbench.paths import Paths
 from workbench.service import protocol
+from workbench.service.leases import new_client_id
 from workbench.service.protocol import prepare_runtime_dir, socket_path
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,10 @@ class ServiceUnavailable(WorkbenchError):
     code = "service_unavailable"
 
 
+class ServiceGone(ServiceUnavailable):
+    """The connection closed before the reply: the service exited (or was killed) meanwhile."""
+
+
 class _Pending:
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -51,8 +61,11 @@ class _Pending:
 class ServiceClient:
     """One connection to the service."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, client_id: str | None = None) -> None:
         self._sock = sock
+        self.client_id = client_id or new_client_id()
+        self._paths: Paths | None = None
+        self._env: dict[str, str] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
@@ -73,20 +86,51 @@ class ServiceClient:
         *,
         spawn: bool = True,
         timeout: float = SPAWN_TIMEOUT_SECONDS,
+        client_id: str | None = None,
     ) -> ServiceClient:
-        """Connect to this user's service, starting it when ``spawn`` and none is running."""
-        sock = _try_connect(socket_path(paths))
-        if sock is None:
-            if not spawn:
-                raise ServiceUnavailable("the Workbench service is not running")
-            sock = _spawn_and_connect(paths, dict(os.environ if env is None else env), timeout)
-        client = cls(sock)
-        try:
-            client.service = client.hello()
-        except WorkbenchError:
-            client.close()
-            raise
-        return client
+        """Connect to this user's service, starting it when ``spawn`` and none is running.
+
+        ``client_id``: connect as that client again (its leases are found on the service);
+        a new id otherwise.
+        """
+        environment = dict(os.environ if env is None else env)
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = _try_connect(socket_path(paths))
+            if sock is None:
+                if not spawn:
+                    raise ServiceUnavailable("the Workbench service is not running")
+                sock = _spawn_and_connect(paths, environment, timeout)
+            client = cls(sock, client_id)
+            client._paths, client._env = paths, environment
+            try:
+                client.service = client.hello()
+                return client
+            except ServiceGone:
+                # Reached a service on its way out (idle exit, a crash): its socket still took
+                # the connection. The next look finds it gone, or its successor.
+                client.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+            except WorkbenchError:
+                client.close()
+                raise
+
+    def reconnect(self, *, timeout: float = SPAWN_TIMEOUT_SECONDS) -> ServiceClient:
+        """A new connection as this same client (the service started again if it is gone),
+        subscribed to the same callbacks; this one is closed."""
+        if self._paths is None:
+            raise ServiceUnavailable("this client was not made by connect(): cannot reconnect")
+        self.close()
+        fresh = ServiceClient.connect(
+            self._paths, self._env, timeout=timeout, client_id=self.client_id
+        )
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            fresh.subscribe(callback)
+        return fresh
 
     def __enter__(self) -> ServiceClient:
         return self
@@ -130,7 +174,7 @@ class ServiceClient:
             raise ServiceUnavailable(f"the service did not answer {method} within {timeout:g} s")
         reply = pending.reply
         if reply is None:
-            raise ServiceUnavailable("the service went away (see service.log in the state dir)")
+            raise ServiceGone("the service went away (see service.log in the state dir)")
         if "error" in reply:
             body = reply["error"]
             data = body.get("data")
@@ -140,7 +184,9 @@ class ServiceClient:
         return reply.get("result")
 
     def hello(self) -> dict[str, Any]:
-        info: dict[str, Any] = self.call("hello", {"client": "workbench", "pid": os.getpid()})
+        info: dict[str, Any] = self.call(
+            "hello", {"client": "workbench", "pid": os.getpid(), "client_id": self.client_id}
+        )
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise ServiceUnavailable(
                 f"the running service speaks protocol {info.get('protocol')}, "
@@ -322,16 +368,10 @@ class ServiceClient:
 
 
 def _try_connect(path: Path) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError):
-        sock.close()
-        return None
+        return osproc.connect_local(path)  # a Unix socket, or a local TCP port (Windows)
     except OSError as exc:
-        sock.close()
         raise ServiceUnavailable(f"cannot reach the service at {path}: {exc}") from exc
-    return sock
 
 
 def _spawn_and_connect(paths: Paths, env: dict[str, str], timeout: float) -> socket.socket:
@@ -341,16 +381,8 @@ def _spawn_and_connect(paths: Paths, env: dict[str, str], timeout: float) -> soc
     try:
         # Only one client spawns at a time; the others find its service once they get the lock.
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ServiceUnavailable(
-                        "timed out waiting for another client to start the service"
-                    ) from None
-                time.sleep(0.05)
+        if not osproc.lock_fd(fd, timeout=max(0.0, deadline - time.monotonic())):
+            raise ServiceUnavailable("timed out waiting for another client to start the service")
         sock = _try_connect(socket_path(paths))
         if sock is not None:
             return sock
@@ -374,7 +406,7 @@ def _spawn_and_connect(paths: Paths, env: dict[str, str], timeout: float) -> soc
             hint=f"see {paths.state_dir / 'service.log'}",
         )
     finally:
-        os.close(fd)
+        osproc.close_locked(fd)
 
 
 def _wait_for_socket(paths: Paths, deadline: float) -> socket.socket | None:
@@ -399,9 +431,9 @@ def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[byte
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                start_new_session=True,
                 close_fds=True,
-                cwd="/",
+                cwd=os.path.abspath(os.sep),
+                **osproc.detached_popen_kwargs(),  # outlives this process and its terminal
             )
     except OSError as exc:
         raise ContextError(f"cannot start the Workbench service: {exc}") from exc

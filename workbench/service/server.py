@@ -1,7 +1,7 @@
 """The service's socket: one listener, one thread per client, requests turned into manager calls.
 
-Exactly one service runs per user: it holds an exclusive ``flock`` on ``service.lock`` in the
-runtime dir for its whole life and only then (re)binds ``service.sock``, so a second service
+Exactly one service runs per user: it holds an exclusive lock (``osproc.lock_fd``) on
+``service.lock`` in the runtime dir for its whole life and only then (re)binds ``service.sock``, so a second service
 started in a race finds the lock taken and exits without touching the socket. The socket is
 created with mode 0600 inside a 0700 directory, and each peer's uid is checked as well.
 """
@@ -9,23 +9,21 @@ created with mode 0600 inside a 0700 directory, and each peer's uid is checked a
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import selectors
 import socket
-import struct
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from workbench import __version__
+from workbench import __version__, osproc
 from workbench.errors import ConflictError, InvalidValueError, WorkbenchError
 from workbench.paths import Paths
 from workbench.service import protocol
-from workbench.service.leases import Holder
+from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Manager
 from workbench.service.protocol import prepare_runtime_dir, socket_path
 
@@ -66,18 +64,16 @@ class Server:
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
         self._lock_fd: int | None = None
-        self._listener: socket.socket | None = None
+        self._listener: osproc.LocalListener | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def acquire_lock(self) -> None:
         prepare_runtime_dir(self.paths)
         fd = os.open(self.paths.runtime_dir / protocol.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not osproc.lock_fd(fd, wait=False):
             os.close(fd)
-            raise AlreadyRunning("another Workbench service is already running") from None
+            raise AlreadyRunning("another Workbench service is already running")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
@@ -87,15 +83,8 @@ class Server:
         # Safe only because we hold the lock: whatever is there belongs to a dead service.
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)  # born 0600: no window in which another user could connect
-        try:
-            listener.bind(str(path))
-        finally:
-            os.umask(old)
-        path.chmod(0o600)
-        listener.listen(64)
-        self._listener = listener
+        # Born 0600, peers' uids checked; a TCP port and a token where Python has no Unix sockets.
+        self._listener = osproc.LocalListener(path)
 
     def serve_forever(self) -> None:
         """Take the lock, bind, serve; on return the socket and lock are gone."""
@@ -120,8 +109,9 @@ class Server:
         idle_since: float | None = None
         while not self._shutdown.is_set():
             if selector.select(timeout=0.2):
-                conn, _ = self._listener.accept()
-                self._accept(conn)
+                conn = self._listener.accept()  # None: not this user's (logged)
+                if conn is not None:
+                    self._accept(conn)
             if self._idle():
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= self.idle_exit:
@@ -138,6 +128,8 @@ class Server:
         return self.manager is not None and self.manager.idle()
 
     def _close(self) -> None:
+        if self.manager is not None:
+            self.manager.freeze()  # the lease book stays as it is for the next service
         # Unlink before unlocking: a new service may bind the moment the lock is free.
         if self._listener is not None:
             self._listener.close()
@@ -152,7 +144,7 @@ class Server:
         if self.manager is not None:
             self.manager.close()
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            osproc.close_locked(self._lock_fd)
             self._lock_fd = None
         log.info("service %s stopped", os.getpid())
 
@@ -162,11 +154,6 @@ class Server:
     # -- connections ---------------------------------------------------------------------
 
     def _accept(self, sock: socket.socket) -> None:
-        uid = _peer_uid(sock)
-        if uid is not None and uid != os.getuid():
-            log.warning("refused a connection from uid %s", uid)
-            sock.close()
-            return
         connection = Connection(self, sock)
         with self._lock:
             self._connections[connection.id] = connection
@@ -181,15 +168,6 @@ class Server:
     def client_count(self) -> int:
         with self._lock:
             return len(self._connections)
-
-
-def _peer_uid(sock: socket.socket) -> int | None:
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:
-        return None
-    creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
 
 
 class Connection:
@@ -289,18 +267,24 @@ class Connection:
     # -- methods (``_m_<name>``) ----------------------------------------------------------
 
     def _m_hello(self, params: dict[str, Any]) -> dict[str, Any]:
+        # A client id: this connection holds leases for that client, and finds those it held
+        # before a service restart (``leases``).
+        held: list[Lease] = []
+        if params.get("client_id") is not None:
+            _holder_id, held = self.manager.attach_client(self.id, params["client_id"])
         return {
             "protocol": protocol.PROTOCOL_VERSION,
             "version": __version__,
             "pid": os.getpid(),
             "started_at": self.server.started_at,
-            "connection": self.id,
+            "connection": self.manager.holder_id(self.id),
+            "leases": [lease.to_dict() for lease in held],
         }
 
     def _holder(self, params: dict[str, Any]) -> Holder:
         pid = params.get("holder_pid")
         if pid is None:
-            return Holder.for_connection(self.id)
+            return Holder.for_connection(self.manager.holder_id(self.id))
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
             raise InvalidValueError("holder_pid", f"{pid!r} is not a process id")
         return Holder.for_pid(pid)
@@ -325,7 +309,7 @@ class Connection:
         def match(lease: Any) -> bool:
             if pid is not None and lease.holder.pid != pid:
                 return False
-            if pid is None and lease.holder.connection != self.id:
+            if pid is None and lease.holder.connection != self.manager.holder_id(self.id):
                 return False  # without a pid, a client releases only its own leases
             if context is not None and lease.context != context:
                 return False
