@@ -27,7 +27,7 @@ from tests.support.service_env import FAST, add_brev_context, service_env, wait_
 from tests.support.sshd import sshd_available
 from tests.support.workbench_service import holder
 from workbench.paths import Paths
-from workbench.service.client import ServiceClient
+from workbench.service.client import ServiceClient, ServiceGone
 
 pytestmark = [
     pytest.mark.sshd,
@@ -122,6 +122,29 @@ def test_a_client_reclaims_its_lease_after_a_restart(env, brev: FakeBrev):
         assert brev.instance("gpu-1")["stops"] == 0
         back.close()  # the app quits: now its lease goes
         brev.wait_status("gpu-1", "STOPPED", timeout=20)
+
+
+def test_a_client_that_lost_the_service_reconnects_as_itself(env, brev: FakeBrev):
+    brev.create("gpu-1", boot_delay=0.2)
+    paths = add_brev_context(env, grace_period_seconds=1)
+    client = ServiceClient.connect(paths, env)
+    events: list[dict] = []
+    client.subscribe(events.append)
+    lease = client.acquire("gpu", purpose="project window")
+    assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
+    old = _kill_service(paths, env)
+    with pytest.raises(ServiceGone):  # told apart from a service that is only slow
+        client.status(["gpu"])
+    again = client.reconnect()  # starts a new service, as the same client
+    try:
+        assert again.service["pid"] != old and again.client_id == client.client_id
+        assert [le["id"] for le in again.service["leases"]] == [lease["id"]]
+        seen = len(events)
+        again.release(lease["id"])  # a client's own lease, released by its new connection
+        wait_for(lambda: len(events) > seen, 10, "events on the new connection")
+        brev.wait_status("gpu-1", "STOPPED", timeout=20)
+    finally:
+        again.close()
 
 
 def test_a_client_that_does_not_come_back_loses_its_lease_after_the_window(

@@ -72,6 +72,7 @@ class ServiceClient:
         self._write_lock = threading.Lock()
         self._callbacks: list[EventCallback] = []
         self._closed = False
+        self._lost = False  # the service closed the connection (not this client)
         self._reader = threading.Thread(target=self._read, name="service-client", daemon=True)
         self._reader.start()
         self.service: dict[str, Any] = {}
@@ -159,6 +160,8 @@ class ServiceClient:
         pending = _Pending()
         with self._lock:
             if self._closed:
+                if self._lost:
+                    raise ServiceGone("the service went away (see service.log in the state dir)")
                 raise ServiceUnavailable("the connection to the service is closed")
             self._pending[msg_id] = pending
         try:
@@ -167,7 +170,7 @@ class ServiceClient:
         except OSError as exc:
             with self._lock:
                 self._pending.pop(msg_id, None)
-            raise ServiceUnavailable(f"lost the service: {exc}") from exc
+            raise ServiceGone(f"lost the service: {exc}") from exc
         if not pending.done.wait(timeout):
             with self._lock:
                 self._pending.pop(msg_id, None)
@@ -343,6 +346,7 @@ class ServiceClient:
             log.debug("service connection closed: %s", exc)
         finally:
             with self._lock:
+                self._lost = not self._closed
                 self._closed = True
                 pending = list(self._pending.values())
                 self._pending.clear()
