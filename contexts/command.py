@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Mapping
 
 from contexts.base import PROVIDER_STATUSES, ProviderState, ProviderStatus, SshEndpoint
+from workbench import osproc
 from workbench.errors import CommandFailed, ContextError, InvalidValueError
 from workbench.registry import Context
 
@@ -99,7 +100,7 @@ class CommandProvider:
         log.info("context %s: running %s: %s", self.context.name, field, command)
         try:
             done = subprocess.run(
-                ["/bin/sh", "-c", command],
+                osproc.shell_argv(command),  # /bin/sh; sh from PATH on Windows
                 env=self._env,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,

@@ -5,9 +5,10 @@ so that connection holds the project: closing the window calls ``close_project``
 window or shell holds the project too) and closes the connection; a crashed app loses the
 connection and the service closes the project before the lease goes. The connection's client id
 is the window's for its whole life: after a service restart the window's next connection claims
-the project's lease again (the window opens the project again, which finds that lease). Build (an open that builds
-if the inputs changed), app start and stop and the app states are service calls too: the
-service holds the forward behind an app's URL, so the URL is the service's, not the window's.
+the project's lease again (the window opens the project again, which finds that lease).
+Build (an open that builds if the inputs changed), app start and stop and the app states are
+service calls too: the service holds the forward behind an app's URL, so the URL is the
+service's, not the window's.
 
 Every method blocks (an open can take minutes while the machine starts and the image builds);
 the window calls them on workers. Qt-free, so the window's logic can be tested through it.

@@ -220,9 +220,7 @@ def default_dirs(
         return DefaultDirs(support, support / "state", runtime)
     if system == "win32":
         roaming = Path(env["APPDATA"]) if env.get("APPDATA") else home / "AppData" / "Roaming"
-        local = (
-            Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
-        )
+        local = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
         return DefaultDirs(roaming / app, local / app / "state", local / app / "run")
     uid = current_uid()
     return DefaultDirs(

@@ -78,9 +78,7 @@ def test_a_process_of_another_user_cannot_hold_a_lease(env, brev: FakeBrev):
         other = subprocess.Popen(["sleep", "60"], user=65534)
         pid = other.pid
     else:
-        found = [
-            p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real != os.getuid()
-        ]
+        found = [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"].real != os.getuid()]
         if not [p for p in found if p > 1]:
             pytest.skip("no process of another user to name")
         pid = next(p for p in found if p > 1)
@@ -126,9 +124,7 @@ def test_stop_context_on_local_says_at_once_that_it_cannot_be_stopped(env):
     assert elapsed < 10, f"took {elapsed:.1f} s"
 
 
-def test_stop_context_on_an_ssh_host_says_at_once_that_it_cannot_be_stopped(
-    env, sshd: SshServer
-):
+def test_stop_context_on_an_ssh_host_says_at_once_that_it_cannot_be_stopped(env, sshd: SshServer):
     paths = Paths.from_env(env)
     with Registry.locked(paths) as registry:
         registry.create(

@@ -10,6 +10,7 @@ whose holder died while no service ran is closed by the new service.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
@@ -64,10 +65,8 @@ def _kill_service(paths: Paths, env: dict[str, str]) -> int:
     def gone() -> bool:
         # A zombie leader's other threads may still hold its sockets: gone means reaped (it is
         # our child when a client in this process spawned it), or a zombie with no thread left.
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -147,9 +146,7 @@ def test_a_client_that_lost_the_service_reconnects_as_itself(env, brev: FakeBrev
         again.close()
 
 
-def test_a_client_that_does_not_come_back_loses_its_lease_after_the_window(
-    env, brev: FakeBrev
-):
+def test_a_client_that_does_not_come_back_loses_its_lease_after_the_window(env, brev: FakeBrev):
     brev.create("gpu-1", boot_delay=0.2)
     paths = add_brev_context(env, grace_period_seconds=1)
     app = ServiceClient.connect(paths, env)

@@ -269,7 +269,8 @@ class Manager:
             return
         gone: list[Lease] = []
         window = self.timing.reconnect_window
-        for lease in restored:
+        for entry in restored:
+            lease = entry
             try:
                 machine = self.machine(lease.context)
             except WorkbenchError as exc:

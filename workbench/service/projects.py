@@ -259,9 +259,7 @@ class ProjectHost:
 
     # -- opening -------------------------------------------------------------------------
 
-    def _lease_for(
-        self, key: tuple[str, str], holder: Holder, folder: Path
-    ) -> tuple[Lease, bool]:
+    def _lease_for(self, key: tuple[str, str], holder: Holder, folder: Path) -> tuple[Lease, bool]:
         """This holder's lease on the open project, or a new one (``True``)."""
         with self._lock:
             record = self._open.get(key)

@@ -1,9 +1,10 @@
 """The service's socket: one listener, one thread per client, requests turned into manager calls.
 
 Exactly one service runs per user: it holds an exclusive lock (``osproc.lock_fd``) on
-``service.lock`` in the runtime dir for its whole life and only then (re)binds ``service.sock``, so a second service
-started in a race finds the lock taken and exits without touching the socket. The socket is
-created with mode 0600 inside a 0700 directory, and each peer's uid is checked as well.
+``service.lock`` in the runtime dir for its whole life and only then (re)binds ``service.sock``,
+so a second service started in a race finds the lock taken and exits without touching the socket.
+The socket is created with mode 0600 inside a 0700 directory, and each peer's uid is checked as
+well (``osproc.LocalListener``; a local TCP port and a token on Windows).
 """
 
 from __future__ import annotations
