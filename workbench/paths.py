@@ -11,6 +11,7 @@ the resolved folders back as variables, for the processes Workbench starts.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,9 @@ def atomic_write_text(
     second and safe to find a little old after a crash may skip it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # One temporary file per writer, threads included: two threads sharing one would truncate
+    # each other's and rename a half-written file into place.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)

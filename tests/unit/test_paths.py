@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import threading
 from pathlib import Path
 
-from workbench.paths import Paths
+from workbench.paths import Paths, atomic_write_text
 
 
 def test_paths_from_a_relative_environment_are_absolute(tmp_path):
@@ -50,3 +53,39 @@ def test_the_working_directory_is_not_asked_for_when_nothing_is_relative(tmp_pat
     finally:
         os.chdir(here)
     assert paths.config_dir == Path("/h/.config/workbench")
+
+
+def test_atomic_writes_from_many_threads_never_leave_half_a_file(tmp_path):
+    # The service writes from many threads at once (33 waits creating contexts.json on first
+    # use left it empty for a moment): each write must go through a temporary file of its own.
+    target = tmp_path / "contexts.json"
+    texts = [json.dumps({"writer": n, "pad": "x" * 20_000}) for n in range(16)]
+    seen: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                seen.append(target.read_text(encoding="utf-8"))
+
+    def write(text: str) -> None:
+        try:
+            for _ in range(30):
+                atomic_write_text(target, text, durable=False)
+        except OSError as exc:  # another writer renamed this one's temporary file away
+            failures.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(text,)) for text in texts]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    reader.join()
+    assert failures == []
+    assert target.read_text(encoding="utf-8") in texts
+    assert all(text in texts for text in seen), "a reader saw a half-written file"
+    assert [p.name for p in tmp_path.iterdir()] == ["contexts.json"]
