@@ -369,7 +369,7 @@ class ContextsFileError(WorkbenchError):
         self.reason = message
 
     def details(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "field": self.field}
+        return {"file": self.file, "line": self.line, "field": self.field, "reason": self.reason}
 
 
 def local_context() -> Context:

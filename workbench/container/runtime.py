@@ -44,6 +44,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 class GpuShortage(ContextError):
     """The project asks for more GPUs than the context has: said before anything is built."""
 
+    code = "gpu_shortage"
+
     def __init__(self, requested: int, available: int, context: str) -> None:
         has = f"has {available}" if available else "has none"
         super().__init__(

@@ -13,7 +13,8 @@ import sys
 from types import FrameType
 
 from workbench.paths import Paths
-from workbench.service.server import AlreadyRunning, Server
+from workbench.service.protocol import AlreadyRunning
+from workbench.service.server import Server
 
 LOG_NAME = "service.log"
 

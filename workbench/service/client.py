@@ -3,8 +3,11 @@
 ``ServiceClient.connect(paths, env)`` returns a connected client, spawning
 ``python -m workbench.service`` detached when no service answers. Clients that race to spawn
 serialise on a lock file, and the service's own lock means that even a lost race never leaves
-two services. Calls are synchronous and thread-safe; events arrive on a reader thread and go to
-the callbacks given to ``subscribe``.
+two services. The service is started with the client's folders as absolute ``NVWB_*`` variables
+(it runs in ``/``), and ``hello`` tells it which folders the client uses: a service of another
+configuration refuses (``OtherConfiguration``) rather than answer for the wrong one. Calls are
+synchronous and thread-safe; events arrive on a reader thread and go to the callbacks given to
+``subscribe``.
 """
 
 from __future__ import annotations
@@ -27,19 +30,28 @@ from typing import Any
 from workbench.errors import ContextError, WorkbenchError
 from workbench.paths import Paths
 from workbench.service import protocol
-from workbench.service.protocol import prepare_runtime_dir, socket_path
+from workbench.service.protocol import (
+    OtherConfiguration,
+    ServiceUnavailable,
+    prepare_runtime_dir,
+    socket_path,
+)
+
+# ServiceUnavailable and OtherConfiguration live in protocol.py (the service raises the latter);
+# they are named here too, where callers have always found them.
+__all__ = [
+    "SPAWN_TIMEOUT_SECONDS",
+    "EventCallback",
+    "OtherConfiguration",
+    "ServiceClient",
+    "ServiceUnavailable",
+    "spawn_service",
+]
 
 log = logging.getLogger(__name__)
 
 SPAWN_TIMEOUT_SECONDS = 15.0
 EventCallback = Callable[[dict[str, Any]], None]
-
-
-class ServiceUnavailable(WorkbenchError):
-    """The service could not be reached or started."""
-
-    exit_code = 11
-    code = "service_unavailable"
 
 
 class _Pending:
@@ -82,7 +94,7 @@ class ServiceClient:
             sock = _spawn_and_connect(paths, dict(os.environ if env is None else env), timeout)
         client = cls(sock)
         try:
-            client.service = client.hello()
+            client.service = client.hello(paths)
         except WorkbenchError:
             client.close()
             raise
@@ -134,13 +146,18 @@ class ServiceClient:
         if "error" in reply:
             body = reply["error"]
             data = body.get("data")
-            if isinstance(data, dict) and body.get("code") == protocol.WORKBENCH_ERROR:
+            if isinstance(data, dict) and isinstance(data.get("code"), str):
                 raise protocol.error_from_dict(data)
             raise WorkbenchError(f"service: {body.get('message')}")
         return reply.get("result")
 
-    def hello(self) -> dict[str, Any]:
-        info: dict[str, Any] = self.call("hello", {"client": "workbench", "pid": os.getpid()})
+    def hello(self, paths: Paths | None = None) -> dict[str, Any]:
+        """The service's protocol, version and pid; refused by a service of other ``paths``."""
+        params: dict[str, Any] = {"client": "workbench", "pid": os.getpid()}
+        if paths is not None:
+            params["config_dir"] = str(paths.config_dir)
+            params["state_dir"] = str(paths.state_dir)
+        info: dict[str, Any] = self.call("hello", params)
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise ServiceUnavailable(
                 f"the running service speaks protocol {info.get('protocol')}, "
@@ -288,7 +305,7 @@ class ServiceClient:
             with self._sock.makefile("rb") as reader:
                 for line in reader:
                     try:
-                        message = protocol.decode(line)
+                        message = protocol.decode(line, max_depth=None)  # the service is trusted
                     except ValueError:
                         log.warning("service sent a line that is not JSON: %r", line[:200])
                         continue
@@ -387,7 +404,11 @@ def _wait_for_socket(paths: Paths, deadline: float) -> socket.socket | None:
 
 
 def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``python -m workbench.service`` detached from this process and its terminal."""
+    """Start ``python -m workbench.service`` detached from this process and its terminal.
+
+    It runs in ``/``, so it gets ``paths`` (absolute) as its ``NVWB_*`` folders, not the
+    variables as the user wrote them.
+    """
     paths.state_dir.mkdir(parents=True, exist_ok=True)
     log.info("starting the Workbench service")
     try:
@@ -395,7 +416,7 @@ def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[byte
         with open(paths.state_dir / "service.stderr", "ab") as stderr:
             return subprocess.Popen(
                 [sys.executable, "-m", "workbench.service"],
-                env=dict(env),
+                env={**env, **paths.as_env()},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
