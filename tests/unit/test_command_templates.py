@@ -181,6 +181,9 @@ SECRET_BYPASSES = [
     "glab --x glpat-abcdefghij0123456789",
     "slack --x xoxb-1234567890-abcdefghijklmnop",
     "cloud --x eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijk",
+    "gcloud --x AIzaSyA1234567890abcdefghijklmnopqrstuv",
+    "gh --x github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+    "echo '-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXk' > k",
 ]
 
 
