@@ -58,6 +58,14 @@ def test_deep_nesting_is_a_spec_error_not_a_recursion_error() -> None:
     assert info.value.line == 4
 
 
+def test_too_many_values_without_aliases_are_refused_quickly() -> None:
+    text = HEAD + "x: [" + ",".join(["1"] * 250_000) + "]\n"
+    started = time.monotonic()
+    with pytest.raises(SpecError, match="more than 100,000 values"):
+        SpecDocument.from_text(text)
+    assert time.monotonic() - started < 3
+
+
 def test_a_huge_spec_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(HEAD + "# " + "x" * (60 * 1024 * 1024) + "\n")
