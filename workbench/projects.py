@@ -213,11 +213,14 @@ def read_spec_summary(spec_path: Path) -> dict[str, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from workbench.yaml_limits import check_yaml
+
     file = str(spec_path)
     try:
         text = spec_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot be read: {exc.strerror or exc}", file=file) from exc
+    check_yaml(text, file)  # a stranger's spec: size, depth and aliases are bounded
     try:
         data = YAML(typ="safe").load(text)
     except YAMLError as exc:

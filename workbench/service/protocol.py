@@ -158,6 +158,7 @@ ERROR_MODULES = (
     "workbench.errors",
     "workbench.registry",
     "workbench.projects",
+    "workbench.project_files",
     "workbench.gpu",
     "workbench.ssh.dial",
     "workbench.ssh.keys",
