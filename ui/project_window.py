@@ -134,8 +134,8 @@ class ProjectWindow(QMainWindow):
             project.path, state_dir=bridge.paths.state_dir, context=lambda: self.context
         )
         self.variables = VariablesPane(
-            project_dir=project.path,
-            project_name=project.name,
+            project=project,
+            paths=bridge.paths,
             secrets=list(spec.execution.secrets) if spec else [],
             store=self.secrets,
             runner=bridge.tasks,

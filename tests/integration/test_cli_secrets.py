@@ -33,16 +33,21 @@ def test_a_secret_goes_to_the_keyring_and_is_listed_masked(wb_env, keyring_backe
             assert value.encode() not in path.read_bytes(), path
     assert "HF_TOKEN" in (project / ".project" / "spec.yaml").read_text()
 
+    from workbench.identity import identify
+    from workbench.paths import Paths
+    from workbench.projects import read_project
     from workbench.secrets import SecretStore, project_secret_key
 
-    assert SecretStore(env=wb_env).get(project_secret_key("sec", "HF_TOKEN")) == value
+    key = project_secret_key(identify(Paths.from_env(wb_env), read_project(project)).id, "HF_TOKEN")
+    assert key.startswith("project-id/") and "/sec/" not in key
+    assert SecretStore(env=wb_env).get(key) == value
     rows = nvwb(wb_env, "list", "environment-variables", "-o", "json", cwd=project).json()
     secret = next(r for r in rows if r["name"] == "HF_TOKEN")
     assert secret["is_sensitive"] and secret["is_set"] and secret["value"] != value
     assert "****" in secret["value"]
 
     assert nvwb(wb_env, "delete", "environment-variable", "HF_TOKEN", cwd=project).code == 0
-    assert SecretStore(env=wb_env).get(project_secret_key("sec", "HF_TOKEN")) is None
+    assert SecretStore(env=wb_env).get(key) is None
     assert "HF_TOKEN" not in (project / ".project" / "spec.yaml").read_text()
 
 

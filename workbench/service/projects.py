@@ -7,6 +7,10 @@ own progress events), then builds if the inputs changed and starts the container
 stage and build line as events. App forwards are held here, so a URL outlives the command that
 printed it; the forwarded ports are told to the machine's idle guard.
 
+Open projects are keyed by ``(project id, context)`` (``workbench.identity``), never by
+``meta.name``: two projects that share a name are two records, two containers, two sets of
+forwards.
+
 A project closes when asked (``close_project``), when the last of its holders dies (the lease's
 finalizer closes it before the lease goes, so the container is stopped before a grace period can
 begin), or when its context stops (the handles are dropped: a stopped machine runs nothing).
@@ -28,6 +32,7 @@ from workbench.container.forwards import ForwardKey
 from workbench.container.runtime import published_ports
 from workbench.container.session import ProjectSession
 from workbench.errors import ContextError
+from workbench.identity import identify
 from workbench.paths import Paths
 from workbench.projects import Project, read_project
 from workbench.registry import Registry
@@ -84,9 +89,9 @@ class ProjectHost:
     ) -> dict[str, Any]:
         """Lease, start the context if needed, build if needed, start the container."""
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
-            lease, fresh = self._lease_for(key, holder)
+            lease, fresh = self._lease_for(key, holder, project.name)
             with self._lock:
                 # Recorded before the work, so a holder dying mid-open closes it once done.
                 record = self._open.setdefault(key, OpenProject(project, context))
@@ -132,7 +137,7 @@ class ProjectHost:
     def close(self, project_path: str, context: str) -> dict[str, Any]:
         """Stop the apps and the container, drop the forwards, release every lease it held."""
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
             with self._lock:
                 record = self._open.pop(key, None)
@@ -158,7 +163,7 @@ class ProjectHost:
     ) -> dict[str, Any]:
         """Start ``app`` (opening the project first if the service has not), forward it, URL."""
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
             with self._lock:
                 opened = key in self._open
@@ -190,7 +195,7 @@ class ProjectHost:
 
     def stop_app(self, project_path: str, context: str, app: str) -> dict[str, Any]:
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
             handles = self._ready(context, project.name, start=False)
             session = self._session(handles, project)
@@ -206,8 +211,9 @@ class ProjectHost:
     def status(self, project_path: str, context: str) -> dict[str, Any]:
         """The project on ``context``: open here or not, its container and each app's state/URL."""
         project = read_project(Path(project_path))
+        key = self._key(project, context)
         with self._lock:
-            record = self._open.get((project.name, context))
+            record = self._open.get(key)
         machine = self.manager.machine(context)
         data: dict[str, Any] = {
             "project": project.name,
@@ -240,7 +246,11 @@ class ProjectHost:
 
     # -- opening -------------------------------------------------------------------------
 
-    def _lease_for(self, key: tuple[str, str], holder: Holder) -> tuple[Lease, bool]:
+    def _key(self, project: Project, context: str) -> tuple[str, str]:
+        """``(project id, context)``: what an open project is known by here."""
+        return (identify(self.paths, project).id, context)
+
+    def _lease_for(self, key: tuple[str, str], holder: Holder, name: str) -> tuple[Lease, bool]:
         """This holder's lease on the open project, or a new one (``True``)."""
         with self._lock:
             record = self._open.get(key)
@@ -249,7 +259,7 @@ class ProjectHost:
             if lease.id in held and lease.holder == holder:
                 return lease, False
         lease = self.manager.acquire(
-            key[1], holder, purpose=f"project {key[0]}", on_lost=self._holder_gone
+            key[1], holder, purpose=f"project {name} ({key[0]})", on_lost=self._holder_gone
         )
         return lease, True
 
@@ -300,10 +310,11 @@ class ProjectHost:
         if machine.state != "running":
             return False  # a stopped machine runs no container; never start one to close it
         handles = self._ready(context, project.name, start=False)
-        handles.forwards.close_project(project.name)
+        session = self._session(handles, project)
+        handles.forwards.close_project(session.key)
         self._watch_ports(context, handles)
         self._say(context, project.name, "stopping the apps and the container")
-        return self._session(handles, project).close()
+        return session.close()
 
     def _holder_gone(self, lease: Lease) -> None:
         """A lease's holder died (manager finalizer): close its project if it was the last."""
@@ -319,7 +330,11 @@ class ProjectHost:
                     if last:
                         del self._open[key]
                 if last:
-                    log.info("project %s on %s: its last holder is gone; closing", *key)
+                    log.info(
+                        "project %s (%s) on %s: its last holder is gone; closing",
+                        record.project.name,
+                        *key,
+                    )
                     record.stop_sync()
                     self._close_container(record.project, record.context)
 
@@ -385,7 +400,7 @@ class ProjectHost:
         handles = self.runtimes.peek(session.runtime.name)
         if handles is None:
             return None
-        authority = handles.forwards.active().get(ForwardKey(session.name, runner.name))
+        authority = handles.forwards.active().get(ForwardKey(session.key, runner.name))
         return runner.url(authority) if authority else None
 
     # -- events --------------------------------------------------------------------------
