@@ -397,6 +397,9 @@ class ProjectWindow(QMainWindow):
     def _project_event(self, event: dict[str, Any]) -> None:
         if event.get("context") != self.context or event.get("project") != self.project.name:
             return
+        path = event.get("project_path")
+        if path is not None and path != str(self.project.path):
+            return  # a project of the same name, elsewhere
         kind = event.get("event")
         if kind == "project":
             message = str(event.get("message") or "")

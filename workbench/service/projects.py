@@ -97,12 +97,12 @@ class ProjectHost:
                 record = self._open.setdefault(key, OpenProject(project, context))
                 record.leases.add(lease.id)
             try:
-                handles = self._ready(context, project.name)
+                handles = self._ready(context, project)
                 session = self._session(handles, project)
                 result = session.open(
                     full_build=full_build,
-                    on_progress=lambda p: self._build_event(context, project.name, p),
-                    on_stage=lambda s: self._stage(context, project.name, s),
+                    on_progress=lambda p: self._build_event(context, project, p),
+                    on_stage=lambda s: self._stage(context, project, s),
                 )
             except BaseException:
                 if fresh:
@@ -115,10 +115,10 @@ class ProjectHost:
             if record.sync is None or record.sync.session is None:
                 record.stop_sync()
                 if session.runtime.is_remote:
-                    self._say(context, project.name, "syncing the project files both ways")
+                    self._say(context, project, "syncing the project files both ways")
                 record.sync = ProjectSync.start(session, self.paths, self.manager.publish)
                 if record.sync.error:
-                    self._say(context, project.name, f"sync not started: {record.sync.error}")
+                    self._say(context, project, f"sync not started: {record.sync.error}")
             sync = record.sync.status() if record.sync is not None else None
         return {
             "project": project.name,
@@ -169,14 +169,14 @@ class ProjectHost:
                 opened = key in self._open
             if not opened:
                 self.open(project_path, context, holder)
-            handles = self._ready(context, project.name)
+            handles = self._ready(context, project)
             session = self._session(handles, project)
             started = session.start_app(
                 app,
                 handles.forwards,
                 local_port=local_port,
                 timeout=timeout,
-                on_stage=lambda s: self._stage(context, project.name, s),
+                on_stage=lambda s: self._stage(context, project, s),
             )
             with self._lock:
                 record = self._open.get(key)
@@ -197,7 +197,7 @@ class ProjectHost:
         project = read_project(Path(project_path))
         key = self._key(project, context)
         with self._busy_lock(key):
-            handles = self._ready(context, project.name, start=False)
+            handles = self._ready(context, project, start=False)
             session = self._session(handles, project)
             status = session.stop_app(app, handles.forwards)
             kept = session.runner(app).kept_log
@@ -228,7 +228,7 @@ class ProjectHost:
             session = None
             data["container"] = "absent" if machine.state == "stopped" else "unknown"
         else:
-            handles = self._ready(context, project.name, start=False)
+            handles = self._ready(context, project, start=False)
             session = self._session(handles, project)
             data["container"] = session.state()
         data["apps"] = self._app_rows(project, session)
@@ -263,7 +263,7 @@ class ProjectHost:
         )
         return lease, True
 
-    def _ready(self, context: str, project: str, *, start: bool = True) -> ContextHandles:
+    def _ready(self, context: str, project: Project, *, start: bool = True) -> ContextHandles:
         """The context running (waited for, with its progress as events) and its handles."""
         machine = self.manager.machine(context)
         if start:
@@ -284,7 +284,7 @@ class ProjectHost:
             self._say(context, project, f"reaching the Docker engine over {how}")
         return self.runtimes.get(Registry.load(self.paths).get(context), link)
 
-    def _wait_running(self, context: str, project: str) -> None:
+    def _wait_running(self, context: str, project: Project) -> None:
         machine = self.manager.machine(context)
         done: tuple[str, ...]
         if machine.provider.always_on:
@@ -309,11 +309,11 @@ class ProjectHost:
         machine = self.manager.machine(context)
         if machine.state != "running":
             return False  # a stopped machine runs no container; never start one to close it
-        handles = self._ready(context, project.name, start=False)
+        handles = self._ready(context, project, start=False)
         session = self._session(handles, project)
         handles.forwards.close_project(session.key)
         self._watch_ports(context, handles)
-        self._say(context, project.name, "stopping the apps and the container")
+        self._say(context, project, "stopping the apps and the container")
         return session.close()
 
     def _holder_gone(self, lease: Lease) -> None:
@@ -405,27 +405,32 @@ class ProjectHost:
 
     # -- events --------------------------------------------------------------------------
 
-    def _stage(self, context: str, project: str, stage: str) -> None:
+    def _stage(self, context: str, project: Project, stage: str) -> None:
         self._say(context, project, STAGES.get(stage, stage), stage=stage)
 
-    def _say(self, context: str, project: str, message: str, *, stage: str | None = None) -> None:
-        log.info("project %s on %s: %s", project, context, message)
+    def _say(
+        self, context: str, project: Project, message: str, *, stage: str | None = None
+    ) -> None:
+        log.info("project %s on %s: %s", project.name, context, message)
         self.manager.publish(
             {
                 "event": "project",
                 "context": context,
-                "project": project,
+                "project": project.name,
+                # Two projects may share a name: the path says which one (the app's windows).
+                "project_path": str(project.path),
                 "stage": stage,
                 "message": message,
             }
         )
 
-    def _build_event(self, context: str, project: str, progress: BuildProgress) -> None:
+    def _build_event(self, context: str, project: Project, progress: BuildProgress) -> None:
         self.manager.publish(
             {
                 "event": "build",
                 "context": context,
-                "project": project,
+                "project": project.name,
+                "project_path": str(project.path),
                 "step": progress.step,
                 "step_number": progress.step_number,
                 "step_count": progress.step_count,
