@@ -73,16 +73,24 @@ class Paths:
         """Make the config, state and runtime folders private, and all they hold if one was not.
 
         Cheap when nothing is wrong (one ``stat`` per folder), so every entry point calls it. A
-        folder found readable by others (made by an earlier version) has its whole tree
-        tightened: folders 0700, files without group and other bits. Nothing is created here.
+        folder found readable by others (made by an earlier version) is made 0700; when it is
+        Workbench's own by name (``.../workbench``, the default everywhere), its whole tree is
+        tightened too: folders 0700, files without group and other bits. A folder named by
+        ``NVWB_*_DIR`` may be one the user shares with other things, whose modes are not ours to
+        change: closing the folder itself already keeps everyone else out. Nothing is created.
         """
         for root in self.private_roots:
             try:
                 mode = root.stat().st_mode
             except OSError:
                 continue
-            if stat.S_ISDIR(mode) and stat.S_IMODE(mode) & 0o077:
+            if not stat.S_ISDIR(mode) or not stat.S_IMODE(mode) & 0o077:
+                continue
+            if root.name == APP_NAME:
                 _tighten_tree(root)
+            else:
+                log.info("making %s private to this user (it was readable by others)", root)
+                _chmod_private(str(root), PRIVATE_DIR)
 
 
 def _dir(env: Mapping[str, str], own: str, xdg: str, fallback: Path, leaf: str) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,27 +37,46 @@ def _loose(paths: Paths) -> list[str]:
 
 
 def test_folders_and_files_left_loose_by_an_earlier_version_are_tightened(
-    wb_env: dict[str, str], paths: Paths
+    wb_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # The default locations (XDG), where the folders are Workbench's own: ``.../workbench``.
+    env = {k: v for k, v in wb_env.items() if k not in ("NVWB_CONFIG_DIR", "NVWB_STATE_DIR")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg-config")
+    env["XDG_STATE_HOME"] = str(tmp_path / "xdg-state")
+    paths = Paths.from_env(env)
+    assert paths.state_dir.name == paths.config_dir.name == "workbench"
     for folder in (paths.config_dir, paths.state_dir / "sync" / "abc"):
         folder.mkdir(parents=True)
-    paths.state_dir.chmod(0o755)
+    for folder in (paths.config_dir, paths.state_dir, paths.state_dir / "sync" / "abc"):
+        folder.chmod(0o755)
     (paths.state_dir / "sync").chmod(0o755)
-    (paths.state_dir / "sync" / "abc").chmod(0o755)
-    paths.config_dir.chmod(0o755)
     for file in (
         paths.state_dir / "service.log",
         paths.state_dir / "sync" / "abc" / "status.json",
-        paths.config_dir / "contexts.json",
     ):
-        file.write_text("{}" if file.suffix == ".json" else "a log line\n")
+        file.write_text("a line\n")
         file.chmod(0o644)
     (paths.config_dir / "contexts.json").write_text('{"version": 1, "contexts": {}}\n')
-    assert _loose(paths)
+    (paths.config_dir / "contexts.json").chmod(0o644)
+    assert len(_loose(paths)) == 7
 
-    result = nvwb(wb_env, "list", "contexts", "-o", "json")
+    result = nvwb(env, "list", "contexts", "-o", "json")
     assert result.code == 0, result.err
     assert _loose(paths) == []
+
+
+def test_a_folder_named_by_the_user_is_closed_but_what_else_it_holds_keeps_its_modes(
+    wb_env: dict[str, str], tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared-state"  # NVWB_STATE_DIR pointed at a folder with other things
+    (shared / "notes").mkdir(parents=True)
+    (shared / "notes" / "readme.txt").write_text("mine\n")
+    shared.chmod(0o755)
+    (shared / "notes" / "readme.txt").chmod(0o644)
+    env = {**wb_env, "NVWB_STATE_DIR": str(shared)}
+    assert nvwb(env, "list", "contexts").code == 0
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o700
+    assert stat.S_IMODE((shared / "notes" / "readme.txt").stat().st_mode) == 0o644
 
 
 @pytest.fixture
