@@ -66,16 +66,22 @@ _RETIRED: Final = "retired"
 
 @dataclass(frozen=True)
 class ProjectIdentity:
-    """Who a project is here: ``id`` keys what is its own, ``name`` is for people."""
+    """Who a project is here: ``id`` keys what is its own, ``name`` is for people.
+
+    ``key_name`` is the name the project had when its identity was minted: the names built from
+    it (``key``, the container's) stay the same when ``meta.name`` is edited later, so a rename
+    never orphans a remote folder, a container or its logs.
+    """
 
     id: str
     name: str
     path: Path
+    key_name: str = ""
 
     @property
     def key(self) -> str:
         """``<name>-<id>``: the project's folder name on remotes and in the state dir."""
-        return f"{self.name}-{self.id}"
+        return f"{self.key_name or self.name}-{self.id}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "path": str(self.path)}
@@ -91,7 +97,7 @@ class _Entry:
     created_at: str = ""
 
     def identity(self, name: str | None = None) -> ProjectIdentity:
-        return ProjectIdentity(self.id, name or self.name, Path(self.path))
+        return ProjectIdentity(self.id, name or self.name, Path(self.path), self.name)
 
     def folder_is_here(self) -> bool:
         """Whether the registered path still holds the registered folder (its token)."""
@@ -210,9 +216,6 @@ def identify(paths: Paths, project: Project) -> ProjectIdentity:
         if entry is not None:
             if entry.token != token:
                 raise _replaced(folder, entry, token)
-            if entry.name != project.name:
-                entry.name = project.name
-                register.changed = True
             return entry.identity(project.name)
         lookalikes = [
             e
@@ -308,7 +311,7 @@ def moved_from(paths: Paths, project: Project, old: Path) -> ProjectIdentity:
         _write_token(folder, entry.token)
         if current is not None and current is not entry:
             register.retire(current)  # kept (retired) with whatever it holds
-        entry.path, entry.name, entry.state = str(folder), project.name, _ACTIVE
+        entry.path, entry.state = str(folder), _ACTIVE  # the name it was minted with stays
         register.changed = True
         log.info("project %s: identity %s moved from %s to %s", project.name, entry.id, old, folder)
         return entry.identity(project.name)

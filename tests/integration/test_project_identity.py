@@ -467,3 +467,17 @@ def test_same_named_projects_have_their_own_folders_on_a_remote(
             session.close()
         runtime.close()
         remove_container(docker_client, "wbt-rtwin")
+
+
+def test_editing_meta_name_keeps_the_identity_and_the_names_built_from_it(
+    wb_env: dict[str, str], paths: Paths
+) -> None:
+    from workbench.identity import identify
+
+    project = _create(wb_env, "before")
+    first = identify(paths, read_project(project))
+    spec = project / ".project" / "spec.yaml"
+    spec.write_text(spec.read_text().replace("name: before", "name: after", 1))
+    again = identify(paths, read_project(project))
+    assert again.name == "after"  # shown as it is now
+    assert (again.id, again.key) == (first.id, first.key) == (first.id, f"before-{first.id}")

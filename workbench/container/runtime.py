@@ -146,11 +146,13 @@ def plan_container(
     environment: Mapping[str, str],
     gpus: int,
     local_ports: bool,
+    name: str | None = None,
 ) -> ContainerPlan:
     """The container for ``project``. ``local_ports``: the engine is this machine's, so a web
     app's own port number is kept on 127.0.0.1 where it is free (the spec's URL then just works).
+    ``name``: the container's, when not ``container_name(project, project_id)``.
     """
-    name = container_name(project, project_id)
+    name = name or container_name(project, project_id)
     warnings: list[str] = []
     mounts: list[dict[str, Any]] = []
     has_project_mount = False

@@ -88,7 +88,7 @@ class ProjectSession:
         self.id = self.identity.id
         self.key = self.identity.key  # <name>-<id>
         self.state_dir = paths.state_dir / "projects" / self.key / runtime.name
-        self.container_name = rt.container_name(self.name, self.id)
+        self.container_name = rt.container_name(self.identity.key_name, self.id)
         self._secret_env: dict[str, str] | None = None
 
     # -- image ---------------------------------------------------------------------------------
@@ -174,6 +174,7 @@ class ProjectSession:
             environment=environment,
             gpus=gpus,
             local_ports=not self.runtime.is_remote,
+            name=self.container_name,
         )
         plan.warnings[:0] = warnings
         return plan
