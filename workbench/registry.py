@@ -32,7 +32,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.names import check_name
-from workbench.paths import Paths, atomic_write_text
+from workbench.paths import Paths, atomic_write_text, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +422,7 @@ class Registry:
     @contextmanager
     def locked(cls, paths: Paths) -> Iterator[Registry]:
         """Load under an exclusive lock, yield, and save if the block ends without an error."""
-        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(paths.config_dir)
         lock_file = paths.contexts_file.with_name(paths.contexts_file.name + ".lock")
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -272,7 +272,7 @@ def build_tree() -> Tree:
     for verb, text in [
         ("list", "list contexts, projects, bases, resources, mounts, packages, variables, apps"),
         ("create", "create a context, project, mount, environment variable or app"),
-        ("update", "change a context or the project's resources"),
+        ("update", "change a context, the project's resources or its identity"),
         ("delete", "delete a context, project, mount, environment variable or app"),
         ("add", "add a package to the project"),
         ("remove", "remove a package from the project"),
@@ -341,6 +341,28 @@ def build_tree() -> Tree:
         pr + "delete_project",
         "delete a project Workbench created",
         _positional("name", "project name or path"),
+        _YES,
+    )
+    t.command(
+        "update",
+        "project",
+        "workbench.cli.commands.identity:update_project",
+        "settle the project's identity on this machine (a moved folder, old secrets)",
+        _flag(
+            "--moved-from",
+            metavar="OLD_PATH",
+            help="this folder is the project that was at OLD_PATH: keep its identity and secrets",
+        ),
+        _flag(
+            "--new-identity",
+            action="store_true",
+            help="this folder is a project of its own: give it a new identity",
+        ),
+        _flag(
+            "--claim-name-secrets",
+            action="store_true",
+            help="move secrets an earlier version stored under the project's name to it",
+        ),
         _YES,
     )
     t.command(

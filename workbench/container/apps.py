@@ -11,7 +11,11 @@ files are consistent by the time the exec returns. Stopping runs ``stop_command`
 signals the whole group. Each health poll is one exec that also says whether the app still runs:
 start-to-healthy costs two round trips to the engine when the app is quick. The app's output goes
 to a log there too, and is copied into the project's state dir on this machine when the app
-stops, so it is kept after the container goes.
+stops (0600: it may hold a token), so it is kept after the container goes.
+
+The project's secrets (``secrets``) are given to the app's own commands (start, stop, health
+check, URL) as the environment of their ``docker exec``: never to the container itself, whose
+environment ``docker inspect`` shows.
 
 An app's name comes from a spec, possibly a stranger's, and may hold spaces (``Visual Studio
 Code``): its files, here and in the container, are named by ``names.app_file_stem`` (never a
@@ -29,7 +33,7 @@ import re
 import shlex
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,7 @@ import docker.errors
 from workbench.container.build_context import PROJECT_DIR
 from workbench.errors import ContextError, WorkbenchError
 from workbench.names import app_file_stem
+from workbench.paths import PRIVATE_FILE, atomic_write_text
 from workbench.spec.models import AppSpec
 
 log = logging.getLogger(__name__)
@@ -129,12 +134,21 @@ _STATE_MARK = "@@workbench-app-state"
 class AppRunner:
     """One app of one project container. Cheap to make; all state lives in the container."""
 
-    def __init__(self, container: Any, project: str, app: AppSpec, log_dir: Path) -> None:
+    def __init__(
+        self,
+        container: Any,
+        project: str,
+        app: AppSpec,
+        log_dir: Path,
+        *,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
         self.container = container
         self.project = project
         self.app = app
         self.log_dir = log_dir
         self.prefix = proxy_prefix(project, app)
+        self._secrets = dict(secrets or {})
         self._stem = app_file_stem(app.name)  # refuses a name that is not an app name
         self._files = f"{APP_DIR}/{self._stem}"
 
@@ -223,8 +237,7 @@ class AppRunner:
         code, out = self._exec(f"cat {self._file('log')}", internal=True)
         if code != 0:
             return self.kept_log if self.kept_log.exists() else None
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.kept_log.write_text(out, encoding="utf-8")
+        atomic_write_text(self.kept_log, out, mode=PRIVATE_FILE, durable=False)
         return self.kept_log
 
     # -- internals ---------------------------------------------------------------------------
@@ -246,6 +259,7 @@ class AppRunner:
             result = self.container.exec_run(
                 ["bash", "-c", wrapper],
                 environment={
+                    **self._secrets,
                     "PROXY_PREFIX": self.prefix,
                     "WORKBENCH_APP_COMMAND": unescape(self.app.start_command),
                 },
@@ -358,7 +372,7 @@ class AppRunner:
         script = (
             command if timeout is None else f"timeout {int(timeout)} bash -c {shlex.quote(command)}"
         )
-        environment = None if internal else {"PROXY_PREFIX": self.prefix}
+        environment = None if internal else {**self._secrets, "PROXY_PREFIX": self.prefix}
         if self.container is None:
             return 125, ""  # no container: only the kept log is left to read
         try:

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from workbench.errors import ContextError, WorkbenchError
-from workbench.paths import Paths
+from workbench.paths import Paths, open_private, private_dir
 from workbench.service import protocol
 from workbench.service.protocol import (
     OtherConfiguration,
@@ -409,11 +409,11 @@ def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[byte
     It runs in ``/``, so it gets ``paths`` (absolute) as its ``NVWB_*`` folders, not the
     variables as the user wrote them.
     """
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.state_dir)
     log.info("starting the Workbench service")
     try:
         # stderr catches what happens before the service's own log is set up (an import error).
-        with open(paths.state_dir / "service.stderr", "ab") as stderr:
+        with open_private(paths.state_dir / "service.stderr", append=True) as stderr:
             return subprocess.Popen(
                 [sys.executable, "-m", "workbench.service"],
                 env={**env, **paths.as_env()},
