@@ -39,7 +39,9 @@ from tests.integration.test_container_support import (  # noqa: E402
     make_project,
 )
 from workbench.container.runtime import container_name  # noqa: E402
+from workbench.identity import identify  # noqa: E402
 from workbench.paths import Paths  # noqa: E402
+from workbench.projects import read_project  # noqa: E402
 
 GOAL_OVERHEAD_S = 1.0
 PROJECT = "wbbench-start"
@@ -100,7 +102,6 @@ def warm_start(env: dict[str, str], project: Path) -> float:
     from workbench.container.forwards import AppForwards
     from workbench.container.session import ProjectSession
     from workbench.context_runtime import open_runtime
-    from workbench.projects import read_project
     from workbench.registry import local_context
 
     with open_runtime(local_context(), env=env) as runtime:
@@ -130,21 +131,22 @@ def main() -> int:
         (root / "home").mkdir()
         project = make_project(Paths.from_env(env), PROJECT)
         nvwb_start(env, project)  # builds the image once; not measured
-        image = docker("inspect", "-f", "{{.Config.Image}}", container_name(PROJECT)).stdout
-        docker("rm", "-f", container_name(PROJECT))
+        name = container_name(PROJECT, identify(Paths.from_env(env), read_project(project)).id)
+        image = docker("inspect", "-f", "{{.Config.Image}}", name).stdout
+        docker("rm", "-f", name)
         closed, opened, base, warm = [], [], [], []
         try:
             for _ in range(args.runs):
                 base.append(baseline(image.strip()))
-                docker("rm", "-f", container_name(PROJECT), check=False)
+                docker("rm", "-f", name, check=False)
                 closed.append(nvwb_start(env, project))
                 stop_app(env, project)
                 opened.append(nvwb_start(env, project))
                 stop_app(env, project)
-                docker("rm", "-f", container_name(PROJECT), check=False)
+                docker("rm", "-f", name, check=False)
                 warm.append(warm_start(env, project))
         finally:
-            docker("rm", "-f", container_name(PROJECT), check=False)
+            docker("rm", "-f", name, check=False)
             docker("rm", "-f", BASELINE, check=False)
     figures = {
         "runs": args.runs,

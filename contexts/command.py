@@ -3,22 +3,23 @@
 In the manner of DevPod's providers, a user who can start, stop and query a machine from a shell
 (``aws ec2 start-instances ...``, ``gcloud compute instances stop ...``) gets auto-start and
 verified auto-stop without Workbench knowing that cloud. Templates name context fields as
-``{name}``, ``{hostname}``...; values are shell-quoted so a field cannot inject a command.
-Secrets are referred to as ``$NAME`` and come from the environment the service runs in.
+``{name}``, ``{hostname}``...; a value never enters the command's text: it reaches the shell as an
+environment variable referred to with the quoting the placeholder sits in
+(``workbench.command_template``), so no value is ever read as shell. Secrets are referred to as
+``$NAME`` and come from the environment the service runs in. Neither the template nor a value is
+logged: the log and errors name the field that ran.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shlex
-import string
 import subprocess
 from collections.abc import Mapping
 
 from contexts.base import PROVIDER_STATUSES, ProviderState, ProviderStatus, SshEndpoint
-from workbench import osproc
-from workbench.errors import CommandFailed, ContextError, InvalidValueError
+from workbench import command_template, osproc
+from workbench.errors import CommandFailed, ContextError
 from workbench.registry import Context
 
 log = logging.getLogger(__name__)
@@ -36,43 +37,9 @@ _ALIASES: dict[str, ProviderStatus] = {
 }
 
 
-def template_variables(ctx: Context) -> dict[str, str]:
-    """The ``{...}`` names a template may use, from the context's own fields."""
-    values = {
-        "name": ctx.name,
-        "context": ctx.name,
-        "hostname": ctx.hostname,
-        "ssh_username": ctx.ssh_username,
-        "ssh_port": str(ctx.port) if ctx.ssh_port is not None else None,
-        "ssh_key_path": ctx.ssh_key_path,
-        "workbench_dir": ctx.workbench_dir,
-    }
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def render(template: str, ctx: Context, field: str) -> str:
-    """Fill a template's ``{names}`` with shell-quoted values; an unknown name is an error."""
-    values = template_variables(ctx)
-    pieces: list[str] = []
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise InvalidValueError(field, f"is not a valid template: {exc}") from exc
-    for literal, name, spec, conversion in parsed:
-        pieces.append(literal)
-        if name is None:
-            continue
-        if spec or conversion:
-            raise InvalidValueError(field, f"'{{{name}}}' may not carry a format spec")
-        if name not in values:
-            known = ", ".join(sorted(values))
-            raise InvalidValueError(
-                field,
-                f"uses '{{{name}}}', which this context does not have",
-                hint=f"known: {known}; write '{{{{' for a literal brace",
-            )
-        pieces.append(shlex.quote(values[name]))
-    return "".join(pieces)
+    """The command ``/bin/sh -c`` runs for ``template``: placeholders are variable references."""
+    return command_template.parse(template, field, ctx.template_values()).command
 
 
 class CommandProvider:
@@ -96,12 +63,14 @@ class CommandProvider:
             raise ContextError(
                 f"context {self.context.name} has no {field}", context=self.context.name
             )
-        command = render(template, self.context, field)
-        log.info("context %s: running %s: %s", self.context.name, field, command)
+        values = self.context.template_values()
+        parsed = command_template.parse(template, field, values)
+        # The field, never the command: a template or a value does not belong in service.log.
+        log.info("context %s: running its %s", self.context.name, field)
         try:
             done = subprocess.run(
-                osproc.shell_argv(command),  # /bin/sh; sh from PATH on Windows
-                env=self._env,
+                osproc.shell_argv(parsed.command),  # /bin/sh; sh from PATH on Windows
+                env={**self._env, **parsed.environment(values)},
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -116,7 +85,9 @@ class CommandProvider:
         except OSError as exc:
             raise ContextError(f"cannot run {field}: {exc}", context=self.context.name) from exc
         if done.returncode != 0:
-            raise CommandFailed(command, done.returncode, done.stderr)
+            raise CommandFailed(
+                f"{field} of context {self.context.name}", done.returncode, done.stderr
+            )
         return done.stdout
 
     def status(self) -> ProviderState:

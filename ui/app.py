@@ -54,7 +54,9 @@ def build_app(
         app.setDesktopFileName("workbench")
         collector.install(app)
     environment = dict(os.environ if env is None else env)
-    bridge = ServiceBridge(Paths.from_env(environment), environment, poll_interval=poll_interval)
+    paths = Paths.from_env(environment)
+    paths.secure()  # Workbench's own folders are the user's alone
+    bridge = ServiceBridge(paths, environment, poll_interval=poll_interval)
     window = MainWindow(bridge, secrets=secrets)
     return App(bridge, window)
 

@@ -134,8 +134,8 @@ class ProjectWindow(QMainWindow):
             project.path, state_dir=bridge.paths.state_dir, context=lambda: self.context
         )
         self.variables = VariablesPane(
-            project_dir=project.path,
-            project_name=project.name,
+            project=project,
+            paths=bridge.paths,
             secrets=list(spec.execution.secrets) if spec else [],
             store=self.secrets,
             runner=bridge.tasks,
@@ -397,6 +397,9 @@ class ProjectWindow(QMainWindow):
     def _project_event(self, event: dict[str, Any]) -> None:
         if event.get("context") != self.context or event.get("project") != self.project.name:
             return
+        path = event.get("project_path")
+        if path is not None and path != str(self.project.path):
+            return  # a project of the same name, elsewhere
         kind = event.get("event")
         if kind == "project":
             message = str(event.get("message") or "")

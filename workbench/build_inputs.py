@@ -20,6 +20,7 @@ from typing import Final, Literal, get_args
 from workbench.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from workbench.names import check_env_name
 from workbench.paths import atomic_write_text
+from workbench.project_files import BUILD_INPUT_MAX_BYTES, read_project_text
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,8 @@ class _Lines:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            with open(path, encoding="utf-8", newline="") as fh:
-                text = fh.read()
-        except FileNotFoundError:
-            text = ""
+        # Only a regular file of the project: these files feed the image and the container.
+        text = read_project_text(path.parent, path.name, max_bytes=BUILD_INPUT_MAX_BYTES) or ""
         self.lines: list[str] = text.splitlines(keepends=True)
         self.newline = "\r\n" if "\r\n" in text else "\n"
 

@@ -56,7 +56,7 @@ class InvalidValueError(WorkbenchError):
         self.reason = message
 
     def details(self) -> dict[str, Any]:
-        return {"field": self.field}
+        return {"field": self.field, "reason": self.reason}
 
 
 class SpecError(WorkbenchError):
@@ -95,6 +95,7 @@ class SpecError(WorkbenchError):
             "line": self.line,
             "field": self.field,
             "expected": self.expected,
+            "reason": self.reason,
         }
 
 

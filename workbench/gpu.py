@@ -116,6 +116,8 @@ _CC_BY_NAME: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 class GpuDetectionError(ContextError):
     """nvidia-smi is installed but could not report the GPUs (driver not loaded, bad output)."""
 
+    code = "gpu_detection"
+
     def __init__(
         self,
         message: str,

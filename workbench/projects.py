@@ -6,6 +6,10 @@ A project is a folder holding ``.project/spec.yaml`` in the AI Workbench layout 
 ``resources/catalog/bases.json``. Only what this tool made (created or cloned, recorded by a
 marker that git never tracks) may be deleted by it.
 
+Who a project is, for what is its own (secrets, container, remote folder), is not its name but
+an identity minted on this machine (``workbench.identity``): a project made or cloned here gets a
+new one at once, and deleting a project drops it with the project's secrets.
+
 Reading here is deliberately shallow (name, description, base) so listing stays cheap and works
 on specs the full model would reject; ``workbench.spec`` is the lossless reader and writer.
 """
@@ -25,7 +29,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from workbench.errors import (
     AlreadyExistsError,
@@ -39,6 +43,9 @@ from workbench.errors import (
 from workbench.names import check_name
 from workbench.paths import Paths, atomic_write_text
 from workbench.resources import resource_path
+
+if TYPE_CHECKING:
+    from workbench.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +220,14 @@ def read_spec_summary(spec_path: Path) -> dict[str, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from workbench.yaml_limits import check_yaml
+
     file = str(spec_path)
     try:
         text = spec_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot be read: {exc.strerror or exc}", file=file) from exc
+    check_yaml(text, file)  # a stranger's spec: size, depth and aliases are bounded
     try:
         data = YAML(typ="safe").load(text)
     except YAMLError as exc:
@@ -304,7 +314,7 @@ def create_project(
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     log.info("created project %s at %s from base %s", name, dest, base.id)
-    return read_project(dest)
+    return _registered(paths, read_project(dest))
 
 
 def clone_project(
@@ -341,15 +351,22 @@ def clone_project(
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     log.info("cloned %s into %s", source, target)
-    return read_project(target)
+    return _registered(paths, read_project(target))
 
 
-def delete_project(paths: Paths, name_or_path: str | Path) -> Path:
+def delete_project(
+    paths: Paths, name_or_path: str | Path, *, secrets: SecretStore | None = None
+) -> Path:
     """Remove a project folder this tool created or cloned; the caller has asked for a yes.
 
     Returns the path removed. Anything else (a folder made by hand, by plain ``git clone``,
-    by AI Workbench) is refused: deleting a user's work is not ours to decide.
+    by AI Workbench) is refused: deleting a user's work is not ours to decide. The project's
+    identity goes with it, and the secrets its spec names are deleted from the keyring
+    (``secrets``, by default the keyring of this process's environment): nothing could find
+    them any more.
     """
+    from workbench.identity import forget
+
     project = find_project(paths, name_or_path)
     folder = project.path
     if not project.created_by_workbench:
@@ -357,13 +374,56 @@ def delete_project(paths: Paths, name_or_path: str | Path) -> Path:
             f"{folder} was not created by Workbench, so Workbench will not delete it",
             hint="remove the folder yourself if you mean to",
         )
+    variables = _secret_names(project)
     _rmtree(folder)
     log.info("deleted project %s at %s", project.name, folder)
+    identity = forget(paths, folder)
+    if identity is not None and variables:
+        _delete_secrets(secrets, identity.id, variables)
     return folder
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _registered(paths: Paths, project: Project) -> Project:
+    """A folder this tool has just made gets a new identity, whatever a path held before."""
+    from workbench.identity import register_new
+
+    try:
+        register_new(paths, project)
+    except (WorkbenchError, OSError) as exc:
+        # The project is made; its first use registers it (or says why it cannot).
+        log.warning(
+            "project %s at %s: identity not registered yet: %s", project.name, project.path, exc
+        )
+    return project
+
+
+def _secret_names(project: Project) -> list[str]:
+    try:
+        spec = read_spec_summary(project.spec_path)
+    except SpecError:
+        return []
+    listed = _mapping(spec.get("execution")).get("secrets")
+    names = []
+    for item in listed if isinstance(listed, list) else []:
+        variable = _mapping(item).get("variable")
+        if isinstance(variable, str):
+            names.append(variable)
+    return names
+
+
+def _delete_secrets(store: SecretStore | None, project_id: str, variables: list[str]) -> None:
+    from workbench.secrets import SecretStore, project_secret_key
+
+    store = store or SecretStore()
+    for variable in variables:
+        try:
+            store.delete(project_secret_key(project_id, variable))
+        except WorkbenchError as exc:
+            log.warning("could not delete secret %s of a deleted project: %s", variable, exc)
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -468,13 +528,18 @@ def _write_marker(root: Path, *, final_path: Path, how: str, source: str) -> Non
     }
     (root / ".project").mkdir(exist_ok=True)
     atomic_write_text(root / MARKER_RELATIVE, json.dumps(marker, indent=2) + "\n")
+    exclude_from_git(root, MARKER_RELATIVE, "Workbench made this project")
+
+
+def exclude_from_git(root: Path, relative: Path, comment: str) -> None:
+    """Keep ``relative`` out of git through ``.git/info/exclude``, which git never shares."""
     exclude = root / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
     existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-    line = "/" + MARKER_RELATIVE.as_posix()
+    line = "/" + relative.as_posix()
     if line not in existing.splitlines():
         sep = "" if existing.endswith("\n") or not existing else "\n"
-        exclude.write_text(f"{existing}{sep}# Workbench made this project\n{line}\n")
+        exclude.write_text(f"{existing}{sep}# {comment}\n{line}\n")
 
 
 def _marker_matches(folder: Path) -> bool:

@@ -14,7 +14,6 @@ import builtins
 import dataclasses
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, cast, get_args
 
-from workbench import osproc
+from workbench import command_template, osproc, values
 from workbench.errors import (
     AlreadyExistsError,
     InvalidValueError,
@@ -32,7 +31,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.names import check_name
-from workbench.paths import Paths, atomic_write_text
+from workbench.paths import Paths, atomic_write_text, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +67,6 @@ _IMMUTABLE_FIELDS: Final = ("name", "kind", "created_at")
 # would cost every CLI start a few milliseconds for fields most contexts never set.
 _SECRET_WORDS: Final = (
     r"(?i)pass(word|wd|phrase)?|token|secret|api[_-]?key|private[_-]?key|credential"
-)
-# `--token abc`, `TOKEN=abc`, `password: abc` typed literally into a command template; a reference
-# such as `$BREV_TOKEN` or `{token}` is fine because the value is filled in from the keyring.
-_SECRET_WORD: Final = r"(?:password|passphrase|token|secret|api[_-]?key)"
-_LITERAL_SECRET_IN_COMMAND: Final = (
-    rf"(?i)(?:^|\s)--?[A-Za-z_-]*?{_SECRET_WORD}\s+(?![$'\"{{-])\S{{6,}}"  # --token VALUE
-    rf"|(?:^|[\s-])[A-Za-z_-]*?{_SECRET_WORD}[A-Za-z_]*\s*[=:]\s*(?![$'\"{{])\S{{6,}}"  # X_TOKEN=V
 )
 _HOSTNAME: Final = r"[A-Za-z0-9_:\[][A-Za-z0-9_.:%\[\]-]*"  # names, IPv4, IPv6; no leading '-'
 _USERNAME: Final = r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?"
@@ -135,6 +127,20 @@ class Context:
     def port(self) -> int:
         """The SSH port to dial: the stored one, else 22."""
         return self.ssh_port if self.ssh_port is not None else DEFAULT_SSH_PORT
+
+    def template_values(self) -> dict[str, str]:
+        """What a command template's placeholders stand for here (``{name}``, ``{hostname}``...);
+        a field that is not set has no placeholder."""
+        fields = {
+            "name": self.name,
+            "context": self.name,
+            "hostname": self.hostname,
+            "ssh_username": self.ssh_username,
+            "ssh_port": str(self.ssh_port) if self.ssh_port is not None else None,
+            "ssh_key_path": self.ssh_key_path,
+            "workbench_dir": self.workbench_dir,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
 
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON shape (``docs/contexts.md``): every field, in declaration order."""
@@ -233,9 +239,7 @@ def _validate(ctx: Context) -> None:
     if ctx.brev_instance_name is not None:
         check_name("brev_instance_name", ctx.brev_instance_name)
     if ctx.ssh_port is not None:
-        port = _check_int("ssh_port", ctx.ssh_port)
-        if not 1 <= port <= 65535:
-            raise InvalidValueError("ssh_port", f"{port} is not between 1 and 65535")
+        values.PORT.check("ssh_port", ctx.ssh_port)
     if ctx.accepted_host_key is not None and not re.fullmatch(_HOST_KEY, ctx.accepted_host_key):
         raise InvalidValueError(
             "accepted_host_key",
@@ -243,21 +247,35 @@ def _validate(ctx: Context) -> None:
             hint="expected SHA256: followed by 43 base64 characters, as 'ssh-keygen -lf' prints",
         )
     _check_rate(ctx)
-    if _check_int("idle_timeout_minutes", ctx.idle_timeout_minutes) <= 0:
-        raise InvalidValueError("idle_timeout_minutes", "must be a whole number above 0")
-    if _check_int("grace_period_seconds", ctx.grace_period_seconds) < 0:
-        raise InvalidValueError("grace_period_seconds", "must be a whole number, 0 or more")
+    values.IDLE_TIMEOUT_MINUTES.check("idle_timeout_minutes", ctx.idle_timeout_minutes)
+    values.GRACE_PERIOD_SECONDS.check("grace_period_seconds", ctx.grace_period_seconds)
     _check_gpu_busy(ctx)
     _check_mounts(ctx.host_mount_sources)
     _check_gpus(ctx.gpus)
     _check_kind_rules(ctx)
+    _check_commands(ctx)
+
+
+def _check_commands(ctx: Context) -> None:
+    """Templates parse, name only placeholders this context has, and hold no literal secret."""
+    available = ctx.template_values()
     for name in (*_COMMAND_FIELDS, "stop_command_on_idle"):
         value = getattr(ctx, name)
-        if value is not None and re.search(_LITERAL_SECRET_IN_COMMAND, value):
+        if value is None:
+            continue
+        # The idle stop command runs on the remote as it is written: it is not a template.
+        command = (
+            command_template.parse(value, name, available).command
+            if name in _COMMAND_FIELDS
+            else value
+        )
+        found = command_template.literal_secret(command)
+        if found:
             raise InvalidValueError(
                 name,
-                "looks like it holds a secret typed in literally",
-                hint="keep the secret in the OS keyring and refer to it as $NAME",
+                f"looks like it holds a secret typed in literally: it {found}",
+                hint="keep the secret in the OS keyring or the environment and refer to it as "
+                "$NAME",
             )
 
 
@@ -291,17 +309,8 @@ def _check_str(name: str, value: object, *, allow_empty: bool) -> str:
     return value
 
 
-def _check_int(name: str, value: object) -> int:
-    # bool is an int in Python; `true` in JSON is never a port or a timeout.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidValueError(name, f"must be a whole number, not {value!r}")
-    return value
-
-
 def _check_gpu_busy(ctx: Context) -> None:
-    busy = _check_int("idle_gpu_busy_percent", ctx.idle_gpu_busy_percent)
-    if not 0 <= busy <= 100:
-        raise InvalidValueError("idle_gpu_busy_percent", "must be a percentage, 0 to 100 (0: off)")
+    busy = values.GPU_BUSY_PERCENT.check("idle_gpu_busy_percent", ctx.idle_gpu_busy_percent)
     if busy and ctx.kind in ("local", "ssh"):
         # Only machines Workbench starts and stops get a guard (docs/agent.md).
         raise InvalidValueError(
@@ -314,12 +323,9 @@ def _check_rate(ctx: Context) -> None:
     rate = ctx.hourly_rate
     if rate is None:
         return
-    if isinstance(rate, bool) or not isinstance(rate, int | float):
-        raise InvalidValueError("hourly_rate", f"must be a number, not {rate!r}")
-    if not math.isfinite(rate) or rate < 0:
-        raise InvalidValueError("hourly_rate", f"must be 0 or more, not {rate!r}")
+    checked = values.HOURLY_RATE.check("hourly_rate", rate)
     if isinstance(rate, int):
-        _set(ctx, "hourly_rate", float(rate))
+        _set(ctx, "hourly_rate", checked)
 
 
 def _check_mounts(mounts: object) -> None:
@@ -369,7 +375,7 @@ class ContextsFileError(WorkbenchError):
         self.reason = message
 
     def details(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "field": self.field}
+        return {"file": self.file, "line": self.line, "field": self.field, "reason": self.reason}
 
 
 def local_context() -> Context:
@@ -415,7 +421,7 @@ class Registry:
     @contextmanager
     def locked(cls, paths: Paths) -> Iterator[Registry]:
         """Load under an exclusive lock, yield, and save if the block ends without an error."""
-        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(paths.config_dir)
         lock_file = paths.contexts_file.with_name(paths.contexts_file.name + ".lock")
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -4,16 +4,21 @@ This is the only module that talks to ``keyring``. Values never touch a file or 
 CLI shows them through ``mask``. ``keyring`` (and its D-Bus backend) is imported on first use so
 commands that need no secret start fast.
 
-Keys name what a secret is for: ``project/<project>/<VARIABLE>`` for a variable a project's spec
-lists under ``execution.secrets``, ``context/<context>/<what>`` for a context's token or key
-passphrase. The keyring service is ``workbench`` unless ``NVWB_KEYRING_SERVICE`` says otherwise
-(the tests use that to stay apart from a real user's entries).
+Keys name what a secret is for: ``project-id/<id>/<VARIABLE>`` for a variable a project's spec
+lists under ``execution.secrets`` (``<id>`` is the project's identity on this machine,
+``workbench.identity``: never its ``meta.name``, which any repository can copy),
+``context/<context>/<what>`` for a context's token or key passphrase. Versions before project
+identities stored project secrets under ``project/<name>/<VARIABLE>``; those are only ever read
+by the explicit claim (``nvwb update project --claim-name-secrets``), never found by name.
+The keyring service is ``workbench`` unless ``NVWB_KEYRING_SERVICE`` says otherwise (the tests
+use that to stay apart from a real user's entries).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -29,10 +34,26 @@ _HINT: Final = (
     "make sure one is running and unlocked"
 )
 _T = TypeVar("_T")
+_PROJECT_ID = re.compile(r"[0-9a-f]{8}")
 
 
-def project_secret_key(project: str, variable: str) -> str:
-    """The keyring key of a project secret, e.g. ``project/rag/NVIDIA_API_KEY``."""
+def project_secret_key(project_id: str, variable: str) -> str:
+    """The keyring key of a project secret, e.g. ``project-id/3f9c02ab/NVIDIA_API_KEY``.
+
+    Its own namespace (``project-id/``, not ``project/``), so a project *named* like another's
+    id never reaches that project's secrets through the old name-based keys.
+    """
+    if not isinstance(project_id, str) or not _PROJECT_ID.fullmatch(project_id):
+        raise InvalidValueError("project id", f"{project_id!r} is not a project identity")
+    check_env_name("variable", variable)
+    return f"project-id/{project_id}/{variable}"
+
+
+def name_secret_key(project: str, variable: str) -> str:
+    """Where versions before project identities kept a secret: ``project/<name>/<VARIABLE>``.
+
+    Shared by every project of that name, so it is read only by an explicit claim.
+    """
     check_name("project", project)
     check_env_name("variable", variable)
     return f"project/{project}/{variable}"

@@ -20,6 +20,7 @@ from tests.integration.test_container_support import (
     fetch,
     invocation,
     make_project,
+    project_key,
     remove_container,
 )
 from tests.support.workbench_service import shut_down
@@ -94,7 +95,8 @@ def test_build_open_start_list_logs_stop_close(project: Path, wb_env: dict[str, 
 def test_json_output_of_open(project: Path, wb_env: dict[str, str]) -> None:
     _, out, _ = call(run.open_project, wb_env, project, project_name=None, output="json")
     data = json.loads(out)
-    assert data["container"] == "project-wbt-cli" and data["context"] == "local"
+    assert data["container"] == f"project-{project_key(Paths.from_env(wb_env), project)}"
+    assert data["context"] == "local"
 
 
 def test_a_failed_build_is_one_clear_message_with_the_step_and_tail(

@@ -27,13 +27,13 @@ from tests.integration.test_container_support import (
 from workbench.container.apps import AppFailed
 from workbench.container.builder import BuildFailed
 from workbench.container.forwards import AppForwards
-from workbench.container.runtime import GpuShortage, container_name
+from workbench.container.runtime import GpuShortage
 from workbench.container.session import ProjectSession
 from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.paths import Paths
 from workbench.projects import read_project
 from workbench.registry import local_context
-from workbench.secrets import SecretStore, project_secret_key
+from workbench.secrets import SecretStore
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -81,8 +81,9 @@ def test_project_runs_locally_and_its_app_answers_at_the_printed_url(
 
     opened = session.open()
     container = opened.container
-    assert container.name == container_name("wbt-local") == "project-wbt-local"
+    assert container.name == session.container_name == f"project-wbt-local-{session.id}"
     assert container.labels["workbench.project"] == "wbt-local"
+    assert container.labels["workbench.project-id"] == session.id
     assert container.labels["workbench.context"] == "local"
     out = container.exec_run(["sh", "-c", "jq --version && echo $GREETING && id -un"]).output
     assert out.decode().split() == ["jq-1.6", "hello", "workbench"]
@@ -106,7 +107,7 @@ def test_project_runs_locally_and_its_app_answers_at_the_printed_url(
     assert session.close()
     assert session.state() == "absent"
     with pytest.raises(docker.errors.NotFound):
-        docker_client.containers.get("project-wbt-local")
+        docker_client.containers.get(session.container_name)
 
 
 def test_secrets_come_from_the_keyring_into_the_container_only(
@@ -118,11 +119,13 @@ def test_secrets_come_from_the_keyring_into_the_container_only(
 ) -> None:
     root = make_project(paths, "wbt-secret", secret="WB_TEST_TOKEN")
     store = SecretStore(env=wb_env)
-    store.set(project_secret_key("wbt-secret", "WB_TEST_TOKEN"), "s3cret-value-in-keyring")
     session = session_for(runtime, paths, wb_env, root, cleanup)
+    store.set(session.secret_key("WB_TEST_TOKEN"), "s3cret-value-in-keyring")
     opened = session.open()
+    # Not the container's environment (docker inspect shows that): each app's, at its start.
     out = opened.container.exec_run(["sh", "-c", "echo $WB_TEST_TOKEN"]).output.decode()
-    assert out.strip() == "s3cret-value-in-keyring"
+    assert out.strip() == ""
+    assert session.secret_env() == {"WB_TEST_TOKEN": "s3cret-value-in-keyring"}
     plan = session.plan(opened.image, 0)
     assert "s3cret" not in repr(plan)
     for log_file in paths.state_dir.rglob("*.log"):

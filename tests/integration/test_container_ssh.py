@@ -84,7 +84,8 @@ def test_project_runs_over_ssh_and_the_app_survives_an_sshd_restart(
     session = ProjectSession(runtime, read_project(root), paths, wb_env)
 
     opened = session.open()
-    remote_copy = remote_dir / "projects" / project_name
+    remote_copy = remote_dir / "projects" / session.key
+    assert session.key == f"{project_name}-{session.id}"
     assert (remote_copy / "code" / "hello.txt").read_text() == HELLO
     assert not (remote_copy / ".git").exists()  # never copied
     assert opened.copy is not None and opened.copy.files >= 4

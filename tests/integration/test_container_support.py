@@ -19,8 +19,10 @@ import docker.errors
 from tests.support.docker_env import TEST_BASE_IMAGE
 from tests.support.sshd import SshServer
 from workbench.cli.invocation import Invocation
-from workbench.container.runtime import container_name
+from workbench.container.runtime import LABEL_PROJECT
+from workbench.identity import identify
 from workbench.paths import Paths
+from workbench.projects import read_project
 from workbench.registry import Context, Registry
 
 APP = "web"
@@ -156,9 +158,26 @@ def unreachable(url: str) -> bool:
     return False
 
 
+def project_containers(client: Any, project: str) -> list[Any]:
+    """Every container of projects named ``project`` (each identity has its own)."""
+    return list(client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project}"}))
+
+
+def the_container(client: Any, project: str) -> Any:
+    """The one container of a project named ``project`` (a test runs one of each name)."""
+    (container,) = project_containers(client, project)
+    return container
+
+
+def project_key(paths: Paths, root: Path) -> str:
+    """``<name>-<id>``: the project's folder name on a remote (its identity, minted if new)."""
+    return identify(paths, read_project(root)).key
+
+
 def remove_container(client: Any, project: str) -> None:
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(container_name(project)).remove(force=True)
+    for container in project_containers(client, project):
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
 
 
 def invocation(

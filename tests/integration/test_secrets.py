@@ -15,6 +15,7 @@ from workbench.secrets import (
     SecretStore,
     context_secret_key,
     mask,
+    name_secret_key,
     project_secret_key,
     service_name,
 )
@@ -43,7 +44,7 @@ def test_service_name_comes_from_the_environment(keyring_backend: str, wb_env: d
 
 
 def test_set_get_delete_round_trip_in_the_real_keyring(store: SecretStore) -> None:
-    key = project_secret_key("rag", "NVIDIA_API_KEY")
+    key = project_secret_key("3f9c02ab", "NVIDIA_API_KEY")
     value = "nvapi-" + random_secrets.token_urlsafe(24)
     assert store.get(key) is None
     store.set(key, value)
@@ -71,7 +72,7 @@ def test_unicode_and_long_values_survive(store: SecretStore) -> None:
 
 
 def test_services_are_kept_apart(keyring_backend: str) -> None:
-    key = project_secret_key("demo", "HF_TOKEN")
+    key = project_secret_key("0a1b2c3d", "HF_TOKEN")
     mine = SecretStore(keyring_backend)
     other = SecretStore(f"{keyring_backend}-other")
     mine.set(key, "mine-value")
@@ -82,7 +83,7 @@ def test_services_are_kept_apart(keyring_backend: str) -> None:
 
 
 def test_values_never_reach_the_log(store: SecretStore, caplog: pytest.LogCaptureFixture) -> None:
-    key = project_secret_key("demo", "DB_PASSWORD")
+    key = project_secret_key("0a1b2c3d", "DB_PASSWORD")
     value = "s3cr3t-" + random_secrets.token_hex(8)
     with caplog.at_level(logging.DEBUG):
         store.set(key, value)
@@ -94,14 +95,18 @@ def test_values_never_reach_the_log(store: SecretStore, caplog: pytest.LogCaptur
 
 def test_empty_or_bad_input_is_refused(store: SecretStore) -> None:
     with pytest.raises(InvalidValueError) as err:
-        store.set(project_secret_key("demo", "X"), "")
+        store.set(project_secret_key("0a1b2c3d", "X"), "")
     assert err.value.field == "value"
     with pytest.raises(InvalidValueError):
         store.get("")
     with pytest.raises(InvalidValueError):
         project_secret_key("../etc", "X")
+    with pytest.raises(InvalidValueError):  # a name is not an identity
+        project_secret_key("demo", "X")
     with pytest.raises(InvalidValueError):
-        project_secret_key("demo", "NOT-AN-ENV-NAME")
+        name_secret_key("../etc", "X")
+    with pytest.raises(InvalidValueError):
+        project_secret_key("0a1b2c3d", "NOT-AN-ENV-NAME")
     with pytest.raises(InvalidValueError):
         context_secret_key("box", "a/b")
 
@@ -110,11 +115,11 @@ def test_no_keyring_backend_is_a_secret_store_error_with_a_hint() -> None:
     # keyring's own stand-in for "no usable backend", as chosen on a desktop without one.
     store = SecretStore("workbench-test-none", backend=fail.Keyring())
     with pytest.raises(SecretStoreError) as err:
-        store.get(project_secret_key("demo", "TOKEN"))
+        store.get(project_secret_key("0a1b2c3d", "TOKEN"))
     assert err.value.hint and "keyring" in err.value.hint
     assert err.value.exit_code == 9
     with pytest.raises(SecretStoreError) as err:
-        store.set(project_secret_key("demo", "TOKEN"), "value-that-must-not-show")
+        store.set(project_secret_key("0a1b2c3d", "TOKEN"), "value-that-must-not-show")
     assert "value-that-must-not-show" not in str(err.value)
 
 
@@ -133,5 +138,8 @@ def test_mask(value: str | None, shown: str) -> None:
 
 
 def test_key_helpers() -> None:
-    assert project_secret_key("rag", "NVIDIA_API_KEY") == "project/rag/NVIDIA_API_KEY"
+    assert project_secret_key("3f9c02ab", "NVIDIA_API_KEY") == "project-id/3f9c02ab/NVIDIA_API_KEY"
+    # The keys of versions before project identities live in another namespace, so a project
+    # named like another's id cannot reach that project's secrets through them.
+    assert name_secret_key("3f9c02ab", "NVIDIA_API_KEY") == "project/3f9c02ab/NVIDIA_API_KEY"
     assert context_secret_key("brev-a100", "token") == "context/brev-a100/token"

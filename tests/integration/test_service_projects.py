@@ -26,9 +26,12 @@ from tests.integration.test_container_support import (
     HELLO,
     fetch,
     make_project,
+    project_containers,
+    project_key,
     register,
     remove_container,
     ssh_context,
+    the_container,
     unreachable,
 )
 from tests.support.cli import nvwb
@@ -36,7 +39,6 @@ from tests.support.fake_brev import FakeBrev
 from tests.support.service_env import FAST, add_brev_context, service_env, wait_for
 from tests.support.sshd import SshServer, sshd_available
 from tests.support.workbench_service import holder
-from workbench.container.runtime import container_name
 from workbench.paths import Paths
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
@@ -54,10 +56,8 @@ PROJECTS_FAST = {
 
 
 def container_state(docker_client: Any, project: str) -> str:
-    try:
-        return str(docker_client.containers.get(container_name(project)).status)
-    except Exception:
-        return "absent"
+    found = project_containers(docker_client, project)
+    return str(found[0].status) if found else "absent"
 
 
 def leases_on(env: dict[str, str], context: str) -> list[dict[str, Any]]:
@@ -143,15 +143,15 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             assert "Copying the project files..." in opened.err
             assert "syncing the project files both ways" in opened.err.lower()
             # The service syncs the project both ways while it is open.
-            remote_copy = tmp_path / "remote-workbench" / "projects" / "wbt-svc-ssh"
+            remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
             (root / "code" / "later.txt").write_text("written after open\n")
             wait_for((remote_copy / "code" / "later.txt").exists, 30, "live sync")
             started = nvwb(env, "start", APP, "--no-browser", cwd=root)
             assert started.code == 0, started.err
             url = started.out.split(" at ", 1)[1].split()[0]
-            published = docker_client.containers.get(container_name("wbt-svc-ssh")).attrs[
-                "NetworkSettings"
-            ]["Ports"]["8080/tcp"][0]["HostPort"]
+            published = the_container(docker_client, "wbt-svc-ssh").attrs["NetworkSettings"][
+                "Ports"
+            ]["8080/tcp"][0]["HostPort"]
             assert not url.endswith(f":{published}/")  # a forward held by the service
             assert fetch(url + "code/hello.txt") == HELLO  # after the CLI returned
             listed = nvwb(env, "list", "apps", "-o", "json", cwd=root).json()
@@ -216,9 +216,9 @@ def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_
             url = started.json()["url"]
             assert fetch(url + "code/hello.txt") == HELLO
             ports = Path(brev.instance("gpu-1")["home"]) / ".nvwb" / "agent" / "state" / "ports"
-            published = docker_client.containers.get(container_name("wbt-svc-brev")).attrs[
-                "NetworkSettings"
-            ]["Ports"]["8080/tcp"][0]["HostPort"]
+            published = the_container(docker_client, "wbt-svc-brev").attrs["NetworkSettings"][
+                "Ports"
+            ]["8080/tcp"][0]["HostPort"]
             assert ports.read_text().split() == [published]
 
             closed = nvwb(env, "close", cwd=root)
@@ -306,7 +306,7 @@ def test_brev_forwards_and_sync_go_through_openssh_trusting_only_the_contexts_pi
             # A change to sync: its transfer goes by the bulk transport, decided by then.
             (root / "code" / "later.txt").write_text("written after open\n")
             home = Path(brev.instance("gpu-1")["home"])
-            remote = home / ".nvwb" / "projects" / "wbt-svc-pin" / "code" / "later.txt"
+            remote = home / ".nvwb" / "projects" / project_key(paths, root) / "code" / "later.txt"
             wait_for(remote.exists, 30, "live sync")
             wait_for(lambda: sync_transport(env, root) == "openssh", 30, "sync to report OpenSSH")
             instance = brev.instance("gpu-1")

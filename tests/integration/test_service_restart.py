@@ -214,12 +214,10 @@ def project(paths: Paths, docker_client: Any, test_base_image: str) -> Iterator[
 
 
 def _container(docker_client: Any) -> str:
-    from workbench.container.runtime import container_name
+    from tests.integration.test_container_support import project_containers
 
-    try:
-        return str(docker_client.containers.get(container_name("wbt-restart")).status)
-    except Exception:
-        return "absent"
+    found = project_containers(docker_client, "wbt-restart")
+    return str(found[0].status) if found else "absent"
 
 
 @pytest.mark.docker

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.integration.test_container_support import make_project
+from tests.integration.test_container_support import make_project, project_containers
 from tests.ui.conftest import wait_for
 from ui.app import App
 from workbench.container.runtime import container_name
+from workbench.identity import identify
 from workbench.paths import Paths
 from workbench.projects import Project, read_project
 from workbench.service.client import ServiceClient
@@ -43,10 +44,7 @@ def test_an_app_starts_from_the_window_and_its_url_answers(
         assert pane.state_of("web")[1] == ""
     finally:
         window.close()
-        container = docker_client.containers.list(
-            all=True, filters={"name": container_name("wbui-apps")}
-        )
-        for found in container:
+        for found in project_containers(docker_client, "wbui-apps"):
             found.remove(force=True)
 
 
@@ -63,7 +61,7 @@ def test_the_window_is_a_client_of_the_service_and_closing_it_stops_the_app_and_
 ):
     paths = Paths.from_env(env)
     project = read_project(make_project(paths, "wbui-svc", apt="", base=test_base_image))
-    name = container_name("wbui-svc")
+    name = container_name("wbui-svc", identify(paths, project).id)
     window = app.window.open_project_window(project, "local")
     try:
         # Showing the window opened the project in the service, with its stages as progress.
@@ -102,7 +100,7 @@ def test_the_window_is_a_client_of_the_service_and_closing_it_stops_the_app_and_
         status, leases = _service_view(env, project)
         assert not status["open"] and status["container"] == "absent"
         assert [r["state"] for r in status["apps"] if r["name"] == "web"] == ["closed"]
-        assert not [le for le in leases if le["purpose"] == "project wbui-svc"]
+        assert not [le for le in leases if le["purpose"].startswith("project wbui-svc ")]
     finally:
         window.close()
         for found in docker_client.containers.list(all=True, filters={"name": name}):
@@ -115,7 +113,7 @@ def test_a_lost_window_connection_closes_its_project(
     """What an app crash does to the window's connection: the service closes the project."""
     paths = Paths.from_env(env)
     project = read_project(make_project(paths, "wbui-crash", apt="", base=test_base_image))
-    name = container_name("wbui-crash")
+    name = container_name("wbui-crash", identify(paths, project).id)
     window = app.window.open_project_window(project, "local")
     try:
         qtbot.waitUntil(lambda: window.project_state == "open", timeout=240000)

@@ -62,14 +62,18 @@ def test_context_form_refuses_bad_input_with_the_reason_beside_the_field(qtbot, 
 
     _type(qtbot, form, "hostname", "gpu.example.com")
     _type(qtbot, form, "ssh_port", "abc")
-    assert _problem(form, "ssh_port") == "must be a whole number, not 'abc'"
+    assert _problem(form, "ssh_port") == "must be a whole number from 1 to 65535, not 'abc'"
     _type(qtbot, form, "ssh_port", "70000")
-    assert _problem(form, "ssh_port") == "70000 is not between 1 and 65535"
+    assert _problem(form, "ssh_port") == "must be a whole number from 1 to 65535, not 70000"
     assert form.edits["ssh_port"].property("invalid") is True
 
     _type(qtbot, form, "ssh_port", "2222")
     _type(qtbot, form, "hourly_rate", "-1")
-    assert "must be 0 or more" in _problem(form, "hourly_rate")
+    assert "must be a number from 0 to" in _problem(form, "hourly_rate")
+    _type(qtbot, form, "grace_period_seconds", "99999999999999999999999")
+    assert "from 0 to 604800" in _problem(form, "grace_period_seconds")
+    assert not form.save_button.isEnabled()
+    form.edits["grace_period_seconds"].clear()
     _type(qtbot, form, "hourly_rate", "2.5")
     assert all(_problem(form, key) == "" for key in form.problems)
     assert form.save_button.isEnabled()
@@ -124,7 +128,7 @@ def test_editing_keeps_the_name_and_kind_fixed(qtbot, paths: Paths, runner):
     assert not dialog.name_edit.isEnabled() and not dialog.kind_combo.isEnabled()
     assert dialog.edits["hourly_rate"].text() == "2"
     _type(qtbot, dialog, "idle_timeout_minutes", "0")
-    assert _problem(dialog, "idle_timeout_minutes") == "must be a whole number above 0"
+    assert _problem(dialog, "idle_timeout_minutes").startswith("must be a whole number from 1 to")
     _type(qtbot, dialog, "idle_timeout_minutes", "45")
     context, problems = dialog.build()
     assert problems == {} and context is not None
@@ -132,7 +136,9 @@ def test_editing_keeps_the_name_and_kind_fixed(qtbot, paths: Paths, runner):
     # A busy GPU as use: off shows empty; a bad value says why; emptied, it is off again.
     assert dialog.edits["idle_gpu_busy_percent"].text() == ""
     _type(qtbot, dialog, "idle_gpu_busy_percent", "150")
-    assert _problem(dialog, "idle_gpu_busy_percent") == "must be a percentage, 0 to 100 (0: off)"
+    assert _problem(dialog, "idle_gpu_busy_percent") == (
+        "must be a whole number from 0 to 100 (percent, 0: off), not 150"
+    )
     _type(qtbot, dialog, "idle_gpu_busy_percent", "60")
     context, _ = dialog.build()
     assert context is not None and context.idle_gpu_busy_percent == 60

@@ -9,6 +9,8 @@ from tests.ui.conftest import quick_project
 from ui.app import App
 from ui.project_window import ProjectWindow
 from workbench.build_inputs import list_variables
+from workbench.identity import identify
+from workbench.paths import Paths
 from workbench.secrets import SecretStore, project_secret_key
 from workbench.spec.document import SpecDocument
 
@@ -79,7 +81,8 @@ def test_a_secret_goes_to_the_keyring_and_is_only_shown_masked(
     qtbot.mouseClick(editor.store_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: editor.shown_values() == ["nv****XY"], timeout=10000)
     assert editor.value_edit.text() == ""
-    key = project_secret_key("demo", "NVIDIA_API_KEY")
+    project_id = identify(Paths.from_env(env), window.project).id
+    key = project_secret_key(project_id, "NVIDIA_API_KEY")
     assert SecretStore(env=env).get(key) == SECRET
     # Nowhere in the window is the value in full.
     for widget in window.findChildren(object):

@@ -1,4 +1,5 @@
-"""Spec edits through ``nvwb`` on copies of real AI Workbench specs: only the right lines change."""
+"""Spec edits through ``nvwb`` on copies of AI Workbench specs (ours and the public corpus):
+only the right lines change."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import nvwb
-from tests.unit.spec.conftest import FIXTURES
+from tests.support.corpus import OWN_SPECS, missing_corpus, spec_params
 
 
 def _project_from(fixture: Path, root: Path) -> Path:
@@ -29,8 +30,10 @@ def _diff(before: bytes, after: bytes) -> tuple[list[str], list[str]]:
     return removed, added
 
 
-@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("fixture", spec_params())
 def test_update_shared_memory_changes_only_its_line(wb_env, tmp_path, fixture):
+    if fixture is None:
+        missing_corpus()
     project = _project_from(fixture, tmp_path)
     spec = project / ".project" / "spec.yaml"
     before = spec.read_bytes()
@@ -62,7 +65,7 @@ def test_update_shared_memory_changes_only_its_line(wb_env, tmp_path, fixture):
     assert listed["shared_memory_mb"] == 2048
 
 
-@pytest.mark.parametrize("fixture", FIXTURES[:3], ids=lambda p: p.stem)
+@pytest.mark.parametrize("fixture", OWN_SPECS, ids=lambda p: p.stem)
 def test_mount_and_app_round_trip_through_the_cli(wb_env, tmp_path, fixture):
     project = _project_from(fixture, tmp_path)
     spec = project / ".project" / "spec.yaml"
@@ -93,7 +96,7 @@ def test_mount_and_app_round_trip_through_the_cli(wb_env, tmp_path, fixture):
 
 
 def test_a_bad_edit_names_the_problem_and_writes_nothing(wb_env, tmp_path):
-    project = _project_from(FIXTURES[0], tmp_path)
+    project = _project_from(OWN_SPECS[-1], tmp_path)
     spec = project / ".project" / "spec.yaml"
     before = spec.read_bytes()
     result = nvwb(wb_env, "-p", str(project), "update", "resources", "--gpus", "-1")
@@ -104,7 +107,7 @@ def test_a_bad_edit_names_the_problem_and_writes_nothing(wb_env, tmp_path):
 
 
 def test_an_invalid_spec_names_file_line_and_field(wb_env, tmp_path):
-    project = _project_from(FIXTURES[0], tmp_path)
+    project = _project_from(OWN_SPECS[-1], tmp_path)
     spec = project / ".project" / "spec.yaml"
     text = spec.read_text().replace("sharedMemoryMB:", "sharedMemoryMB: lots #", 1)
     if "sharedMemoryMB" not in text:

@@ -94,28 +94,28 @@ def test_recipe_reads_the_base_and_build_inputs(doc: SpecDocument, tmp_path: Pat
 def test_plan_mounts_ports_gpus_and_shared_memory(doc: SpecDocument) -> None:
     plan = plan_container(
         project="demo",
+        project_id="3f9c02ab",
         spec=doc.spec,
         apps=doc.apps(),
         image="project-demo:abc",
         context="box",
-        project_source="/home/u/.nvwb/projects/demo",
+        project_source="/home/u/.nvwb/projects/demo-3f9c02ab",
         host_mount_sources={"/data/models/": "/srv/models"},
         environment={"A": "1"},
-        secret_env={"TOKEN": "very-secret-value"},
         gpus=2,
         local_ports=False,
     )
-    assert plan.name == "project-demo"
+    assert plan.name == "project-demo-3f9c02ab"  # the name for people, the id for uniqueness
     assert plan.mounts == [
         {
             "type": "bind",
-            "source": "/home/u/.nvwb/projects/demo",
+            "source": "/home/u/.nvwb/projects/demo-3f9c02ab",
             "target": "/project",
             "read_only": False,
         },
         {
             "type": "volume",
-            "source": "project-demo-data-cache",
+            "source": "project-demo-3f9c02ab-data-cache",
             "target": "/data/cache",
             "read_only": False,
         },
@@ -130,23 +130,25 @@ def test_plan_mounts_ports_gpus_and_shared_memory(doc: SpecDocument) -> None:
     assert all(p.host_port is None for p in plan.ports)  # remote: the engine picks
     assert plan.shm_size_mb == 2048 and plan.gpus == 2
     assert plan.labels["workbench.project"] == "demo"
+    assert plan.labels["workbench.project-id"] == "3f9c02ab"
     assert plan.labels["workbench.context"] == "box"
-    assert "very-secret-value" not in repr(plan)
-    assert "very-secret-value" not in str(plan.labels)
-    other = plan_container(
+    twin = plan_container(
         project="demo",
+        project_id="0a1b2c3d",
         spec=doc.spec,
         apps=doc.apps(),
         image="project-demo:abc",
         context="box",
-        project_source="/home/u/.nvwb/projects/demo",
+        project_source="/home/u/.nvwb/projects/demo-0a1b2c3d",
         host_mount_sources={"/data/models/": "/srv/models"},
         environment={"A": "1"},
-        secret_env={"TOKEN": "rotated-secret-value"},
         gpus=2,
         local_ports=False,
     )
-    assert other.digest() != plan.digest()  # a rotated secret replaces the container
+    # A project of the same name shares no container, volume or folder.
+    assert twin.name != plan.name
+    assert twin.mounts[0]["source"] != plan.mounts[0]["source"]  # the project folder
+    assert twin.mounts[1]["source"] != plan.mounts[1]["source"]  # the volume
 
 
 def test_gpu_shortage_says_how_many_were_asked_and_how_many_there_are(

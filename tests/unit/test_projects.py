@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from tests.support.corpus import own_spec, shared_spec
 from workbench.errors import (
     AlreadyExistsError,
     CommandFailed,
@@ -34,9 +35,6 @@ from workbench.projects import (
     load_catalog,
 )
 
-# ../shared beside the repository holds real AI Workbench specs; read-only, never edited here.
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "workbench-specs"
-
 
 def git(repo: Path, *args: str, env: dict[str, str]) -> str:
     return subprocess.run(
@@ -59,14 +57,14 @@ def git_env(wb_env: dict[str, str]) -> dict[str, str]:
 
 
 def make_repo(
-    folder: Path, env: dict[str, str], spec_fixture: str | None = None, *, spec_text: str = ""
+    folder: Path, env: dict[str, str], spec_fixture: Path | None = None, *, spec_text: str = ""
 ) -> Path:
     """A plain git repository (made with git, not Workbench) holding an AI Workbench spec."""
     folder.mkdir(parents=True)
     git(folder, "init", "--quiet", "--initial-branch=main", env=env)
     if spec_fixture or spec_text:
         (folder / ".project").mkdir()
-        text = (FIXTURES / spec_fixture).read_text() if spec_fixture else spec_text
+        text = spec_fixture.read_text() if spec_fixture else spec_text
         (folder / SPEC_RELATIVE).write_text(text)
     (folder / "README.md").write_text("hello\n")
     git(folder, "add", "--all", env=env)
@@ -106,9 +104,7 @@ def test_catalog_holds_the_real_bases_and_the_local_test_base() -> None:
 
 
 def test_catalog_bases_match_the_real_specs_they_came_from() -> None:
-    if not FIXTURES.is_dir():
-        pytest.skip("the shared fixture specs are not beside this checkout")
-    real = load_yaml(FIXTURES / "Akhil-Raghu__my-first-project.yaml")["environment"]["base"]
+    real = load_yaml(shared_spec("Akhil-Raghu__my-first-project"))["environment"]["base"]
     assert get_base("python-basic").base == real
 
 
@@ -250,12 +246,8 @@ def test_find_by_name_path_and_meta_name(paths: Paths, git_env: dict[str, str]) 
     assert find_project(paths, str(created.path)) == created
     assert find_project(paths, created.path) == created
 
-    repo = make_repo(
-        paths.projects_dir / "workbench-example-agentic-rag",
-        git_env,
-        "NVIDIA__workbench-example-agentic-rag.yaml",
-    )
-    by_meta = find_project(paths, "agentic-rag")  # meta.name differs from the folder's name
+    repo = make_repo(paths.projects_dir / "services-example", git_env, own_spec("services"))
+    by_meta = find_project(paths, "services-demo")  # meta.name differs from the folder's name
     assert by_meta.path == repo.resolve()
     assert not by_meta.created_by_workbench
 
@@ -281,21 +273,21 @@ def test_find_reports_missing_and_non_projects(paths: Paths, tmp_path: Path) -> 
 def test_clone_a_real_spec_repository(
     paths: Paths, tmp_path: Path, git_env: dict[str, str]
 ) -> None:
-    source = make_repo(tmp_path / "src" / "nim-anywhere.git", git_env, "NVIDIA__nim-anywhere.yaml")
+    source = make_repo(tmp_path / "src" / "services-demo.git", git_env, own_spec("services"))
     project = clone_project(paths, str(source), env=git_env)
-    assert project.path == (paths.projects_dir / "nim-anywhere").resolve()
-    assert project.name == "nim-anywhere"
+    assert project.path == (paths.projects_dir / "services-demo").resolve()
+    assert project.name == "services-demo"
     assert project.base_image == "nvcr.io/nvidia/ai-workbench/python-cuda122:1.0.3"
     assert project.created_by_workbench
     assert git(project.path, "status", "--porcelain", env=git_env) == ""  # the marker is excluded
     assert git(project.path, "notes", "list", env=git_env) == ""  # none there, none needed
-    assert leftovers(paths.projects_dir) == ["nim-anywhere"]
+    assert leftovers(paths.projects_dir) == ["services-demo"]
 
 
 def test_clone_into_a_named_or_given_destination(
     paths: Paths, tmp_path: Path, git_env: dict[str, str]
 ) -> None:
-    source = make_repo(tmp_path / "src", git_env, "NVIDIA__workbench-example-rapids-cudf.yaml")
+    source = make_repo(tmp_path / "src", git_env, own_spec("gpu-finetune"))
     named = clone_project(paths, str(source), "cudf", env=git_env)
     assert named.path == (paths.projects_dir / "cudf").resolve()
     elsewhere = clone_project(paths, str(source), tmp_path / "else" / "mine", env=git_env)
@@ -344,7 +336,7 @@ def test_delete_what_workbench_created(paths: Paths, git_env: dict[str, str]) ->
 def test_delete_a_clone_workbench_made(
     paths: Paths, tmp_path: Path, git_env: dict[str, str]
 ) -> None:
-    source = make_repo(tmp_path / "src" / "proj", git_env, "NVIDIA__nim-anywhere.yaml")
+    source = make_repo(tmp_path / "src" / "proj", git_env, own_spec("services"))
     project = clone_project(paths, str(source), env=git_env)
     delete_project(paths, str(project.path))
     assert not project.path.exists()
@@ -354,7 +346,7 @@ def test_delete_a_clone_workbench_made(
 def test_delete_refuses_what_workbench_did_not_make(
     paths: Paths, tmp_path: Path, git_env: dict[str, str]
 ) -> None:
-    by_hand = make_repo(paths.projects_dir / "by-hand", git_env, "NVIDIA__nim-anywhere.yaml")
+    by_hand = make_repo(paths.projects_dir / "by-hand", git_env, own_spec("services"))
     with pytest.raises(ConflictError, match="not created by Workbench"):
         delete_project(paths, "by-hand")
     assert by_hand.exists()

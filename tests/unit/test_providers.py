@@ -39,20 +39,21 @@ def test_every_kind_has_a_provider_meeting_the_protocol(tmp_path: Path) -> None:
         assert provider.context is ctx
 
 
-def test_command_template_values_are_shell_quoted(tmp_path: Path) -> None:
+def test_command_template_values_reach_the_shell_as_variables(tmp_path: Path) -> None:
     ctx = _command_context(tmp_path)
     assert render("aws start {name} --host {hostname}", ctx, "start_command") == (
-        "aws start cloud-1 --host box.example"
+        'aws start "${NVWB_TEMPLATE_NAME}" --host "${NVWB_TEMPLATE_HOSTNAME}"'
     )
     odd = Context(
         name="x",
         kind="command",
-        start_command="s",
+        start_command=f"printf %s {{workbench_dir}} > {tmp_path}/out",
         stop_command="s",
         status_command="s",
         workbench_dir="~/my dir; rm -rf $HOME",
     )
-    assert render("echo {workbench_dir}", odd, "f") == "echo '~/my dir; rm -rf $HOME'"
+    provider_for(odd, {"PATH": "/usr/bin:/bin"}).start()
+    assert (tmp_path / "out").read_text() == "~/my dir; rm -rf $HOME"
 
 
 def test_command_template_unknown_variable_names_the_field(tmp_path: Path) -> None:

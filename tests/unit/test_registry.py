@@ -291,7 +291,7 @@ def test_literal_secret_in_a_command_template_is_refused(command: str) -> None:
     [
         "cloud start --token $CLOUD_TOKEN",
         'API_TOKEN="$TOKEN" ./start.sh',
-        "cloud start --token {token}",
+        "cloud start --token ${{TOKEN}}",
         "aws secretsmanager get-secret-value --secret-id prod",
         "gcloud compute instances start my-vm --zone us-east1-b",
     ],

@@ -1,7 +1,8 @@
 """Create or edit a context: every field checked as it is typed, with the reason beside it.
 
-The rules are the CLI's own: ``names.name_problem`` for the name, then the registry's
-``Context`` validation for the whole entry, whose ``InvalidValueError`` names the field it is
+The rules are the CLI's own: ``names.name_problem`` for the name, ``workbench.values`` for the
+numbers (the ranges ``nvwb``'s flags use), then the registry's ``Context`` validation for the
+whole entry, whose ``InvalidValueError`` names the field it is
 about. Saving happens on a worker (the registry is a locked file); if it fails the dialog stays
 open with everything as typed and the reason on top.
 """
@@ -26,6 +27,7 @@ from ui.format import error_text
 from ui.tasks import TaskRunner
 from ui.widgets.banner import Banner
 from ui.widgets.checked_field import FieldProblem
+from workbench import values
 from workbench.errors import InvalidValueError
 from workbench.names import name_problem
 from workbench.registry import (
@@ -83,12 +85,13 @@ FIELDS_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
         "idle_gpu_busy_percent",
     ),
 }
-_INTEGERS: Final = (
-    "ssh_port",
-    "idle_timeout_minutes",
-    "idle_gpu_busy_percent",
-    "grace_period_seconds",
-)
+_NUMBERS: Final[dict[str, values.IntRange | values.FloatRange]] = {
+    "ssh_port": values.PORT,
+    "idle_timeout_minutes": values.IDLE_TIMEOUT_MINUTES,
+    "idle_gpu_busy_percent": values.GPU_BUSY_PERCENT,
+    "grace_period_seconds": values.GRACE_PERIOD_SECONDS,
+    "hourly_rate": values.HOURLY_RATE,
+}
 _KIND_LABELS: Final = {
     "ssh": "SSH host (always on)",
     "brev": "Brev instance",
@@ -204,25 +207,24 @@ class ContextFormDialog(QDialog):
 
     def _parsed(self) -> tuple[dict[str, Any], dict[str, str]]:
         """The fields shown for this kind, parsed; and the problems found while parsing."""
-        values: dict[str, Any] = {}
+        parsed: dict[str, Any] = {}
         problems: dict[str, str] = {}
         for key in FIELDS_BY_KIND[self.kind]:
             text = self.edits[key].text().strip()
             if not text:
                 continue
-            if key in _INTEGERS:
-                try:
-                    values[key] = int(text)
-                except ValueError:
-                    problems[key] = f"must be a whole number, not {text!r}"
-            elif key == "hourly_rate":
-                try:
-                    values[key] = float(text.lstrip("$"))
-                except ValueError:
-                    problems[key] = f"must be a number, not {text!r}"
+            kind = _NUMBERS.get(key)
+            if kind is None:
+                parsed[key] = text
+                continue
+            if key == "hourly_rate":
+                text = text.lstrip("$")
+            problem = kind.text_problem(text)
+            if problem:
+                problems[key] = problem
             else:
-                values[key] = text
-        return values, problems
+                parsed[key] = kind.parse(key, text)
+        return parsed, problems
 
     def build(self) -> tuple[Context | None, dict[str, str]]:
         """The context the form describes, or None and each field's problem."""
@@ -234,7 +236,7 @@ class ContextFormDialog(QDialog):
                 problem = "a context of that name exists already"
             if problem:
                 problems["name"] = problem
-        values, parse_problems = self._parsed()
+        fields, parse_problems = self._parsed()
         problems.update(parse_problems)
         if parse_problems:
             return None, problems
@@ -242,7 +244,7 @@ class ContextFormDialog(QDialog):
             # The name is wrong; check the other fields anyway (under a stand-in name) so that
             # every reason shows at once rather than one after the other.
             try:
-                Context(name="stand-in", kind=self.kind, **values)  # type: ignore[arg-type]
+                Context(name="stand-in", kind=self.kind, **fields)  # type: ignore[arg-type]
             except InvalidValueError as exc:
                 key = exc.field.split(".")[0].split("[")[0]
                 if key in self.problems and key != "name":
@@ -252,11 +254,11 @@ class ContextFormDialog(QDialog):
             if self.existing is not None:
                 merged = self.existing.to_dict()
                 for key in FIELDS_BY_KIND[self.kind]:
-                    merged[key] = values.get(key, _DEFAULTS.get(key))
+                    merged[key] = fields.get(key, _DEFAULTS.get(key))
                 if merged.get("stop_command_on_idle") == DEFAULT_IDLE_STOP_COMMAND:
                     merged["stop_command_on_idle"] = None  # keep following the default
                 return Context.from_dict(merged), {}
-            return Context(name=name, kind=self.kind, **values), {}  # type: ignore[arg-type]
+            return Context(name=name, kind=self.kind, **fields), {}  # type: ignore[arg-type]
         except InvalidValueError as exc:
             field = exc.field.split(".")[0].split("[")[0]
             key = field if field in self.problems else "name"

@@ -1,9 +1,11 @@
 """The variables and secrets tab: ``variables.env`` edited line by line, secrets in the keyring.
 
 Variables are plain text kept in git. Secrets (the spec's ``execution.secrets``) go only to the
-OS keyring; the table shows whether each is set and, at most, ``secrets.mask`` of its value. The
-keyring and the file are touched on a worker, and an entry the person typed stays in its field
-until it has been stored.
+OS keyring, under the project's identity on this machine (``workbench.identity``, resolved on the
+worker: a folder whose identity is unclear shows why in the banner and stores nothing); the table
+shows whether each is set and, at most, ``secrets.mask`` of its value. The keyring and the file
+are touched on a worker, and an entry the person typed stays in its field until it has been
+stored.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from workbench.build_inputs import (
     set_variable,
 )
 from workbench.errors import WorkbenchError
+from workbench.identity import identify
 from workbench.names import env_name_problem
+from workbench.paths import Paths
+from workbench.projects import Project
 from workbench.secrets import SecretStore, mask, project_secret_key
 from workbench.spec.models import Secret
 
@@ -45,8 +50,8 @@ class VariablesPane(QWidget):
     def __init__(
         self,
         *,
-        project_dir: Path,
-        project_name: str,
+        project: Project,
+        paths: Paths,
         secrets: list[Secret],
         store: SecretStore,
         runner: TaskRunner,
@@ -58,9 +63,9 @@ class VariablesPane(QWidget):
         layout.setSpacing(8)
         self.banner = Banner()
         layout.addWidget(self.banner)
-        self.variables = VariablesEditor(project_dir, runner, self.banner)
+        self.variables = VariablesEditor(project.path, runner, self.banner)
         self.secrets = SecretsEditor(
-            project_name, secrets, store=store, runner=runner, banner=self.banner
+            project, paths, secrets, store=store, runner=runner, banner=self.banner
         )
         layout.addWidget(self.variables, 1)
         layout.addWidget(self.secrets, 1)
@@ -159,7 +164,8 @@ class SecretsEditor(QWidget):
 
     def __init__(
         self,
-        project_name: str,
+        project: Project,
+        paths: Paths,
         secrets: list[Secret],
         *,
         store: SecretStore,
@@ -168,7 +174,8 @@ class SecretsEditor(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.project_name = project_name
+        self.project = project
+        self.paths = paths
         self.secrets = secrets
         self.store = store
         self.runner = runner
@@ -208,7 +215,8 @@ class SecretsEditor(QWidget):
         self.reload()
 
     def _key(self, variable: str) -> str:
-        return project_secret_key(self.project_name, variable)
+        """The keyring key under the project's identity; on a worker (it may mint one)."""
+        return project_secret_key(identify(self.paths, self.project).id, variable)
 
     def shown_values(self) -> list[str]:
         return [cell(self.table, row, 2).text() for row in range(self.table.rowCount())]

@@ -32,7 +32,7 @@ class Invocation:
 
     @property
     def paths(self) -> Paths:
-        return Paths.from_env(self.env)
+        return Paths.from_env(self.env, cwd=self.cwd)
 
     @property
     def output(self) -> str:

@@ -55,6 +55,11 @@ def main(
             from workbench.errors import UsageError
 
             raise UsageError("no command given", hint="see 'nvwb --help'")
+        from workbench.paths import Paths
+
+        # Workbench's own folders are the user's alone; an earlier version's loose modes are
+        # tightened here (one stat per folder when nothing is wrong).
+        Paths.from_env(env).secure()
         inv = Invocation(
             args=args,
             env=env,

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from workbench import __version__
+from workbench import __version__, values
 from workbench.cli.output import FORMATS
 from workbench.errors import UsageError
 
@@ -74,6 +74,19 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 Adder = Callable[[argparse.ArgumentParser], None]
+
+
+def _number(kind: values.IntRange | values.FloatRange) -> Callable[[str], Any]:
+    """An argparse ``type`` checking one kind of number of ``workbench.values``; argparse puts
+    the flag's name before the message ("argument --grace-period: must be ...")."""
+
+    def convert(text: str) -> Any:
+        problem = kind.text_problem(text)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return kind.parse("value", text)
+
+    return convert
 
 
 class Tree:
@@ -153,7 +166,7 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     )
     p.add_argument("--ssh-username", help="user to log in as")
     p.add_argument("--ssh-key-path", help="private key file")
-    p.add_argument("--ssh-port", type=int, help="SSH port (default 22)")
+    p.add_argument("--ssh-port", type=_number(values.PORT), help="SSH port (default 22)")
     p.add_argument(
         "--context-workbench-dir",
         dest="workbench_dir",
@@ -163,17 +176,19 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--start-command", help="shell template that starts the machine")
     p.add_argument("--stop-command", help="shell template that stops the machine")
     p.add_argument("--status-command", help="shell template printing running|stopped|...")
-    p.add_argument("--hourly-rate", type=float, help="cost per hour, for the cost meter")
+    p.add_argument(
+        "--hourly-rate", type=_number(values.HOURLY_RATE), help="cost per hour, for the cost meter"
+    )
     p.add_argument(
         "--idle-timeout",
-        type=int,
+        type=_number(values.IDLE_TIMEOUT_MINUTES),
         dest="idle_timeout_minutes",
         metavar="MINUTES",
         help="minutes without use before the remote agent stops the machine",
     )
     p.add_argument(
         "--idle-gpu-busy",
-        type=int,
+        type=_number(values.GPU_BUSY_PERCENT),
         dest="idle_gpu_busy_percent",
         metavar="PERCENT",
         help="a GPU at least this busy counts as use, so the remote agent never stops a "
@@ -181,7 +196,7 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     )
     p.add_argument(
         "--grace-period",
-        type=int,
+        type=_number(values.GRACE_PERIOD_SECONDS),
         dest="grace_period_seconds",
         metavar="SECONDS",
         help="seconds after the last window closes before the machine is stopped",
@@ -225,12 +240,17 @@ def _app_options(p: argparse.ArgumentParser) -> None:
         help="command that exits 0 once the app is up",
     )
     p.add_argument(
-        "--timeout-seconds", type=int, default=60, help="how long the health check may take to pass"
+        "--timeout-seconds",
+        type=_number(values.APP_TIMEOUT_SECONDS),
+        default=60,
+        help="how long the health check may take to pass",
     )
     p.add_argument("--user-msg", default="", help="message shown when the app starts")
     p.add_argument("--logfile-path", default="", help="where the app writes its log")
     p.add_argument("--icon-url", default="")
-    p.add_argument("--webapp-port", dest="port", help="port the web app listens on")
+    p.add_argument(
+        "--webapp-port", dest="port", type=_number(values.PORT), help="port the web app listens on"
+    )
     p.add_argument("--webapp-url", dest="url", help="URL of the web app")
     p.add_argument("--webapp-url-cmd", dest="url_command", help="command printing the URL")
     p.add_argument(
@@ -252,7 +272,7 @@ def build_tree() -> Tree:
     for verb, text in [
         ("list", "list contexts, projects, bases, resources, mounts, packages, variables, apps"),
         ("create", "create a context, project, mount, environment variable or app"),
-        ("update", "change a context or the project's resources"),
+        ("update", "change a context, the project's resources or its identity"),
         ("delete", "delete a context, project, mount, environment variable or app"),
         ("add", "add a package to the project"),
         ("remove", "remove a package from the project"),
@@ -324,6 +344,28 @@ def build_tree() -> Tree:
         _YES,
     )
     t.command(
+        "update",
+        "project",
+        "workbench.cli.commands.identity:update_project",
+        "settle the project's identity on this machine (a moved folder, old secrets)",
+        _flag(
+            "--moved-from",
+            metavar="OLD_PATH",
+            help="this folder is the project that was at OLD_PATH: keep its identity and secrets",
+        ),
+        _flag(
+            "--new-identity",
+            action="store_true",
+            help="this folder is a project of its own: give it a new identity",
+        ),
+        _flag(
+            "--claim-name-secrets",
+            action="store_true",
+            help="move secrets an earlier version stored under the project's name to it",
+        ),
+        _YES,
+    )
+    t.command(
         "validate",
         "project-spec",
         pr + "validate_spec",
@@ -338,8 +380,12 @@ def build_tree() -> Tree:
         "resources",
         s + "update_resources",
         "change GPUs or shared memory",
-        _flag("--gpus", type=int, help="GPUs the project requests"),
-        _flag("--shared-memory-mb", type=int, help="shared memory for the container"),
+        _flag("--gpus", type=_number(values.GPUS), help="GPUs the project requests"),
+        _flag(
+            "--shared-memory-mb",
+            type=_number(values.SHARED_MEMORY_MB),
+            help="shared memory for the container",
+        ),
     )
     t.command("list", "mounts", s + "list_mounts", "list the project's mounts")
     t.command(
@@ -440,7 +486,7 @@ def build_tree() -> Tree:
         _flag("--no-browser", action="store_true", help="do not open the app's URL"),
         _flag(
             "--port",
-            type=int,
+            type=_number(values.LOCAL_PORT),
             default=0,
             help="local port for a remote context's forward (default: any free port)",
         ),
@@ -494,7 +540,7 @@ def build_tree() -> Tree:
         r + "app_logs",
         "show an app's output",
         _positional("app", "app name"),
-        _flag("--tail", type=int, default=None, help="only the last N lines"),
+        _flag("--tail", type=_number(values.LOG_LINES), default=None, help="only the last N lines"),
     )
 
     t.verb("sync", "two-way file sync of the project with its context")

@@ -11,7 +11,15 @@ files are consistent by the time the exec returns. Stopping runs ``stop_command`
 signals the whole group. Each health poll is one exec that also says whether the app still runs:
 start-to-healthy costs two round trips to the engine when the app is quick. The app's output goes
 to a log there too, and is copied into the project's state dir on this machine when the app
-stops, so it is kept after the container goes.
+stops (0600: it may hold a token), so it is kept after the container goes.
+
+The project's secrets (``secrets``) are given to the app's own commands (start, stop, health
+check, URL) as the environment of their ``docker exec``: never to the container itself, whose
+environment ``docker inspect`` shows.
+
+An app's name comes from a spec, possibly a stranger's, and may hold spaces (``Visual Studio
+Code``): its files, here and in the container, are named by ``names.app_file_stem`` (never a
+path), and every path put into a shell command is quoted.
 
 ``PROXY_PREFIX`` is ``/projects/<project>/applications/<app>`` for apps whose proxy does not trim
 the prefix (they serve under it, and their URL includes it) and empty for those that do: there is
@@ -25,7 +33,7 @@ import re
 import shlex
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,8 @@ import docker.errors
 
 from workbench.container.build_context import PROJECT_DIR
 from workbench.errors import ContextError, WorkbenchError
+from workbench.names import app_file_stem
+from workbench.paths import PRIVATE_FILE, atomic_write_text
 from workbench.spec.models import AppSpec
 
 log = logging.getLogger(__name__)
@@ -124,13 +134,23 @@ _STATE_MARK = "@@workbench-app-state"
 class AppRunner:
     """One app of one project container. Cheap to make; all state lives in the container."""
 
-    def __init__(self, container: Any, project: str, app: AppSpec, log_dir: Path) -> None:
+    def __init__(
+        self,
+        container: Any,
+        project: str,
+        app: AppSpec,
+        log_dir: Path,
+        *,
+        secrets: Mapping[str, str] | None = None,
+    ) -> None:
         self.container = container
         self.project = project
         self.app = app
         self.log_dir = log_dir
         self.prefix = proxy_prefix(project, app)
-        self._files = f"{APP_DIR}/{app.name}"
+        self._secrets = dict(secrets or {})
+        self._stem = app_file_stem(app.name)  # refuses a name that is not an app name
+        self._files = f"{APP_DIR}/{self._stem}"
 
     @property
     def name(self) -> str:
@@ -138,7 +158,7 @@ class AppRunner:
 
     @property
     def kept_log(self) -> Path:
-        return self.log_dir / f"{self.app.name}.log"
+        return self.log_dir / f"{self._stem}.log"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -202,7 +222,7 @@ class AppRunner:
     def logs(self, tail: int | None = None) -> str:
         """The app's output: live from the container while it has one, else the kept copy."""
         count = f"-n {int(tail)}" if tail else "-n +1"
-        code, out = self._exec(f"tail {count} {self._files}.log", internal=True)
+        code, out = self._exec(f"tail {count} {self._file('log')}", internal=True)
         if code == 0:
             return out
         if self.kept_log.is_file():
@@ -214,32 +234,32 @@ class AppRunner:
 
     def keep_log(self) -> Path | None:
         """Copy the app's log out of the container into the state dir (kept after it goes)."""
-        code, out = self._exec(f"cat {self._files}.log", internal=True)
+        code, out = self._exec(f"cat {self._file('log')}", internal=True)
         if code != 0:
             return self.kept_log if self.kept_log.exists() else None
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.kept_log.write_text(out, encoding="utf-8")
+        atomic_write_text(self.kept_log, out, mode=PRIVATE_FILE, durable=False)
         return self.kept_log
 
     # -- internals ---------------------------------------------------------------------------
 
     def _launch(self) -> None:
         """Start the app in the background unless it runs; returns once its files are written."""
-        files = self._files
+        pid, exit_file, log_file = self._file("pid"), self._file("exit"), self._file("log")
         wrapper = (
             f"mkdir -p {APP_DIR} && cd {PROJECT_DIR} 2>/dev/null; "
-            f'if [ -s {files}.pid ] && kill -0 -- "$(cut -d" " -f1 {files}.pid)" 2>/dev/null; '
+            f'if [ -s {pid} ] && kill -0 -- "$(cut -d" " -f1 {pid})" 2>/dev/null; '
             "then exit 0; fi; "
-            f"rm -f {files}.exit; : > {files}.log; "
+            f"rm -f {exit_file}; : > {log_file}; "
             "cmd=$WORKBENCH_APP_COMMAND; unset WORKBENCH_APP_COMMAND; "
-            f'( bash -c "$cmd" >> {files}.log 2>&1 < /dev/null; echo $? > {files}.exit ) '
+            f'( bash -c "$cmd" >> {log_file} 2>&1 < /dev/null; echo $? > {exit_file} ) '
             ">/dev/null 2>&1 & "
-            f'echo "$! $$" > {files}.pid'
+            f'echo "$! $$" > {pid}'
         )
         try:
             result = self.container.exec_run(
                 ["bash", "-c", wrapper],
                 environment={
+                    **self._secrets,
                     "PROXY_PREFIX": self.prefix,
                     "WORKBENCH_APP_COMMAND": unescape(self.app.start_command),
                 },
@@ -256,18 +276,18 @@ class AppRunner:
 
         Returns the status, the check's exit status (0 when there is no check) and its output.
         """
-        files = self._files
         run_check = (
             f"timeout {max(1, int(timeout))} bash -c {shlex.quote(check)} 2>&1; rc=$?"
             if check
             else "rc=0"
         )
         script = (
-            f"read pid group < {files}.pid 2>/dev/null || "
+            f"read pid group < {self._file('pid')} 2>/dev/null || "
             f"{{ echo {_STATE_MARK} stopped; exit 0; }}; "
             f'if kill -0 -- "$pid" 2>/dev/null; then {run_check}; '
             f'echo; echo {_STATE_MARK} running "$pid" "$group" "$rc"; '
-            f'else echo {_STATE_MARK} exited "$pid" "$group" "$(cat {files}.exit 2>/dev/null)"; fi'
+            f'else echo {_STATE_MARK} exited "$pid" "$group" '
+            f'"$(cat {self._file("exit")} 2>/dev/null)"; fi'
         )
         code, out = self._exec(script, internal=not check)
         lines = out.splitlines()
@@ -328,10 +348,15 @@ class AppRunner:
         )
 
     def _tail(self) -> list[str]:
-        code, out = self._exec(f"tail -n {LOG_TAIL_LINES} {self._files}.log", internal=True)
+        code, out = self._exec(f"tail -n {LOG_TAIL_LINES} {self._file('log')}", internal=True)
         return out.splitlines() if code == 0 else []
 
+    def _file(self, suffix: str) -> str:
+        """One of the app's files in the container, quoted for a shell command."""
+        return shlex.quote(f"{self._files}.{suffix}")
+
     def _signal_group(self, group: int) -> None:
+        group = int(group)
         self._exec(
             f"kill -TERM -- -{group} 2>/dev/null; "
             f"for i in $(seq {int(STOP_GRACE_S * 10)}); do "
@@ -347,7 +372,7 @@ class AppRunner:
         script = (
             command if timeout is None else f"timeout {int(timeout)} bash -c {shlex.quote(command)}"
         )
-        environment = None if internal else {"PROXY_PREFIX": self.prefix}
+        environment = None if internal else {**self._secrets, "PROXY_PREFIX": self.prefix}
         if self.container is None:
             return 125, ""  # no container: only the kept log is left to read
         try:

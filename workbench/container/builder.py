@@ -29,6 +29,7 @@ from workbench.container import build_context as bc
 from workbench.container.build_context import BuildContext, ImageRecipe
 from workbench.container.recipe import without_sudo
 from workbench.errors import ContextError, WorkbenchError
+from workbench.paths import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def ensure_image(
         if found is not None:
             log.info("image %s is up to date", found)
             return BuildOutcome(found, built=False, log_path=None)
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(log_dir)
     log_path = log_dir / BUILD_LOG
     started = time.monotonic()
     try:
@@ -184,7 +185,7 @@ def _build(
     step: str | None = None
     step_lines: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     error: str | None = None
-    with open(log_path, "a" if append else "w", encoding="utf-8") as log_file:
+    with open_private(log_path, append=append) as log_file:
         log_file.write(
             f"# workbench build of {context.tag} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n"
         )

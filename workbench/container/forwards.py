@@ -22,7 +22,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ContextError
 
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 class PortInUse(ContextError):
     """The local port asked for is held by another program."""
 
+    code = "port_in_use"
+
     def __init__(self, port: int) -> None:
         super().__init__(
             f"port {port} on this machine (127.0.0.1) is already in use by another program",
@@ -43,6 +45,9 @@ class PortInUse(ContextError):
             "any free one",
         )
         self.port = port
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "port": self.port}
 
 
 @dataclass(frozen=True)

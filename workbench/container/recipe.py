@@ -1,8 +1,10 @@
 """From a project folder and its spec to the :class:`ImageRecipe` its image is built from.
 
 The base image and its package managers come from ``environment.base``; the build scripts and
-package lists are the files at the project's root, read as they are. The uid and gid are those of
-the user who owns the project's files on the context's host (this machine, or the SSH user).
+package lists are the files at the project's root, read as they are but only as regular files
+inside the project (``workbench.project_files``: a symlinked ``apt.txt`` would copy a file of this
+machine into the image). The uid and gid are those of the user who owns the project's files on the
+context's host (this machine, or the SSH user).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from workbench.container.build_context import ImageRecipe
 from workbench.errors import SpecError
+from workbench.project_files import BUILD_INPUT_MAX_BYTES, read_project_text
 from workbench.projects import image_reference
 from workbench.spec.models import ProjectSpec
 
@@ -37,7 +40,7 @@ def recipe_for(
     if managers:
         pip = managers.get("pip")
         pip_binary = (pip.binary_path or "pip") if pip is not None else None
-    texts = {name: _read(project_dir / name) for name in BUILD_FILES}
+    texts = {name: _read(project_dir, name) for name in BUILD_FILES}
     return ImageRecipe(
         project_name=spec.meta.name or project_dir.name,
         base_image=image,
@@ -57,10 +60,7 @@ def without_sudo(recipe: ImageRecipe) -> ImageRecipe:
     return replace(recipe, base_has_sudo=False)
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the build input: {exc}", file=str(path)) from exc
+def _read(project_dir: Path, name: str) -> str:
+    text = read_project_text(project_dir, name, max_bytes=BUILD_INPUT_MAX_BYTES)
+    # Universal newlines, as reading in text mode gave: the same inputs keep the same image tag.
+    return "" if text is None else text.replace("\r\n", "\n").replace("\r", "\n")

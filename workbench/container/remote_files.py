@@ -39,9 +39,14 @@ class CopyResult:
     seconds: float
 
 
-def remote_project_dir(workbench_dir: str, project: str) -> str:
-    """Where a project lives on a remote context: ``<workbench dir>/projects/<name>``."""
-    return f"{workbench_dir.rstrip('/')}/projects/{project}"
+def remote_project_dir(workbench_dir: str, folder: str) -> str:
+    """Where a project lives on a remote context: ``<workbench dir>/projects/<folder>``.
+
+    ``folder`` is the project's ``<name>-<id>`` (``ProjectIdentity.key``), so two projects that
+    share a name never share a remote folder; versions before project identities used the bare
+    name, which ``ProjectSession`` only looks for to warn that it is no longer used.
+    """
+    return f"{workbench_dir.rstrip('/')}/projects/{folder}"
 
 
 def copy_project(ssh: SshConnection, local_dir: Path, remote_dir: str) -> CopyResult:

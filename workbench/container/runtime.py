@@ -1,10 +1,17 @@
-"""The project container ``project-<name>`` on a context: planned from the spec, created, started.
+"""The project container ``project-<name>-<id>`` on a context: planned from the spec, started.
 
-The plan is pure data (mounts, environment, labels, ports, GPUs, shared memory) so it can be
-checked without an engine; a hash of it is kept as a label, and a container whose plan changed
-(new image, new variable, a secret rotated) is replaced rather than restarted. Ports are published
-on the context host's ``127.0.0.1`` only. Secrets come from the keyring into the container's
-environment and nowhere else: not the plan's ``repr``, not the log.
+The name carries the project's identity (``workbench.identity``), so two projects that share a
+``meta.name`` have containers (and volumes) of their own; the ``workbench.project-id`` label says
+whose a container is, and a container of ours whose label names another project is refused, never
+replaced. The plan is pure data (mounts, environment, labels, ports, GPUs, shared memory) so it
+can be checked without an engine; a hash of it is kept as a label, and a container whose plan
+changed (new image, new variable) is replaced rather than restarted. Ports are published on the
+context host's ``127.0.0.1`` only.
+
+Secrets are not part of the container: its ``Env`` is what ``docker inspect`` shows anyone with
+the context host's Docker API, and what the engine writes to its disk. They are given to each
+process started in it (``apps.py``: every ``docker exec`` of an app), whose environment the engine
+neither keeps nor shows.
 
 Containers keep running ``sleep infinity`` under Docker's init; apps are processes started in
 them with ``docker exec`` (``apps.py``).
@@ -27,13 +34,14 @@ import docker.types
 import requests.exceptions
 
 from workbench.container.build_context import PROJECT_DIR, image_repository
-from workbench.errors import ContextError, WorkbenchError
+from workbench.errors import ConflictError, ContextError, WorkbenchError
 from workbench.gpu import GpuInfo
 from workbench.spec.models import AppSpec, ProjectSpec
 
 log = logging.getLogger(__name__)
 
-LABEL_PROJECT = "workbench.project"
+LABEL_PROJECT = "workbench.project"  # the name, for people
+LABEL_PROJECT_ID = "workbench.project-id"  # whose container it is
 LABEL_CONTEXT = "workbench.context"
 LABEL_PATH = "workbench.project-path"
 LABEL_CONFIG = "workbench.config"
@@ -43,6 +51,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
 class GpuShortage(ContextError):
     """The project asks for more GPUs than the context has: said before anything is built."""
+
+    code = "gpu_shortage"
 
     def __init__(self, requested: int, available: int, context: str) -> None:
         has = f"has {available}" if available else "has none"
@@ -67,16 +77,16 @@ class PortBinding:
 
 @dataclass
 class ContainerPlan:
-    """Everything the container is created with. ``secret_env`` is kept out of ``repr``."""
+    """Everything the container is created with (never a secret: see the module's docstring)."""
 
     name: str
     image: str
     context: str
     project: str
+    project_id: str
     project_source: str  # the project folder on the context's host
     mounts: list[dict[str, Any]]
     environment: dict[str, str]
-    secret_env: dict[str, str] = field(repr=False, default_factory=dict)
     ports: list[PortBinding] = field(default_factory=list)
     shm_size_mb: int = 0
     gpus: int = 0
@@ -87,20 +97,18 @@ class ContainerPlan:
     def labels(self) -> dict[str, str]:
         return {
             LABEL_PROJECT: self.project,
+            LABEL_PROJECT_ID: self.project_id,
             LABEL_CONTEXT: self.context,
             LABEL_PATH: self.project_source,
             LABEL_CONFIG: self.digest(),
         }
 
     def digest(self) -> str:
-        """A hash of the whole plan (secrets only as a hash): a changed plan, a new container."""
+        """A hash of the whole plan: a changed plan, a new container."""
         data = {
             "image": self.image,
             "mounts": self.mounts,
             "env": sorted(self.environment.items()),
-            "secrets": hashlib.sha256(
-                json.dumps(sorted(self.secret_env.items())).encode()
-            ).hexdigest(),
             "ports": sorted(p.container_port for p in self.ports),
             "shm": self.shm_size_mb,
             "gpus": self.gpus,
@@ -109,8 +117,13 @@ class ContainerPlan:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def container_name(project: str) -> str:
-    """``project-<name>``, spelled as Docker accepts it (the image repository's spelling)."""
+def container_name(project: str, project_id: str) -> str:
+    """``project-<name>-<id>``, the name spelled as Docker accepts it (as the image's)."""
+    return f"{image_repository(project)}-{project_id}"
+
+
+def name_container_name(project: str) -> str:
+    """``project-<name>``: the container of versions before project identities."""
     return image_repository(project)
 
 
@@ -125,6 +138,7 @@ def check_gpus(spec: ProjectSpec, gpus: list[GpuInfo], context: str) -> int:
 def plan_container(
     *,
     project: str,
+    project_id: str,
     spec: ProjectSpec,
     apps: Sequence[AppSpec],
     image: str,
@@ -132,14 +146,15 @@ def plan_container(
     project_source: str,
     host_mount_sources: Mapping[str, str],
     environment: Mapping[str, str],
-    secret_env: Mapping[str, str],
     gpus: int,
     local_ports: bool,
+    name: str | None = None,
 ) -> ContainerPlan:
     """The container for ``project``. ``local_ports``: the engine is this machine's, so a web
     app's own port number is kept on 127.0.0.1 where it is free (the spec's URL then just works).
+    ``name``: the container's, when not ``container_name(project, project_id)``.
     """
-    name = container_name(project)
+    name = name or container_name(project, project_id)
     warnings: list[str] = []
     mounts: list[dict[str, Any]] = []
     has_project_mount = False
@@ -177,10 +192,10 @@ def plan_container(
         image=image,
         context=context,
         project=project,
+        project_id=project_id,
         project_source=project_source,
         mounts=mounts,
         environment=dict(environment),
-        secret_env=dict(secret_env),
         ports=ports,
         shm_size_mb=spec.execution.resources.sharedMemoryMB,
         gpus=gpus,
@@ -189,16 +204,31 @@ def plan_container(
     )
 
 
-def find_container(client: Any, name: str) -> Any | None:
+def find_container(client: Any, name: str, project_id: str | None = None) -> Any | None:
+    """The container called ``name``; with ``project_id``, only if it is that project's.
+
+    A container of that name labelled for another project raises :class:`ConflictError`: it is
+    never used, stopped or replaced on this project's behalf.
+    """
     try:
-        return client.containers.get(name)
+        container = client.containers.get(name)
     except docker.errors.NotFound:
         return None
+    if project_id is not None:
+        owner = (container.labels or {}).get(LABEL_PROJECT_ID)
+        if owner != project_id:
+            raise ConflictError(
+                f"a container named {name} exists but belongs to "
+                + (f"project identity {owner}" if owner else "no Workbench project")
+                + f", not to this project ({project_id}); Workbench leaves it alone",
+                hint=f"remove it yourself if it is not needed ('docker rm -f {name}')",
+            )
+    return container
 
 
-def container_state(client: Any, name: str) -> str:
+def container_state(client: Any, name: str, project_id: str | None = None) -> str:
     """``running``, ``exited``, ``created``, ... as Docker says, or ``absent``."""
-    container = find_container(client, name)
+    container = find_container(client, name, project_id)
     return "absent" if container is None else str(container.status)
 
 
@@ -207,7 +237,7 @@ def start_container(client: Any, plan: ContainerPlan) -> Any:
 
     A container that cannot start is removed again, so a failure leaves nothing behind.
     """
-    existing = find_container(client, plan.name)
+    existing = find_container(client, plan.name, plan.project_id)
     if existing is not None:
         same = existing.labels.get(LABEL_CONFIG) == plan.digest()
         if same and existing.status == "running":
@@ -235,9 +265,11 @@ def start_container(client: Any, plan: ContainerPlan) -> Any:
     return container
 
 
-def stop_container(client: Any, name: str, *, remove: bool = True) -> bool:
+def stop_container(
+    client: Any, name: str, *, remove: bool = True, project_id: str | None = None
+) -> bool:
     """Stop (and by default remove) the container; False when there was none."""
-    container = find_container(client, name)
+    container = find_container(client, name, project_id)
     if container is None:
         return False
     try:
@@ -292,7 +324,7 @@ def _create_args(plan: ContainerPlan) -> dict[str, Any]:
         "init": True,
         "detach": True,
         "labels": plan.labels,
-        "environment": {**plan.environment, **plan.secret_env},
+        "environment": dict(plan.environment),  # never a secret: docker inspect shows this
         "mounts": mounts,
         "ports": {f"{p.container_port}/tcp": ("127.0.0.1", p.host_port) for p in plan.ports},
         "working_dir": PROJECT_DIR,

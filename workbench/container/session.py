@@ -6,11 +6,18 @@ on a remote (``remote_files``), the container (``runtime``), its apps (``apps``)
 that make web apps reachable from this machine (``forwards``). The GPU check comes before
 anything is built, and every failure leaves the context as it was: a failed build creates no
 container, a container that cannot start is removed, an app that never gets healthy is stopped.
+
+Everything the session names is keyed by the project's identity (``workbench.identity``), not by
+its ``meta.name``: the container ``project-<name>-<id>``, the remote folder
+``projects/<name>-<id>``, the state folder ``projects/<name>-<id>/<context>`` (build and app
+logs), the app forwards and the keyring keys of its secrets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,9 +34,10 @@ from workbench.container.recipe import recipe_for
 from workbench.container.remote_files import CopyResult, copy_project, remote_project_dir
 from workbench.context_runtime import ContextRuntime
 from workbench.errors import NotFoundError, UsageError, WorkbenchError
+from workbench.identity import identify
 from workbench.paths import Paths
 from workbench.projects import Project
-from workbench.secrets import SecretStore, project_secret_key
+from workbench.secrets import SecretStore, name_secret_key, project_secret_key
 from workbench.spec import AppSpec, SpecDocument
 
 log = logging.getLogger(__name__)
@@ -75,9 +83,13 @@ class ProjectSession:
         self._secrets = secrets
         self.document = SpecDocument.load(project.spec_path)
         self.spec = self.document.spec
-        self.name = project.name
-        self.state_dir = paths.state_dir / "projects" / self.name / runtime.name
-        self.container_name = rt.container_name(self.name)
+        self.identity = identify(paths, project)
+        self.name = project.name  # for people; what is the project's own is keyed by the id
+        self.id = self.identity.id
+        self.key = self.identity.key  # <name>-<id>
+        self.state_dir = paths.state_dir / "projects" / self.key / runtime.name
+        self.container_name = rt.container_name(self.identity.key_name, self.id)
+        self._secret_env: dict[str, str] | None = None
 
     # -- image ---------------------------------------------------------------------------------
 
@@ -113,7 +125,7 @@ class ProjectSession:
         """The project folder as the context's Docker engine sees it."""
         if not self.runtime.is_remote:
             return str(self.project.path)
-        return remote_project_dir(self.runtime.workbench_dir, self.name)
+        return remote_project_dir(self.runtime.workbench_dir, self.key)
 
     def copy_files(self) -> CopyResult | None:
         """Copy the project to the remote context (a no-op on the local context)."""
@@ -141,6 +153,7 @@ class ProjectSession:
         stage("container")
         plan = self.plan(outcome.tag, gpus)
         container = rt.start_container(self.runtime.docker, plan)
+        plan.warnings += self.name_keyed_leftovers(plan)
         for warning in plan.warnings:
             log.warning("%s", warning)
         return OpenResult(
@@ -148,9 +161,10 @@ class ProjectSession:
         )
 
     def plan(self, image: str, gpus: int) -> rt.ContainerPlan:
-        environment, secret_env, warnings = self._environment()
+        environment, _secrets, warnings = self._environment()
         plan = rt.plan_container(
             project=self.name,
+            project_id=self.id,
             spec=self.spec,
             apps=self.document.apps(),
             image=image,
@@ -158,9 +172,9 @@ class ProjectSession:
             project_source=self.project_source(),
             host_mount_sources=self.runtime.context.host_mount_sources,
             environment=environment,
-            secret_env=secret_env,
             gpus=gpus,
             local_ports=not self.runtime.is_remote,
+            name=self.container_name,
         )
         plan.warnings[:0] = warnings
         return plan
@@ -171,18 +185,18 @@ class ProjectSession:
         if container is not None:
             for app in self.document.apps():
                 try:
-                    AppRunner(container, self.name, app, self.app_log_dir).stop()
+                    self._runner(container, app, with_secrets=True).stop()
                 except WorkbenchError as exc:
                     log.warning("could not stop app %s cleanly: %s", app.name, exc)
-        return rt.stop_container(self.runtime.docker, self.container_name)
+        return rt.stop_container(self.runtime.docker, self.container_name, project_id=self.id)
 
     def container(self) -> Any | None:
         """The project's running container, or None."""
-        found = rt.find_container(self.runtime.docker, self.container_name)
+        found = rt.find_container(self.runtime.docker, self.container_name, self.id)
         return found if found is not None and found.status == "running" else None
 
     def state(self) -> str:
-        return rt.container_state(self.runtime.docker, self.container_name)
+        return rt.container_state(self.runtime.docker, self.container_name, self.id)
 
     # -- apps ----------------------------------------------------------------------------------
 
@@ -196,7 +210,10 @@ class ProjectSession:
                 return app
         raise NotFoundError("app", name, hint="'nvwb list apps' shows the project's apps")
 
-    def runner(self, name: str, container: Any | None = None) -> AppRunner:
+    def runner(
+        self, name: str, container: Any | None = None, *, with_secrets: bool = False
+    ) -> AppRunner:
+        """The app ``name`` in the running container; ``with_secrets`` to run its commands."""
         app = self.app(name)
         container = container if container is not None else self.container()
         if container is None:
@@ -204,7 +221,13 @@ class ProjectSession:
                 f"project '{self.name}' is not open on context '{self.runtime.name}'",
                 hint="open it with 'nvwb open'",
             )
-        return AppRunner(container, self.name, app, self.app_log_dir)
+        return self._runner(container, app, with_secrets=with_secrets)
+
+    def _runner(self, container: Any, app: AppSpec, *, with_secrets: bool) -> AppRunner:
+        # Secrets are read from the keyring only for what runs the app's own commands (start,
+        # stop), not for a status poll or a log read.
+        secrets = self.secret_env() if with_secrets else None
+        return AppRunner(container, self.name, app, self.app_log_dir, secrets=secrets)
 
     def start_app(
         self,
@@ -224,7 +247,7 @@ class ProjectSession:
         container = self.container()
         if container is None:
             container = self.open(on_stage=on_stage).container
-        runner = AppRunner(container, self.name, app, self.app_log_dir)
+        runner = self._runner(container, app, with_secrets=True)
         authority = self._authority(container, app, forwards, local_port)
         if on_stage is not None:
             on_stage("app")
@@ -233,9 +256,9 @@ class ProjectSession:
         return StartedApp(name, url, status, time.monotonic() - started, app.user_msg)
 
     def stop_app(self, name: str, forwards: AppForwards | None = None) -> AppStatus:
-        status = self.runner(name).stop()
+        status = self.runner(name, with_secrets=True).stop()
         if forwards is not None:
-            forwards.close(ForwardKey(self.name, name))
+            forwards.close(ForwardKey(self.key, name))
         return status
 
     def _authority(
@@ -251,9 +274,19 @@ class ProjectSession:
                 "publish (the app was added after the project opened)",
                 hint="close and open the project again ('nvwb close' then 'nvwb open')",
             )
-        return forwards.authority(ForwardKey(self.name, app.name), published, local_port)
+        return forwards.authority(ForwardKey(self.key, app.name), published, local_port)
 
     # -- environment ---------------------------------------------------------------------------
+
+    def secret_key(self, variable: str) -> str:
+        """The keyring key of one of this project's secrets (under its id, not its name)."""
+        return project_secret_key(self.id, variable)
+
+    def secret_env(self) -> dict[str, str]:
+        """The spec's secrets that are set, from the keyring (read once per session)."""
+        if self._secret_env is None:
+            self._secret_env = self._environment()[1]
+        return dict(self._secret_env)
 
     def _environment(self) -> tuple[dict[str, str], dict[str, str], list[str]]:
         """Variables from ``variables.env``, secrets from the keyring, and what is missing."""
@@ -268,13 +301,64 @@ class ProjectSession:
         if wanted:
             store = self._secrets or SecretStore(env=self.env)
             for secret in wanted:
-                value = store.get(project_secret_key(self.name, secret.variable))
-                if value is None:
-                    warnings.append(
-                        f"secret {secret.variable} is not set, so the container starts without "
-                        f"it (set it with 'nvwb create environment-variable {secret.variable} "
-                        "--is-sensitive')"
-                    )
-                else:
+                value = store.get(self.secret_key(secret.variable))
+                if value is not None:
                     secret_env[secret.variable] = value
+                    continue
+                text = (
+                    f"secret {secret.variable} is not set, so the apps start without it (set it "
+                    f"with 'nvwb create environment-variable {secret.variable} --is-sensitive')"
+                )
+                if store.has(name_secret_key(self.name, secret.variable)):
+                    text += (
+                        f"; a value stored by an earlier version under the name '{self.name}' "
+                        "exists: if it is this project's, 'nvwb update project "
+                        "--claim-name-secrets' moves it here"
+                    )
+                warnings.append(text)
+        self._secret_env = dict(secret_env)
         return variables, secret_env, warnings
+
+    # -- what versions before project identities left ------------------------------------------
+
+    def name_keyed_leftovers(self, plan: rt.ContainerPlan) -> list[str]:
+        """Warnings about what an earlier version keyed by this project's name on the context.
+
+        The container ``project-<name>``, its volumes and the remote folder ``projects/<name>``
+        may be this project's or a same-named one's: nothing tells which, so they are neither
+        used nor removed, only pointed out.
+        """
+        found: list[str] = []
+        client = self.runtime.docker
+        old = rt.name_container_name(self.name)
+        with contextlib.suppress(Exception):  # looking never fails an open
+            container = rt.find_container(client, old)
+            if container is not None and rt.LABEL_PROJECT_ID not in (container.labels or {}):
+                found.append(
+                    f"container {old}, made by an earlier version for a project named "
+                    f"'{self.name}', is still on context '{self.runtime.name}' and is no longer "
+                    f"used; remove it once nothing in it is needed ('docker rm -f {old}')"
+                )
+        for mount in plan.mounts:
+            if mount["type"] != "volume":
+                continue
+            old_volume = old + str(mount["source"]).removeprefix(plan.name)
+            with contextlib.suppress(Exception):  # looking never fails an open
+                client.volumes.get(old_volume)
+                found.append(
+                    f"volume {old_volume}, made by an earlier version for a project named "
+                    f"'{self.name}', is no longer mounted (this project now uses "
+                    f"{mount['source']}); copy what you need from it, then remove it"
+                )
+        if self.runtime.ssh is not None:
+            old_dir = remote_project_dir(self.runtime.workbench_dir, self.name)
+            with contextlib.suppress(Exception):  # looking never fails an open
+                code, _out, _err = self.runtime.run(f"test -d {shlex.quote(old_dir)}")
+                if code == 0:
+                    found.append(
+                        f"{old_dir} on context '{self.runtime.name}', the folder an earlier "
+                        f"version used for projects named '{self.name}', is no longer used "
+                        f"(this project's is {self.project_source()}); copy back what you need "
+                        "from it, then remove it"
+                    )
+        return found

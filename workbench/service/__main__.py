@@ -1,7 +1,7 @@
 """``python -m workbench.service``: the service process, as spawned by the first client.
 
-It logs to ``service.log`` in the state dir (it has no terminal) and exits quietly, status 0,
-when another service already holds this user's lock.
+It logs to ``service.log`` in the state dir (it has no terminal; the file is 0600, the state dir
+0700) and exits quietly, status 0, when another service already holds this user's lock.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import os
 import sys
 
 from workbench.osproc import on_shutdown_signals
-from workbench.paths import Paths
-from workbench.service.server import AlreadyRunning, Server
+from workbench.paths import Paths, open_private, private_dir
+from workbench.service.protocol import AlreadyRunning
+from workbench.service.server import Server
 
 LOG_NAME = "service.log"
 
@@ -20,8 +21,12 @@ LOG_NAME = "service.log"
 def main() -> int:
     env = dict(os.environ)
     paths = Paths.from_env(env)
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(paths.state_dir / LOG_NAME, encoding="utf-8")
+    paths.secure()
+    private_dir(paths.state_dir)
+    log_file = paths.state_dir / LOG_NAME
+    with open_private(log_file, append=True):
+        pass  # created (or tightened) 0600 before the handler appends to it
+    handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(
         logging.Formatter(
             "%(asctime)s %(process)d %(threadName)s %(name)s %(levelname)s %(message)s"

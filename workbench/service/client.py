@@ -3,8 +3,11 @@
 ``ServiceClient.connect(paths, env)`` returns a connected client, spawning
 ``python -m workbench.service`` detached when no service answers. Clients that race to spawn
 serialise on a lock file, and the service's own lock means that even a lost race never leaves
-two services. Calls are synchronous and thread-safe; events arrive on a reader thread and go to
-the callbacks given to ``subscribe``.
+two services. The service is started with the client's folders as absolute ``NVWB_*`` variables
+(it runs in ``/``), and ``hello`` tells it which folders the client uses: a service of another
+configuration refuses (``OtherConfiguration``) rather than answer for the wrong one. Calls are
+synchronous and thread-safe; events arrive on a reader thread and go to the callbacks given to
+``subscribe``.
 
 Every client has an id (``client_id``, sent in ``hello``) under which its connection-held leases
 are kept. A client that lost the service connects again with the same id (``reconnect``, or
@@ -30,26 +33,33 @@ from typing import Any
 
 from workbench import osproc
 from workbench.errors import ContextError, WorkbenchError
-from workbench.paths import Paths
+from workbench.paths import Paths, open_private, private_dir
 from workbench.service import protocol
 from workbench.service.leases import new_client_id
-from workbench.service.protocol import prepare_runtime_dir, socket_path
+from workbench.service.protocol import (
+    OtherConfiguration,
+    ServiceGone,
+    ServiceUnavailable,
+    prepare_runtime_dir,
+    socket_path,
+)
+
+# ServiceUnavailable and OtherConfiguration live in protocol.py (the service raises the latter);
+# they are named here too, where callers have always found them.
+__all__ = [
+    "SPAWN_TIMEOUT_SECONDS",
+    "EventCallback",
+    "OtherConfiguration",
+    "ServiceClient",
+    "ServiceGone",
+    "ServiceUnavailable",
+    "spawn_service",
+]
 
 log = logging.getLogger(__name__)
 
 SPAWN_TIMEOUT_SECONDS = 15.0
 EventCallback = Callable[[dict[str, Any]], None]
-
-
-class ServiceUnavailable(WorkbenchError):
-    """The service could not be reached or started."""
-
-    exit_code = 11
-    code = "service_unavailable"
-
-
-class ServiceGone(ServiceUnavailable):
-    """The connection closed before the reply: the service exited (or was killed) meanwhile."""
 
 
 class _Pending:
@@ -105,7 +115,7 @@ class ServiceClient:
             client = cls(sock, client_id)
             client._paths, client._env = paths, environment
             try:
-                client.service = client.hello()
+                client.service = client.hello(paths)
                 return client
             except ServiceGone:
                 # Reached a service on its way out (idle exit, a crash): its socket still took
@@ -181,15 +191,22 @@ class ServiceClient:
         if "error" in reply:
             body = reply["error"]
             data = body.get("data")
-            if isinstance(data, dict) and body.get("code") == protocol.WORKBENCH_ERROR:
+            if isinstance(data, dict) and isinstance(data.get("code"), str):
                 raise protocol.error_from_dict(data)
             raise WorkbenchError(f"service: {body.get('message')}")
         return reply.get("result")
 
-    def hello(self) -> dict[str, Any]:
-        info: dict[str, Any] = self.call(
-            "hello", {"client": "workbench", "pid": os.getpid(), "client_id": self.client_id}
-        )
+    def hello(self, paths: Paths | None = None) -> dict[str, Any]:
+        """The service's protocol, version and pid; refused by a service of other ``paths``."""
+        params: dict[str, Any] = {
+            "client": "workbench",
+            "pid": os.getpid(),
+            "client_id": self.client_id,
+        }
+        if paths is not None:
+            params["config_dir"] = str(paths.config_dir)
+            params["state_dir"] = str(paths.state_dir)
+        info: dict[str, Any] = self.call("hello", params)
         if info.get("protocol") != protocol.PROTOCOL_VERSION:
             raise ServiceUnavailable(
                 f"the running service speaks protocol {info.get('protocol')}, "
@@ -337,7 +354,7 @@ class ServiceClient:
             with self._sock.makefile("rb") as reader:
                 for line in reader:
                     try:
-                        message = protocol.decode(line)
+                        message = protocol.decode(line, max_depth=None)  # the service is trusted
                     except ValueError:
                         log.warning("service sent a line that is not JSON: %r", line[:200])
                         continue
@@ -423,15 +440,19 @@ def _wait_for_socket(paths: Paths, deadline: float) -> socket.socket | None:
 
 
 def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``python -m workbench.service`` detached from this process and its terminal."""
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    """Start ``python -m workbench.service`` detached from this process and its terminal.
+
+    It runs in ``/``, so it gets ``paths`` (absolute) as its ``NVWB_*`` folders, not the
+    variables as the user wrote them.
+    """
+    private_dir(paths.state_dir)
     log.info("starting the Workbench service")
     try:
         # stderr catches what happens before the service's own log is set up (an import error).
-        with open(paths.state_dir / "service.stderr", "ab") as stderr:
+        with open_private(paths.state_dir / "service.stderr", append=True) as stderr:
             return subprocess.Popen(
                 [sys.executable, "-m", "workbench.service"],
-                env=dict(env),
+                env={**env, **paths.as_env()},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,

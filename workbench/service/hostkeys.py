@@ -83,8 +83,7 @@ class NoAddressPins(KnownHosts):
             key_type, blob = accepted
             line = f"{name} {key_type} {base64.b64encode(blob).decode('ascii')}\n"
             try:
-                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                atomic_write_text(target, line, mode=0o600)
+                atomic_write_text(target, line, mode=0o600)  # its folders made 0700
             except OSError as exc:
                 log.warning("cannot write %s for ssh: %s", target, exc.strerror or exc)
                 return (Path(os.devnull),)

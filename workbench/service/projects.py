@@ -7,6 +7,10 @@ own progress events), then builds if the inputs changed and starts the container
 stage and build line as events. App forwards are held here, so a URL outlives the command that
 printed it; the forwarded ports are told to the machine's idle guard.
 
+Open projects are keyed by ``(project id, context)`` (``workbench.identity``), never by
+``meta.name``: two projects that share a name are two records, two containers, two sets of
+forwards.
+
 A project closes when asked (``close_project``), when the last of its holders dies (the lease's
 finalizer closes it before the lease goes, so the container is stopped before a grace period can
 begin), or when its context stops (the handles are dropped: a stopped machine runs nothing).
@@ -34,6 +38,7 @@ from workbench.container.forwards import ForwardKey
 from workbench.container.runtime import published_ports
 from workbench.container.session import ProjectSession
 from workbench.errors import ContextError, WorkbenchError
+from workbench.identity import identify
 from workbench.paths import Paths
 from workbench.projects import Project, read_project
 from workbench.registry import Registry
@@ -103,20 +108,20 @@ class ProjectHost:
     ) -> dict[str, Any]:
         """Lease, start the context if needed, build if needed, start the container."""
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
-            lease, fresh = self._lease_for(key, holder, project.path)
+            lease, fresh = self._lease_for(key, holder, project)
             with self._lock:
                 # Recorded before the work, so a holder dying mid-open closes it once done.
                 record = self._open.setdefault(key, OpenProject(project, context))
                 record.leases.add(lease.id)
             try:
-                handles = self._ready(context, project.name)
+                handles = self._ready(context, project)
                 session = self._session(handles, project)
                 result = session.open(
                     full_build=full_build,
-                    on_progress=lambda p: self._build_event(context, project.name, p),
-                    on_stage=lambda s: self._stage(context, project.name, s),
+                    on_progress=lambda p: self._build_event(context, project, p),
+                    on_stage=lambda s: self._stage(context, project, s),
                 )
             except BaseException:
                 if fresh:
@@ -129,10 +134,10 @@ class ProjectHost:
             if record.sync is None or record.sync.session is None:
                 record.stop_sync()
                 if session.runtime.is_remote:
-                    self._say(context, project.name, "syncing the project files both ways")
+                    self._say(context, project, "syncing the project files both ways")
                 record.sync = ProjectSync.start(session, self.paths, self.manager.publish)
                 if record.sync.error:
-                    self._say(context, project.name, f"sync not started: {record.sync.error}")
+                    self._say(context, project, f"sync not started: {record.sync.error}")
             sync = record.sync.status() if record.sync is not None else None
         return {
             "project": project.name,
@@ -151,7 +156,7 @@ class ProjectHost:
     def close(self, project_path: str, context: str) -> dict[str, Any]:
         """Stop the apps and the container, drop the forwards, release every lease it held."""
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
             with self._lock:
                 record = self._open.pop(key, None)
@@ -177,20 +182,20 @@ class ProjectHost:
     ) -> dict[str, Any]:
         """Start ``app`` (opening the project first if the service has not), forward it, URL."""
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
             with self._lock:
                 opened = key in self._open
             if not opened:
                 self.open(project_path, context, holder)
-            handles = self._ready(context, project.name)
+            handles = self._ready(context, project)
             session = self._session(handles, project)
             started = session.start_app(
                 app,
                 handles.forwards,
                 local_port=local_port,
                 timeout=timeout,
-                on_stage=lambda s: self._stage(context, project.name, s),
+                on_stage=lambda s: self._stage(context, project, s),
             )
             with self._lock:
                 record = self._open.get(key)
@@ -209,9 +214,9 @@ class ProjectHost:
 
     def stop_app(self, project_path: str, context: str, app: str) -> dict[str, Any]:
         project = read_project(Path(project_path))
-        key = (project.name, context)
+        key = self._key(project, context)
         with self._busy_lock(key):
-            handles = self._ready(context, project.name, start=False)
+            handles = self._ready(context, project, start=False)
             session = self._session(handles, project)
             status = session.stop_app(app, handles.forwards)
             kept = session.runner(app).kept_log
@@ -225,8 +230,9 @@ class ProjectHost:
     def status(self, project_path: str, context: str) -> dict[str, Any]:
         """The project on ``context``: open here or not, its container and each app's state/URL."""
         project = read_project(Path(project_path))
+        key = self._key(project, context)
         with self._lock:
-            record = self._open.get((project.name, context))
+            record = self._open.get(key)
         machine = self.manager.machine(context)
         data: dict[str, Any] = {
             "project": project.name,
@@ -241,7 +247,7 @@ class ProjectHost:
             session = None
             data["container"] = "absent" if machine.state == "stopped" else "unknown"
         else:
-            handles = self._ready(context, project.name, start=False)
+            handles = self._ready(context, project, start=False)
             session = self._session(handles, project)
             data["container"] = session.state()
         data["apps"] = self._app_rows(project, session)
@@ -259,7 +265,13 @@ class ProjectHost:
 
     # -- opening -------------------------------------------------------------------------
 
-    def _lease_for(self, key: tuple[str, str], holder: Holder, folder: Path) -> tuple[Lease, bool]:
+    def _key(self, project: Project, context: str) -> tuple[str, str]:
+        """``(project id, context)``: what an open project is known by here."""
+        return (identify(self.paths, project).id, context)
+
+    def _lease_for(
+        self, key: tuple[str, str], holder: Holder, project: Project
+    ) -> tuple[Lease, bool]:
         """This holder's lease on the open project, or a new one (``True``)."""
         with self._lock:
             record = self._open.get(key)
@@ -270,9 +282,9 @@ class ProjectHost:
         lease = self.manager.acquire(
             key[1],
             holder,
-            purpose=f"project {key[0]}",
+            purpose=f"project {project.name} ({key[0]})",
             on_lost=self._holder_gone,
-            project=str(folder),
+            project=str(project.path),
         )
         return lease, True
 
@@ -284,16 +296,16 @@ class ProjectHost:
             return None
         try:
             project = read_project(Path(lease.project))
+            key = self._key(project, lease.context)
         except WorkbenchError as exc:
             # Its folder is gone or broken: the lease still holds the context, and ends with
             # its holder; the container (if any) stops with the machine or by hand.
             log.warning("lease %s: project %s not re-adopted: %s", lease.id, lease.project, exc)
             return None
-        key = (project.name, lease.context)
         with self._lock:
             record = self._open.setdefault(key, OpenProject(project, lease.context, restored=True))
             record.leases.add(lease.id)
-        log.info("project %s on %s re-adopted with lease %s", *key, lease.id)
+        log.info("project %s on %s re-adopted with lease %s", project.name, lease.context, lease.id)
         return self._holder_gone
 
     def _resume(self, key: tuple[str, str]) -> None:
@@ -302,7 +314,7 @@ class ProjectHost:
         A context that is not running (a dormant lease never starts it) is left alone; the next
         ``open`` of the project starts its sync as usual.
         """
-        name, context = key
+        context = key[1]
         machine = self.manager.machine(context)
         if machine.context.kind == "local":
             return  # no sync, and apps' published ports outlived the service
@@ -317,18 +329,21 @@ class ProjectHost:
                 record = self._open.get(key)
             if record is None or record.sync is not None:
                 return  # closed meanwhile, or opened again by its client
+            project = record.project
             try:
-                handles = self._ready(context, name, start=False)
-                session = self._session(handles, record.project)
+                handles = self._ready(context, project, start=False)
+                session = self._session(handles, project)
                 if not session.runtime.is_remote or session.state() != "running":
                     return
-                self._say(context, name, "the service restarted: syncing the project files again")
+                self._say(
+                    context, project, "the service restarted: syncing the project files again"
+                )
                 record.sync = ProjectSync.start(session, self.paths, self.manager.publish)
             except WorkbenchError as exc:
-                log.warning("project %s on %s: sync not resumed: %s", name, context, exc)
+                log.warning("project %s on %s: sync not resumed: %s", project.name, context, exc)
                 record.sync = ProjectSync(None, f"not resumed after a service restart: {exc}")
 
-    def _ready(self, context: str, project: str, *, start: bool = True) -> ContextHandles:
+    def _ready(self, context: str, project: Project, *, start: bool = True) -> ContextHandles:
         """The context running (waited for, with its progress as events) and its handles."""
         machine = self.manager.machine(context)
         if start:
@@ -349,7 +364,7 @@ class ProjectHost:
             self._say(context, project, f"reaching the Docker engine over {how}")
         return self.runtimes.get(Registry.load(self.paths).get(context), link)
 
-    def _wait_running(self, context: str, project: str) -> None:
+    def _wait_running(self, context: str, project: Project) -> None:
         machine = self.manager.machine(context)
         done: tuple[str, ...]
         if machine.provider.always_on:
@@ -376,11 +391,12 @@ class ProjectHost:
         machine.wait_until(machine.settled, 30.0)
         if machine.state != "running":
             return False  # a stopped machine runs no container; never start one to close it
-        handles = self._ready(context, project.name, start=False)
-        handles.forwards.close_project(project.name)
+        handles = self._ready(context, project, start=False)
+        session = self._session(handles, project)
+        handles.forwards.close_project(session.key)
         self._watch_ports(context, handles)
-        self._say(context, project.name, "stopping the apps and the container")
-        return self._session(handles, project).close()
+        self._say(context, project, "stopping the apps and the container")
+        return session.close()
 
     def _holder_gone(self, lease: Lease) -> None:
         """A lease's holder died (manager finalizer): close its project if it was the last."""
@@ -396,7 +412,11 @@ class ProjectHost:
                     if last:
                         del self._open[key]
                 if last:
-                    log.info("project %s on %s: its last holder is gone; closing", *key)
+                    log.info(
+                        "project %s (%s) on %s: its last holder is gone; closing",
+                        record.project.name,
+                        *key,
+                    )
                     record.stop_sync()
                     self._close_container(record.project, record.context)
 
@@ -462,32 +482,37 @@ class ProjectHost:
         handles = self.runtimes.peek(session.runtime.name)
         if handles is None:
             return None
-        authority = handles.forwards.active().get(ForwardKey(session.name, runner.name))
+        authority = handles.forwards.active().get(ForwardKey(session.key, runner.name))
         return runner.url(authority) if authority else None
 
     # -- events --------------------------------------------------------------------------
 
-    def _stage(self, context: str, project: str, stage: str) -> None:
+    def _stage(self, context: str, project: Project, stage: str) -> None:
         self._say(context, project, STAGES.get(stage, stage), stage=stage)
 
-    def _say(self, context: str, project: str, message: str, *, stage: str | None = None) -> None:
-        log.info("project %s on %s: %s", project, context, message)
+    def _say(
+        self, context: str, project: Project, message: str, *, stage: str | None = None
+    ) -> None:
+        log.info("project %s on %s: %s", project.name, context, message)
         self.manager.publish(
             {
                 "event": "project",
                 "context": context,
-                "project": project,
+                "project": project.name,
+                # Two projects may share a name: the path says which one (the app's windows).
+                "project_path": str(project.path),
                 "stage": stage,
                 "message": message,
             }
         )
 
-    def _build_event(self, context: str, project: str, progress: BuildProgress) -> None:
+    def _build_event(self, context: str, project: Project, progress: BuildProgress) -> None:
         self.manager.publish(
             {
                 "event": "build",
                 "context": context,
-                "project": project,
+                "project": project.name,
+                "project_path": str(project.path),
                 "step": progress.step,
                 "step_number": progress.step_number,
                 "step_count": progress.step_count,

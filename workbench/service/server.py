@@ -5,6 +5,12 @@ Exactly one service runs per user: it holds an exclusive lock (``osproc.lock_fd`
 so a second service started in a race finds the lock taken and exits without touching the socket.
 The socket is created with mode 0600 inside a 0700 directory, and each peer's uid is checked as
 well (``osproc.LocalListener``; a local TCP port and a token on Windows).
+
+What a client sends is read a line at a time, never more than ``protocol.MAX_LINE`` bytes of it
+(the rest of a longer line is skipped unread into memory), decoded with a depth limit, and
+checked against the method's declaration in ``methods.py`` before a handler runs. Each bad
+request gets a JSON-RPC error and the connection stays open. The service serves the folders it
+was started with; a client of another configuration is told so at ``hello``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ from workbench.paths import Paths
 from workbench.service import protocol
 from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Manager
-from workbench.service.protocol import prepare_runtime_dir, socket_path
+from workbench.service.methods import MAX_SECONDS, METHODS
+from workbench.service.protocol import (
+    AlreadyRunning,
+    OtherConfiguration,
+    prepare_runtime_dir,
+    socket_path,
+)
 
 if TYPE_CHECKING:
     from workbench.service.projects import ProjectHost
@@ -34,15 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_IDLE_EXIT_SECONDS = 300.0
-# Methods that may block for minutes (waiting for a machine, a build): each runs on its own thread
-# so that the same client's other requests (status, a second app) are answered meanwhile.
-THREADED_METHODS = frozenset({"wait", "open_project", "close_project", "start_app", "stop_app"})
-
-
-class AlreadyRunning(WorkbenchError):
-    """Another service holds this user's lock: this one must not start."""
-
-    code = "service_running"
+_SKIP_CHUNK = 1 << 16  # how much of an over-long line is read at a time while skipping it
 
 
 class Server:
@@ -171,8 +175,29 @@ class Server:
             return len(self._connections)
 
 
+Handler = Callable[["Connection", dict[str, Any]], Any]
+# Method name -> handler, filled by ``@_handles`` below; only methods declared in ``methods.py``
+# can be registered, and the module refuses to load unless every declared method has a handler.
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _handles(name: str) -> Callable[[Handler], Handler]:
+    if name not in METHODS:
+        raise LookupError(f"method {name!r} is not declared in workbench/service/methods.py")
+
+    def register(function: Handler) -> Handler:
+        _HANDLERS[name] = function
+        return function
+
+    return register
+
+
 class Connection:
-    """One client: reads requests line by line; writes replies and events under a lock."""
+    """One client: reads requests line by line; writes replies and events under a lock.
+
+    A method declared ``blocking`` runs on a thread of its own (at most ``MAX_IN_FLIGHT`` at
+    once per connection), so the same client's other requests are answered meanwhile.
+    """
 
     def __init__(self, server: Server, sock: socket.socket) -> None:
         self.server = server
@@ -181,6 +206,8 @@ class Connection:
         self._write_lock = threading.Lock()
         self._subscription: int | None = None
         self._closed = False
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name=f"client-{self.id}", daemon=True)
 
     @property
@@ -207,13 +234,20 @@ class Connection:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
+    # -- reading -------------------------------------------------------------------------
+
     def _serve(self) -> None:
         try:
             with self.sock, self.sock.makefile("rb") as reader:
-                for line in reader:
-                    if not line.strip():
-                        continue
-                    self._handle(line)
+                while True:
+                    # At most one byte past the limit: a longer line is never held whole.
+                    line = reader.readline(protocol.MAX_LINE + 1)
+                    if not line:
+                        break
+                    if len(line) > protocol.MAX_LINE and not line.endswith(b"\n"):
+                        self._too_long(reader)
+                    elif line.strip():
+                        self._handle(line)
         except OSError as exc:
             log.debug("client %s: %s", self.id, exc)
         finally:
@@ -222,41 +256,93 @@ class Connection:
             self._closed = True
             self.server.forget(self)
 
+    def _too_long(self, reader: Any) -> None:
+        log.warning("client %s: a message over %d bytes, skipped", self.id, protocol.MAX_LINE)
+        self.send(
+            protocol.error(
+                None,
+                protocol.INVALID_REQUEST,
+                f"a message may be at most {protocol.MAX_LINE} bytes (1 MiB); this one was "
+                "longer and was skipped to its end",
+            )
+        )
+        while True:
+            chunk = reader.readline(_SKIP_CHUNK)
+            if not chunk or chunk.endswith(b"\n"):
+                return
+
     def _handle(self, line: bytes) -> None:
+        """Answer one line; whatever it holds, the connection survives it."""
+        msg_id: Any = None
         try:
             message = protocol.decode(line)
-        except ValueError as exc:
-            self.send(protocol.error(None, protocol.PARSE_ERROR, f"not JSON: {exc}"))
-            return
-        msg_id = message.get("id")
-        method = message.get("method")
-        params = message.get("params") or {}
-        if message.get("v") not in (None, protocol.PROTOCOL_VERSION):
+            msg_id = message.get("id")
+            self._dispatch(message)
+        except protocol.MessageError as exc:
+            self.send(protocol.error(None, exc.code, str(exc)))
+        except Exception as exc:  # a bug of ours: said, logged, and the next line still read
+            log.exception("client %s: a request could not be handled", self.id)
             self.send(
-                protocol.error(
-                    msg_id,
-                    protocol.INVALID_REQUEST,
-                    f"protocol {message.get('v')} not spoken here "
-                    f"(this service speaks {protocol.PROTOCOL_VERSION})",
-                )
+                protocol.error(msg_id, protocol.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            )
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        msg_id = message.get("id")
+        if isinstance(msg_id, bool) or not isinstance(msg_id, int | str | None):
+            raise protocol.MessageError(
+                protocol.INVALID_REQUEST, "the id must be a string, an integer or null"
+            )
+        refusal = _envelope_problem(message)
+        if refusal is not None:
+            self.send(protocol.error(msg_id, protocol.INVALID_REQUEST, refusal))
+            return
+        name = message["method"]
+        method = METHODS.get(name)
+        if method is None:
+            self.send(
+                protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"no method {name[:100]!r}")
             )
             return
-        handler: Callable[[dict[str, Any]], Any] | None = getattr(self, f"_m_{method}", None)
-        if not isinstance(method, str) or handler is None or not isinstance(params, dict):
-            self.send(protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"no method {method!r}"))
-            return
-        if method in THREADED_METHODS:
-            threading.Thread(
-                target=self._reply, args=(msg_id, handler, params), daemon=True
-            ).start()
-        else:
-            self._reply(msg_id, handler, params)
-
-    def _reply(
-        self, msg_id: Any, handler: Callable[[dict[str, Any]], Any], params: dict[str, Any]
-    ) -> None:
         try:
-            self.send(protocol.result(msg_id, handler(params)))
+            params = method.check(message.get("params"))
+        except InvalidValueError as exc:
+            self.send(protocol.error(msg_id, protocol.INVALID_PARAMS, exc.message, exc.to_dict()))
+            return
+        handler = _HANDLERS[method.name]
+        if not method.blocking:
+            self._reply(msg_id, handler, params)
+            return
+        with self._in_flight_lock:
+            busy = self._in_flight >= protocol.MAX_IN_FLIGHT
+            if not busy:
+                self._in_flight += 1
+        if busy:
+            refused = ConflictError(
+                f"this connection already has {protocol.MAX_IN_FLIGHT} blocking requests "
+                f"running; {method.name} was not started",
+                hint="wait for one to finish, or use another connection",
+            )
+            self.send(
+                protocol.error(msg_id, protocol.SERVER_BUSY, refused.message, refused.to_dict())
+            )
+            return
+        threading.Thread(
+            target=self._reply_in_flight,
+            args=(msg_id, handler, params),
+            name=f"client-{self.id}-{method.name}",
+            daemon=True,
+        ).start()
+
+    def _reply_in_flight(self, msg_id: Any, handler: Handler, params: dict[str, Any]) -> None:
+        try:
+            self._reply(msg_id, handler, params)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _reply(self, msg_id: Any, handler: Handler, params: dict[str, Any]) -> None:
+        try:
+            self.send(protocol.result(msg_id, handler(self, params)))
         except WorkbenchError as exc:
             self.send(protocol.workbench_error(msg_id, exc))
         except Exception as exc:
@@ -265,13 +351,16 @@ class Connection:
                 protocol.error(msg_id, protocol.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
             )
 
-    # -- methods (``_m_<name>``) ----------------------------------------------------------
+    # -- methods: one handler per declaration in ``methods.py``; params arrive checked ----
 
+    @_handles("hello")
     def _m_hello(self, params: dict[str, Any]) -> dict[str, Any]:
+        paths = self.server.paths
+        self._check_configuration(params)
         # A client id: this connection holds leases for that client, and finds those it held
         # before a service restart (``leases``).
         held: list[Lease] = []
-        if params.get("client_id") is not None:
+        if params["client_id"] is not None:
             _holder_id, held = self.manager.attach_client(self.id, params["client_id"])
         return {
             "protocol": protocol.PROTOCOL_VERSION,
@@ -279,31 +368,51 @@ class Connection:
             "pid": os.getpid(),
             "started_at": self.server.started_at,
             "connection": self.manager.holder_id(self.id),
+            "config_dir": str(paths.config_dir),
+            "state_dir": str(paths.state_dir),
             "leases": [lease.to_dict() for lease in held],
         }
 
+    def _check_configuration(self, params: dict[str, Any]) -> None:
+        """Refuse a client whose folders are not the ones this service serves."""
+        paths = self.server.paths
+        differences = [
+            f"{label} {ours} (the client's: {theirs})"
+            for label, ours, theirs in (
+                ("configuration", paths.config_dir, params["config_dir"]),
+                ("state folder", paths.state_dir, params["state_dir"]),
+            )
+            if theirs is not None and not _same_folder(str(ours), theirs)
+        ]
+        if differences:
+            raise OtherConfiguration(
+                f"the Workbench service on this socket (pid {os.getpid()}) serves another "
+                f"configuration: {'; '.join(differences)}",
+                hint="give each configuration its own NVWB_RUNTIME_DIR, or close what uses the "
+                "other one (its service exits when idle) and retry",
+            )
+
     def _holder(self, params: dict[str, Any]) -> Holder:
-        pid = params.get("holder_pid")
+        pid = params["holder_pid"]
         if pid is None:
             return Holder.for_connection(self.manager.holder_id(self.id))
-        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-            raise InvalidValueError("holder_pid", f"{pid!r} is not a process id")
         return Holder.for_pid(pid)
 
+    @_handles("acquire")
     def _m_acquire(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = _string(params, "context")
-        lease = self.manager.acquire(name, self._holder(params), str(params.get("purpose", "")))
+        lease = self.manager.acquire(params["context"], self._holder(params), params["purpose"])
         return lease.to_dict()
 
+    @_handles("release")
     def _m_release(self, params: dict[str, Any]) -> dict[str, Any]:
-        lease_id = params.get("lease_id")
+        lease_id = params["lease_id"]
         if lease_id is not None:
-            lease = self.manager.release(str(lease_id))
+            lease = self.manager.release(lease_id)
             return {"released": [lease.to_dict()] if lease else []}
-        pid = params.get("holder_pid")
-        context = params.get("context")
-        purpose = params.get("purpose")
-        keep = params.get("keep")
+        pid = params["holder_pid"]
+        context = params["context"]
+        purpose = params["purpose"]
+        keep = params["keep"]
         if pid is None and context is None:
             raise InvalidValueError("release", "needs lease_id, holder_pid or context")
 
@@ -320,9 +429,9 @@ class Connection:
 
         return {"released": [le.to_dict() for le in self.manager.release_where(match)]}
 
+    @_handles("status")
     def _m_status(self, params: dict[str, Any]) -> dict[str, Any]:
-        names = params.get("contexts")
-        contexts = self.manager.status(names, refresh=bool(params.get("refresh")))
+        contexts = self.manager.status(params["contexts"], refresh=params["refresh"])
         return {
             "contexts": contexts,
             "service": {
@@ -333,28 +442,28 @@ class Connection:
             },
         }
 
+    @_handles("start")
     def _m_start(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = _string(params, "context")
+        name = params["context"]
         self.manager.start(name)
         return self.manager.machine(name).snapshot()
 
+    @_handles("stop")
     def _m_stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = _string(params, "context")
-        dropped = self.manager.stop(name, force=bool(params.get("force")))
+        name = params["context"]
+        dropped = self.manager.stop(name, force=params["force"])
         return {
             **self.manager.machine(name).snapshot(),
             "ended_leases": [le.to_dict() for le in dropped],
         }
 
+    @_handles("wait")
     def _m_wait(self, params: dict[str, Any]) -> dict[str, Any]:
         """Block until the context is in one of ``states`` (or ``timeout`` passes)."""
-        machine = self.manager.machine(_string(params, "context"))
-        states = params.get("states") or ["running"]
-        timeout = float(params.get("timeout") or 0) or None
-        machine.wait_until(
-            lambda: machine.state in states and machine.settled(),
-            timeout if timeout is not None else 1e9,
-        )
+        machine = self.manager.machine(params["context"])
+        states = params["states"] or ["running"]
+        timeout = params["timeout"] or MAX_SECONDS
+        machine.wait_until(lambda: machine.state in states and machine.settled(), timeout)
         return machine.snapshot()
 
     # -- projects (``projects.py``) -------------------------------------------------------
@@ -364,36 +473,39 @@ class Connection:
         assert self.server.projects is not None
         return self.server.projects
 
+    @_handles("open_project")
     def _m_open_project(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.projects.open(
-            _string(params, "project"),
-            _string(params, "context"),
+            params["project"],
+            params["context"],
             self._holder(params),
-            full_build=bool(params.get("full_build")),
+            full_build=params["full_build"],
         )
 
+    @_handles("close_project")
     def _m_close_project(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.projects.close(_string(params, "project"), _string(params, "context"))
+        return self.projects.close(params["project"], params["context"])
 
+    @_handles("start_app")
     def _m_start_app(self, params: dict[str, Any]) -> dict[str, Any]:
-        timeout = params.get("timeout")
         return self.projects.start_app(
-            _string(params, "project"),
-            _string(params, "context"),
-            _string(params, "app"),
+            params["project"],
+            params["context"],
+            params["app"],
             self._holder(params),
-            local_port=int(params.get("local_port") or 0),
-            timeout=float(timeout) if timeout else None,
+            local_port=params["local_port"],
+            timeout=float(params["timeout"]) if params["timeout"] else None,
         )
 
+    @_handles("stop_app")
     def _m_stop_app(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.projects.stop_app(
-            _string(params, "project"), _string(params, "context"), _string(params, "app")
-        )
+        return self.projects.stop_app(params["project"], params["context"], params["app"])
 
+    @_handles("project_status")
     def _m_project_status(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self.projects.status(_string(params, "project"), _string(params, "context"))
+        return self.projects.status(params["project"], params["context"])
 
+    @_handles("subscribe")
     def _m_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         if self._subscription is None:
             self._subscription = self.manager.subscribe(
@@ -401,8 +513,9 @@ class Connection:
             )
         return {"subscribed": True}
 
+    @_handles("shutdown")
     def _m_shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
-        if not self.manager.idle() and not params.get("force"):
+        if not self.manager.idle() and not params["force"]:
             held = len(self.manager.leases())
             raise ConflictError(
                 f"the service holds {held} lease(s) or has a start, stop or grace period pending",
@@ -412,8 +525,25 @@ class Connection:
         return {"stopping": True}
 
 
-def _string(params: dict[str, Any], key: str) -> str:
-    value = params.get(key)
-    if not isinstance(value, str) or not value:
-        raise InvalidValueError(key, "is required")
-    return value
+_unhandled = sorted(set(METHODS) - set(_HANDLERS))
+if _unhandled:
+    raise LookupError(f"declared methods without a handler in server.py: {', '.join(_unhandled)}")
+
+
+def _envelope_problem(message: dict[str, Any]) -> str | None:
+    """Why ``message`` is not a request this service can take, or None."""
+    if "jsonrpc" in message and message["jsonrpc"] != "2.0":
+        return 'jsonrpc must be "2.0"'
+    version = message.get("v")
+    if version not in (None, protocol.PROTOCOL_VERSION):
+        return (
+            f"protocol {str(version)[:20]} not spoken here "
+            f"(this service speaks {protocol.PROTOCOL_VERSION})"
+        )
+    if not isinstance(message.get("method"), str):
+        return "the method must be a string"
+    return None
+
+
+def _same_folder(one: str, other: str) -> bool:
+    return os.path.realpath(one) == os.path.realpath(other)

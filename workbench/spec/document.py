@@ -8,11 +8,13 @@ again. An edit that would leave an invalid spec raises and leaves the document a
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from workbench import values
 from workbench.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -20,12 +22,14 @@ from workbench.errors import (
     NotFoundError,
     SpecError,
 )
-from workbench.names import check_env_name
+from workbench.names import check_app_name, check_env_name, mount_target_problem
 from workbench.paths import atomic_write_text
+from workbench.project_files import read_project_bytes
 from workbench.spec.models import MOUNT_TYPES, AppSpec, ProjectSpec
 from workbench.spec.nodes import PathItem, compose, dotted, find, to_data
 from workbench.spec.patch import Patcher
 from workbench.spec.validate import SpecWarning, validate
+from workbench.yaml_limits import MAX_SPEC_BYTES, check_size
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +66,11 @@ class SpecDocument:
 
     @classmethod
     def load(cls, path: Path | str) -> SpecDocument:
+        """Load a spec file. One inside a project (``<project>/.project/spec.yaml``) is read only
+        as a regular file of that project, never through a symbolic link (``project_files``);
+        any spec is refused above ``yaml_limits.MAX_SPEC_BYTES``."""
         path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise SpecError("no spec file here", file=str(path)) from exc
-        except OSError as exc:
-            raise SpecError(f"cannot read the spec: {exc.strerror}", file=str(path)) from exc
+        raw = _read_spec(path)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -164,20 +166,19 @@ class SpecDocument:
     # -- the edits the CLI and the app make ------------------------------------------------
 
     def set_shared_memory_mb(self, n: int) -> None:
-        self.set_value(_SHM, _count("execution.resources.sharedMemoryMB", n))
+        self.set_value(_SHM, values.SHARED_MEMORY_MB.check("execution.resources.sharedMemoryMB", n))
 
     def set_gpus(self, n: int) -> None:
-        self.set_value(_GPUS, _count("execution.resources.gpu.requested", n))
+        self.set_value(_GPUS, values.GPUS.check("execution.resources.gpu.requested", n))
 
     def add_mount(
         self, type: str, target: str, *, description: str = "", options: str = ""
     ) -> None:
         if type not in MOUNT_TYPES:
             raise InvalidValueError("type", f"{type!r} is not one of {', '.join(MOUNT_TYPES)}")
-        if not target.startswith("/"):
-            raise InvalidValueError(
-                "target", f"{target!r} must be an absolute path in the container"
-            )
+        problem = mount_target_problem(target)
+        if problem:
+            raise InvalidValueError("target", f"{target!r} {problem}")
         if self._mount_index(target) is not None:
             raise AlreadyExistsError("mount", target)
         if type == "project" and any(m.type == "project" for m in self.spec.execution.mounts):
@@ -200,11 +201,13 @@ class SpecDocument:
         return None
 
     def add_app(self, app: Mapping[str, object]) -> None:
+        check_app_name("name", str(app.get("name", "")))
         try:
             parsed = AppSpec.model_validate(dict(app))
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise InvalidValueError(dotted(err["loc"]) or "app", err["msg"]) from exc
+            reason = (err.get("ctx") or {}).get("reason") or err["msg"]
+            raise InvalidValueError(dotted(err["loc"]) or "app", str(reason)) from exc
         if any(a.name == parsed.name for a in self.spec.execution.apps):
             raise AlreadyExistsError("app", parsed.name)
         ordered = {k: app[k] for k in _APP_KEY_ORDER if k in app}
@@ -241,7 +244,17 @@ class SpecDocument:
         return effective + list(own.values())
 
 
-def _count(field: str, n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise InvalidValueError(field, f"{n!r} is not a whole number of 0 or more")
-    return n
+def _read_spec(path: Path) -> bytes:
+    if path.name == "spec.yaml" and path.parent.name == ".project":
+        raw = read_project_bytes(path.parent.parent, SPEC_RELATIVE_PATH, max_bytes=MAX_SPEC_BYTES)
+        if raw is None:
+            raise SpecError("no spec file here", file=str(path))
+        return raw
+    try:
+        with open(path, "rb") as fh:
+            check_size(os.fstat(fh.fileno()).st_size, str(path))
+            return fh.read(MAX_SPEC_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise SpecError("no spec file here", file=str(path)) from exc
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec: {exc.strerror}", file=str(path)) from exc

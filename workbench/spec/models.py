@@ -7,13 +7,23 @@ does not know (``extra="allow"``) so nothing a newer AI Workbench writes is drop
 Numbers and booleans are strict: Go's YAML decoder, which AI Workbench uses, refuses
 ``sharedMemoryMB: "lots"`` or ``autolaunch: "yes"``, and so do we. Strings are lenient the same way
 Go's decoder is: an unquoted ``cuda_version: 12.2`` is still the string ``"12.2"``.
+
+A spec may come from a stranger, so the values that become names, paths or numbers elsewhere are
+held to Workbench's rules here, where ``validate`` reports them with their line: ``meta.name``
+(a folder, an image and a container name), app names (files and shell commands), mount targets
+(places in the container), ports and the ranges of ``workbench.values``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from workbench import values
+from workbench.names import app_name_problem, mount_target_problem, name_problem
 
 SPEC_VERSION = "v2"
 MOUNT_TYPES = ("project", "volume", "host", "tmp")
@@ -35,6 +45,54 @@ YamlStr = Annotated[str, BeforeValidator(_scalar_to_str)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
+def _ranged(kind: values.IntRange) -> object:
+    return Field(ge=kind.low, le=kind.high)
+
+
+def _rule(problem: Callable[[str], str | None], expected: str) -> AfterValidator:
+    """A check from ``workbench.names`` as a validator; ``validate`` shows ``expected``."""
+
+    def check(value: str) -> str:
+        reason = problem(value)
+        if reason:
+            raise PydanticCustomError(
+                "workbench_rule", "{reason}", {"reason": reason, "expected": expected}
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _project_name_problem(value: str) -> str | None:
+    return name_problem(value) if value else None  # empty: the folder's name is used
+
+
+def _port_problem(value: str) -> str | None:
+    text = value.strip()
+    return values.PORT.text_problem(text) if text else None
+
+
+ProjectName = Annotated[
+    str,
+    BeforeValidator(_scalar_to_str),
+    _rule(_project_name_problem, "a name of letters, digits, '.', '_' and '-'"),
+]
+AppName = Annotated[
+    str,
+    BeforeValidator(_scalar_to_str),
+    _rule(app_name_problem, "a name of letters, digits, spaces and '.', '_', '-', ':'"),
+]
+MountTarget = Annotated[
+    str,
+    BeforeValidator(_scalar_to_str),
+    _rule(mount_target_problem, "an absolute path outside the container's system folders"),
+]
+Port = Annotated[str, BeforeValidator(_scalar_to_str), _rule(_port_problem, values.PORT.expected)]
+GpuCount = Annotated[int, _ranged(values.GPUS)]
+SharedMemoryMB = Annotated[int, _ranged(values.SHARED_MEMORY_MB)]
+AppTimeout = Annotated[int, _ranged(values.APP_TIMEOUT_SECONDS)]
+
+
 class SpecModel(BaseModel):
     """Base of every spec section: strict types, unknown keys kept, field names as in YAML."""
 
@@ -50,7 +108,7 @@ class SpecModel(BaseModel):
 
 
 class Meta(SpecModel):
-    name: YamlStr
+    name: ProjectName
     image: YamlStr = ""
     description: YamlStr = ""
     labels: list[YamlStr] = []
@@ -71,7 +129,7 @@ class Proxy(SpecModel):
 class WebappOptions(SpecModel):
     autolaunch: bool = False
     # A string in real specs ("8888"); a bare number is accepted and read as its text.
-    port: YamlStr = ""
+    port: Port = ""
     proxy: Proxy = Field(default_factory=Proxy)
     url: YamlStr = ""
     url_command: YamlStr = ""
@@ -84,7 +142,7 @@ class ProcessOptions(SpecModel):
 class AppSpec(SpecModel):
     """One app (``environment.base.apps`` or ``execution.apps``): a process in the container."""
 
-    name: YamlStr
+    name: AppName
     type: YamlStr = "custom"
     class_: Literal["webapp", "process", "native"] = Field("process", alias="class")
     start_command: YamlStr = ""
@@ -92,7 +150,7 @@ class AppSpec(SpecModel):
     stop_command: YamlStr = ""
     user_msg: YamlStr = ""
     logfile_path: YamlStr = ""
-    timeout_seconds: NonNegativeInt = 0
+    timeout_seconds: AppTimeout = 0
     icon_url: YamlStr = ""
     webapp_options: WebappOptions | None = None
     process_options: ProcessOptions | None = None
@@ -148,12 +206,12 @@ class Environment(SpecModel):
 
 
 class Gpu(SpecModel):
-    requested: NonNegativeInt = 0
+    requested: GpuCount = 0
 
 
 class Resources(SpecModel):
     gpu: Gpu = Field(default_factory=Gpu)
-    sharedMemoryMB: NonNegativeInt = 0
+    sharedMemoryMB: SharedMemoryMB = 0
 
 
 class Secret(SpecModel):
@@ -163,7 +221,7 @@ class Secret(SpecModel):
 
 class Mount(SpecModel):
     type: Literal["project", "volume", "host", "tmp"]
-    target: YamlStr
+    target: MountTarget
     description: YamlStr = ""
     options: YamlStr = ""
 

@@ -14,6 +14,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from workbench.errors import SpecError
+from workbench.yaml_limits import check_yaml
 
 PathItem = str | int
 KeyPath = tuple[PathItem, ...]
@@ -25,7 +26,11 @@ _scalars = YAML(typ="safe", pure=True).constructor
 
 
 def compose(text: str, filename: str) -> MappingNode:
-    """Parse ``text`` (LF line endings) into its node tree; the root must be a mapping."""
+    """Parse ``text`` (LF line endings) into its node tree; the root must be a mapping.
+
+    The text is first held to ``yaml_limits`` (size, depth, nodes with aliases expanded).
+    """
+    check_yaml(text, filename)
     try:
         root = YAML(typ="rt", pure=True).compose(text)
     except MarkedYAMLError as exc:

@@ -91,6 +91,10 @@ def _describe(err: ErrorDetails) -> tuple[str, str | None]:
         return f"got {got}", f"one of {ctx.get('expected')}"
     if kind == "greater_than_equal":
         return f"got {got}", f"a number of at least {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"got {got}", f"a number of at most {ctx.get('le')}"
+    if kind == "workbench_rule":
+        return f"got {got}: {ctx.get('reason')}", str(ctx.get("expected"))
     if kind in _EXPECTED:
         return f"got {got}", _EXPECTED[kind]
     return f"got {got}: {err['msg']}", None

@@ -32,6 +32,8 @@ _USER_TIMEOUT_MS = 45_000
 class HostUnreachable(ContextError):
     """The host could not be reached or did not speak SSH: worth retrying later."""
 
+    code = "host_unreachable"
+
 
 @dataclass
 class Dialed:

@@ -40,6 +40,8 @@ _PEM_HEADERS: dict[str, type[paramiko.PKey]] = {
 class PassphraseRejected(ContextError):
     """The passphrase given for a key file does not decrypt it (a remembered one may be stale)."""
 
+    code = "passphrase_rejected"
+
     def __init__(self, key_path: Path, *, context: str | None = None) -> None:
         super().__init__(
             f"wrong passphrase for key {key_path}",

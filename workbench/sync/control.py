@@ -18,7 +18,7 @@ from typing import Any
 
 from workbench import osproc
 from workbench.errors import NotFoundError
-from workbench.paths import atomic_write_text
+from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
 from workbench.sync.session import apply_request
 from workbench.sync.state import StateStore
 
@@ -81,9 +81,10 @@ class SessionHandle:
         Returns ``"sent"`` or ``"applied"``."""
         if self.running():
             folder = self.folder / "requests"
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)
             name = f"{time.time_ns():020d}-{secrets.token_hex(4)}.json"
-            atomic_write_text(folder / name, json.dumps({"kind": kind, **fields}))
+            text = json.dumps({"kind": kind, **fields})
+            atomic_write_text(folder / name, text, mode=PRIVATE_FILE)
             return "sent"
         store = StateStore(self.folder)
         state = store.load()

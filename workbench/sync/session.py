@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from workbench import osproc
 from workbench.errors import ContextError, InvalidValueError, NotFoundError
-from workbench.paths import atomic_write_text
+from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
 from workbench.ssh import SshConnection
 from workbench.sync.engine import CycleReport, SyncEngine, local_root_case_insensitive
 from workbench.sync.local import LocalTree
@@ -137,7 +137,7 @@ class SyncSession:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         self._take_lock()
         atomic_write_text(
             self.folder / "session.json",
@@ -149,6 +149,7 @@ class SyncSession:
                     "remote_root": self.remote_root,
                 }
             ),
+            mode=PRIVATE_FILE,
         )
         self._stopping = False
         self._set_state("starting")
@@ -601,7 +602,9 @@ class SyncSession:
             if self.folder.is_dir():
                 text = json.dumps(self.status(), default=str)
                 # Rewritten on every state change: a flush to disk each time would slow edits.
-                atomic_write_text(self.folder / "status.json", text, durable=False)
+                atomic_write_text(
+                    self.folder / "status.json", text, mode=PRIVATE_FILE, durable=False
+                )
         finally:
             self._lock.release()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.paths import atomic_write_text
+from workbench.paths import atomic_write_text, private_dir
 from workbench.sync.manifest import Entry, Kind
 
 STATE_VERSION = 1
@@ -159,7 +159,7 @@ class StateStore:
             "conflicts": [c.to_json() for c in state.conflicts.values()],
             "base": {p: a.to_json() for p, a in sorted(state.base.items())},
         }
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         # Saved after every cycle that agreed on something, so not flushed to disk each time
         # (25 ms or more here, on the path of every edit): an agreed state found a little old
         # after a crash is safe, since a path changed on both sides since is compared by

@@ -1,27 +1,23 @@
-"""Helpers for the spec tests: where the real specs are, and what a diff changed."""
+"""Helpers for the spec tests: which specs they run over, and what a diff changed.
+
+The specs are the project's own (always there) and the shared public corpus when it is beside
+the checkout (``tests/support/corpus.py``)."""
 
 from __future__ import annotations
 
 import difflib
 import functools
 import io
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from tests.support.corpus import OWN_SPECS, SHARED_SPECS, missing_corpus, spec_params
 
-
-def fixtures_dir() -> Path:
-    override = os.environ.get("WORKBENCH_FIXTURES")
-    base = Path(override) if override else REPO_ROOT.parent / "shared" / "fixtures"
-    return base / "workbench-specs"
-
-
-FIXTURES = sorted(fixtures_dir().glob("*.yaml"))
+# Every spec the spec tests run over: the project's own first, then the shared corpus if there.
+FIXTURES = OWN_SPECS + SHARED_SPECS
 
 
 def fixture_text(path: Path) -> str:
@@ -47,9 +43,12 @@ def unchanged_lines_kept(before: str, after: str) -> bool:
     return all(tag == "insert" for tag, *_ in matcher.get_opcodes() if tag != "equal")
 
 
-@pytest.fixture(params=FIXTURES, ids=[p.stem for p in FIXTURES])
+@pytest.fixture(params=spec_params())
 def fixture_path(request: pytest.FixtureRequest) -> Path:
-    path: Path = request.param
+    path: Path | None = request.param
+    if path is None:
+        missing_corpus()
+    assert path is not None
     return path
 
 

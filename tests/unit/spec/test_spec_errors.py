@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.spec.conftest import FIXTURES, fixture_text
+from tests.support.corpus import own_spec
+from tests.unit.spec.conftest import fixture_text
 from workbench.errors import ConflictError, SpecError
 from workbench.spec import SpecDocument, SpecWarning
 
-NIM = next(p for p in FIXTURES if p.stem == "NVIDIA__nim-anywhere")
+# The project's own spec shaped like NVIDIA's nim-anywhere: seven apps, secrets, host mounts.
+NIM = own_spec("services")
 
 
 def _line_of(text: str, needle: str) -> int:

@@ -1,16 +1,23 @@
-"""Every real spec loads, validates, and comes back byte for byte; in every variant too."""
+"""Every spec (ours and the public corpus) loads, validates, and comes back byte for byte; in every
+variant too."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from tests.unit.spec.conftest import FIXTURES, fixtures_dir
+from tests.support.corpus import OWN_SPECS, SHARED_SPECS, missing_corpus, shared_specs_dir
 from workbench.spec import SPEC_RELATIVE_PATH, ProjectSpec, SpecDocument
 
 
-def test_fixtures_are_there() -> None:
-    assert len(FIXTURES) >= 10, f"no spec fixtures found in {fixtures_dir()}"
+def test_own_specs_are_there() -> None:
+    assert len(OWN_SPECS) >= 3, "tests/fixtures/specs holds the project's own test specs"
+
+
+def test_shared_corpus_is_there() -> None:
+    if not SHARED_SPECS:
+        missing_corpus()
+    assert len(SHARED_SPECS) >= 10, f"the public corpus at {shared_specs_dir()} is incomplete"
 
 
 def test_fixture_loads_validates_and_round_trips(fixture_path: Path, tmp_path: Path) -> None:
@@ -44,6 +51,16 @@ def test_saving_unchanged_spec_writes_nothing(fixture_spec: str, tmp_path: Path)
 
 def test_models_read_the_real_values(fixture_path: Path) -> None:
     spec = SpecDocument.load(fixture_path).spec
+    if fixture_path.stem == "services":
+        assert spec.meta.name == "services-demo"
+        assert spec.execution.secrets[0].variable == "NGC_API_KEY"
+        api = next(a for a in spec.execution.apps if a.name == "API Server")
+        assert api.webapp_options is not None and api.webapp_options.autolaunch is False
+        assert "--reload-include '*.yaml'" in api.start_command
+    if fixture_path.stem == "gpu-finetune":
+        assert spec.execution.resources.gpu.requested == 1
+        assert spec.execution.resources.sharedMemoryMB == 4096
+        assert spec.meta.description == "Fine-tune a small model: LoRA, one GPU"
     if fixture_path.stem == "NVIDIA__nim-anywhere":
         assert spec.execution.resources.sharedMemoryMB == 1024
         assert spec.execution.secrets[0].variable == "NGC_API_KEY"

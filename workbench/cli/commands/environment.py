@@ -1,13 +1,17 @@
 """``nvwb`` packages and environment variables: ``apt.txt``, ``requirements.txt``,
-``variables.env``, and secrets (named in the spec, valued only in the OS keyring)."""
+``variables.env``, and secrets (named in the spec, valued only in the OS keyring, under the
+project's identity; a secret's value is read from stdin or a no-echo prompt, never from argv)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
 from workbench.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from workbench.projects import Project
 
 
 def list_packages(inv: Invocation) -> Result:
@@ -50,9 +54,15 @@ def _store(inv: Invocation) -> Any:
     return SecretStore(env=inv.env)
 
 
+def _project_id(inv: Invocation, project: Project) -> str:
+    from workbench.identity import identify
+
+    return identify(inv.paths, project).id
+
+
 def list_variables(inv: Invocation) -> Result:
     from workbench.build_inputs import list_variables as listing
-    from workbench.secrets import mask, project_secret_key
+    from workbench.secrets import mask, name_secret_key, project_secret_key
     from workbench.spec import SpecDocument
 
     project = inv.project()
@@ -67,10 +77,14 @@ def list_variables(inv: Invocation) -> Result:
         for v in listing(project.path)
     ]
     secrets = SpecDocument.load(project.spec_path).spec.execution.secrets
+    claimable = []
     if secrets:
         store = _store(inv)
+        project_id = _project_id(inv, project)
         for secret in secrets:
-            value = store.get(project_secret_key(project.name, secret.variable))
+            value = store.get(project_secret_key(project_id, secret.variable))
+            if value is None and store.has(name_secret_key(project.name, secret.variable)):
+                claimable.append(secret.variable)
             rows.append(
                 {
                     "name": secret.variable,
@@ -89,6 +103,17 @@ def list_variables(inv: Invocation) -> Result:
             ("SET", "is_set"),
             ("DESCRIPTION", "description"),
         ],
+        message=_claim_note(project.name, claimable),
+    )
+
+
+def _claim_note(name: str, variables: list[str]) -> str | None:
+    if not variables:
+        return None
+    return (
+        f"Not set for this project, but stored by an earlier version under the name '{name}': "
+        f"{', '.join(variables)}. If they are this project's, 'nvwb update project "
+        "--claim-name-secrets' moves them here (any project named so could have stored them)."
     )
 
 
@@ -100,6 +125,15 @@ def _value(inv: Invocation) -> str:
         if inv.args.is_sensitive and inv.stdin.isatty():
             return inv.read_secret(f"Value for {inv.args.name}: ")
         raise UsageError("no value given", hint="pass VALUE, or - to read it from stdin")
+    if inv.args.is_sensitive:
+        # Checked before anything is read or written; the value itself is never repeated.
+        raise UsageError(
+            f"the value of secret {inv.args.name} was given on the command line, where other "
+            "users see it in 'ps' and your shell keeps it in its history; nothing was stored",
+            hint=f"leave VALUE out to be asked for it (typing is not shown), or pass - and give "
+            f"it on stdin: 'nvwb create environment-variable {inv.args.name} - --is-sensitive "
+            "< file'",
+        )
     return str(value)
 
 
@@ -123,7 +157,7 @@ def create_variable(inv: Invocation) -> Result:
     doc = SpecDocument.load(project.spec_path)
     known = {s.variable for s in doc.spec.execution.secrets}
     # Keyring first: if it refuses, the spec is left as it was.
-    _store(inv).set(project_secret_key(project.name, name), value)
+    _store(inv).set(project_secret_key(_project_id(inv, project), name), value)
     if name not in known:
         doc.add_secret(name, inv.args.description)
         doc.save()
@@ -152,9 +186,10 @@ def delete_variable(inv: Invocation) -> Result:
         raise NotFoundError(
             "environment variable", name, hint="not in variables.env nor among the spec's secrets"
         )
+    project_id = _project_id(inv, project)
     doc.remove_secret(name)
     doc.save()
-    _store(inv).delete(project_secret_key(project.name, name))
+    _store(inv).delete(project_secret_key(project_id, name))
     return Result(
         data={"name": name, "deleted": True, "is_sensitive": True},
         message=f"Removed secret {name} from the spec and the keyring.",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def list_projects(inv: Invocation) -> Result:
     from workbench.projects import list_projects as listing
 
-    rows = [_row(p) for p in listing(inv.paths)]
+    rows = [_row(p, inv) for p in listing(inv.paths)]
     return Result(
         data=rows,
         columns=[
@@ -50,7 +50,7 @@ def create_project(inv: Invocation) -> Result:
         inv.paths, inv.args.name, base_id=inv.args.base, description=inv.args.description
     )
     return Result(
-        data=_row(project),
+        data=_row(project, inv),
         fields=_FIELDS,
         message=f"Created project '{project.name}' in {project.path}.",
     )
@@ -65,7 +65,7 @@ def clone_project(inv: Invocation) -> Result:
         source = str((inv.cwd / source).resolve())
     project = clone(inv.paths, source, dest)
     return Result(
-        data=_row(project),
+        data=_row(project, inv),
         fields=_FIELDS,
         message=f"Cloned project '{project.name}' into {project.path}.",
     )
@@ -73,10 +73,11 @@ def clone_project(inv: Invocation) -> Result:
 
 def delete_project(inv: Invocation) -> Result:
     from workbench.projects import delete_project as delete
+    from workbench.secrets import SecretStore
 
     project = inv.find_project(inv.args.name)
-    inv.confirm(f"Delete project '{project.name}' and every file in {project.path}?")
-    delete(inv.paths, project.path)
+    inv.confirm(f"Delete project '{project.name}', every file in {project.path} and its secrets?")
+    delete(inv.paths, project.path, secrets=SecretStore(env=inv.env))
     return Result(
         data={"name": project.name, "path": str(project.path), "deleted": True},
         message=f"Deleted project '{project.name}'.",
@@ -110,7 +111,10 @@ _FIELDS = [
 ]
 
 
-def _row(project: Project) -> dict[str, Any]:
+def _row(project: Project, inv: Invocation) -> dict[str, Any]:
+    from workbench.identity import peek
+
     row = project.to_dict()
+    row["id"] = peek(inv.paths, project.path)  # None until first used here
     row["base_name"] = project.base_name
     return row

@@ -16,7 +16,7 @@ from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
 from workbench.errors import ContextError, InvalidValueError
 from workbench.osproc import parent_shell_pid
-from workbench.paths import atomic_write_text
+from workbench.paths import PRIVATE_FILE, atomic_write_text
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
 
@@ -105,7 +105,7 @@ def activate(inv: Invocation) -> Result:
                 context=name,
                 hint="'nvwb status' shows its state; the lease was released",
             )
-    atomic_write_text(inv.paths.current_context_file, name + "\n")
+    atomic_write_text(inv.paths.current_context_file, name + "\n", mode=PRIVATE_FILE)
     row = _row(snap)
     return Result(
         data=row,
