@@ -25,7 +25,7 @@ import pytest
 from tests.support.cli import nvwb
 from tests.support.fake_brev import FakeBrev
 from tests.support.service_env import FAST, add_brev_context, service_env, wait_for
-from tests.support.sshd import sshd_available
+from tests.support.sshd import SshServer, sshd_available
 from tests.support.workbench_service import holder
 from workbench.paths import Paths
 from workbench.service.client import ServiceClient, ServiceGone
@@ -262,3 +262,53 @@ def test_a_project_whose_holder_died_while_no_service_ran_is_closed_on_restart(
     with ServiceClient.connect(paths, env) as client:
         wait_for(lambda: _container(docker_client) == "absent", 60, "the project to be closed")
         wait_for(lambda: not _snapshot(client, "local")["leases"], 10, "the lease to go")
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_after_a_restart_old_forwards_end_sync_resumes_and_start_forwards_again(
+    env, sshd: SshServer, tmp_path: Path, docker_client: Any, test_base_image: str
+):
+    from tests.integration.test_container_support import (
+        APP,
+        HELLO,
+        fetch,
+        make_project,
+        project_key,
+        register,
+        remove_container,
+        ssh_context,
+        unreachable,
+    )
+
+    paths = Paths.from_env(env)
+    register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
+    root = make_project(paths, "wbt-restart-ssh")
+    remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
+    try:
+        with holder() as shell:
+            shell_env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
+            assert nvwb(shell_env, "open", cwd=root).code == 0
+            started = nvwb(shell_env, "start", APP, "--no-browser", cwd=root)
+            assert started.code == 0, started.err
+            old_url = started.out.split(" at ", 1)[1].split()[0]
+            assert fetch(old_url + "code/hello.txt") == HELLO
+            _kill_service(paths, env)
+            (root / "code" / "while-down.txt").write_text("written while no service ran\n")
+            with ServiceClient.connect(paths, env):  # a new service
+                # The dead service's forwards are ended (its OpenSSH master outlived it)...
+                wait_for(lambda: unreachable(old_url), 20, "the old forward to end")
+                # ...and the project it held syncs again, what changed meanwhile included.
+                wait_for(
+                    (remote_copy / "code" / "while-down.txt").exists, 60, "sync to resume"
+                )
+            again = nvwb(shell_env, "start", APP, "--no-browser", cwd=root)
+            assert again.code == 0, again.err
+            new_url = again.out.split(" at ", 1)[1].split()[0]
+            assert fetch(new_url + "code/hello.txt") == HELLO
+            closed = nvwb(shell_env, "close", cwd=root)
+            assert closed.code == 0 and "Closed wbt-restart-ssh on box." in closed.out
+            wait_for(lambda: unreachable(new_url), 10, "the new forward to close")
+    finally:
+        remove_container(docker_client, "wbt-restart-ssh")
