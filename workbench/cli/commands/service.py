@@ -230,7 +230,9 @@ def _row(snap: dict[str, Any]) -> dict[str, Any]:
     return {
         **snap,
         "holders": [
-            f"{le['holder_text']}" + (f" ({le['purpose']})" if le["purpose"] else "")
+            f"{le['holder_text']}"
+            + (f" ({le['purpose']})" if le["purpose"] else "")
+            + (" (reconnecting)" if le.get("reconnecting") else "")
             for le in leases
         ],
         "uptime": _duration(snap.get("uptime_seconds")),
