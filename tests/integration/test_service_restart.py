@@ -303,9 +303,7 @@ def test_after_a_restart_old_forwards_end_sync_resumes_and_start_forwards_again(
                 # The dead service's forwards are ended (its OpenSSH master outlived it)...
                 wait_for(lambda: unreachable(old_url), 20, "the old forward to end")
                 # ...and the project it held syncs again, what changed meanwhile included.
-                wait_for(
-                    (remote_copy / "code" / "while-down.txt").exists, 60, "sync to resume"
-                )
+                wait_for((remote_copy / "code" / "while-down.txt").exists, 60, "sync to resume")
             again = nvwb(shell_env, "start", APP, "--no-browser", cwd=root)
             assert again.code == 0, again.err
             new_url = again.out.split(" at ", 1)[1].split()[0]
