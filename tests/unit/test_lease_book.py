@@ -205,3 +205,28 @@ def test_a_client_that_does_not_come_back_loses_its_lease_after_the_window(
         assert cloud.calls() == ["start", "stop"]
     finally:
         second.close()
+
+
+def test_a_holder_is_the_same_across_two_readings_of_its_start_time():
+    one = Holder("pid", pid=4242, start_time=1000.0)
+    assert one.same_as(Holder("pid", pid=4242, start_time=1000.4))
+    assert not one.same_as(Holder("pid", pid=4242, start_time=1002.0))  # another process
+    assert not one.same_as(Holder("pid", pid=4243, start_time=1000.0))
+    assert Holder.for_connection("a" * 16).same_as(Holder.for_connection("a" * 16))
+    assert not Holder.for_connection("a" * 16).same_as(one)
+
+
+def test_leases_not_yet_taken_back_stay_in_the_book(
+    paths: Paths, wb_env: dict[str, str], cloud: Cloud, shell: subprocess.Popen[bytes]
+):
+    _add(paths, cloud.context("c1", grace=0))
+    _add(paths, cloud.context("c2", grace=0))
+    kept = Lease("c1", Holder.for_pid(shell.pid), "activate")
+    book = LeaseBook(paths.state_dir / BOOK_NAME)
+    book.save([kept])
+    manager = _manager(paths, wb_env)  # restore() not called yet
+    try:
+        manager.acquire("c2", Holder.for_pid(shell.pid), "another")
+        assert kept.id in {lease.id for lease in book.load()}
+    finally:
+        manager.close()

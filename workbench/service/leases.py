@@ -111,6 +111,17 @@ class Holder:
         """A process holder; raises for one that cannot end (``holder_for_pid``)."""
         return holder_for_pid(pid)
 
+    def same_as(self, other: Holder) -> bool:
+        """The same holder: the same client, or the same process (start times within
+        ``osproc.START_TIME_TOLERANCE_S``: two readings of one process may differ slightly)."""
+        if self.kind != other.kind:
+            return False
+        if self.kind == "connection":
+            return self.connection == other.connection
+        return self.pid == other.pid and osproc.same_process_start(
+            self.start_time, other.start_time
+        )
+
     def alive(self) -> bool:
         """For a pid holder, whether the process lives; a connection is judged by the server."""
         if self.kind == "pid":

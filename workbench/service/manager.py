@@ -339,8 +339,11 @@ class Manager:
             with self._lock:
                 if self._frozen:
                     return
+            with self._lock:
+                # The last service's leases stay in the book until ``restore`` takes them.
+                pending = list(self._restored or [])
             try:
-                self.book.save(self.leases())
+                self.book.save([*self.leases(), *pending])
             except OSError as exc:
                 log.error("cannot write the lease book %s: %s", self.book.path, exc)
 

@@ -277,7 +277,7 @@ class ProjectHost:
             record = self._open.get(key)
             held = set(record.leases) if record is not None else set()
         for lease in self.manager.leases():
-            if lease.id in held and lease.holder == holder:
+            if lease.id in held and lease.holder.same_as(holder):
                 return lease, False
         lease = self.manager.acquire(
             key[1],
