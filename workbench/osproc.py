@@ -9,26 +9,18 @@ machines: ``docs/architecture.md`` lists what has not run on macOS or Windows ye
 
 Processes are read through psutil (start times, zombies, owners) on every system: ``/proc`` is
 Linux's, and ``os.kill(pid, 0)`` on Windows does not probe a process, it terminates it. psutil is
-imported on first use: the CLI's start time is counted in milliseconds.
+imported on first use, as are the modules only some calls need: the CLI's start time is counted
+in milliseconds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import getpass
-import hmac
 import logging
 import os
-import secrets
-import shutil
-import signal
-import socket
 import stat
-import struct
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import socket
+
     import psutil
 
 log = logging.getLogger(__name__)
@@ -177,6 +171,8 @@ def current_gid() -> int | None:
 def login_name(env: Mapping[str, str] | None = None) -> str:
     """The user's login name: ``USER``, ``LOGNAME`` or ``USERNAME`` from ``env``, else the
     system's (``getpass.getuser``: the password database on POSIX, the account on Windows)."""
+    import getpass
+
     env = os.environ if env is None else env
     for key in ("USER", "LOGNAME", "USERNAME"):
         if env.get(key):
@@ -234,6 +230,8 @@ def short_temp_dir() -> Path:
     """A folder for sockets whose path must be short (OpenSSH control sockets): ``/tmp`` on
     POSIX (shared but sticky; callers make private folders inside), the user's temp folder on
     Windows."""
+    import tempfile
+
     return Path(tempfile.gettempdir()) if WINDOWS else Path("/tmp")
 
 
@@ -345,6 +343,8 @@ def detached_popen_kwargs() -> dict[str, Any]:
     POSIX: a new session (no terminal's SIGHUP or Ctrl-C reaches it). Windows: a detached
     process in a new process group (closing the console does not end it).
     """
+    import subprocess
+
     if WINDOWS:
         detached = getattr(subprocess, "DETACHED_PROCESS", 0x8)
         new_group = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)
@@ -361,6 +361,8 @@ def shell_argv(command: str) -> list[str]:
     """
     if not WINDOWS:
         return ["/bin/sh", "-c", command]
+    import shutil
+
     found = shutil.which("sh")
     if found is None:
         raise FileNotFoundError(
@@ -372,6 +374,8 @@ def shell_argv(command: str) -> list[str]:
 def on_shutdown_signals(handler: Callable[[int], None]) -> None:
     """Call ``handler(signum)`` when the process is asked to end: SIGTERM and SIGINT, and
     SIGBREAK on Windows (Ctrl-Break, and what a console's close sends a process group)."""
+    import signal
+
     names = ["SIGTERM", "SIGINT"] + (["SIGBREAK"] if WINDOWS else [])
     for name in names:
         signum = getattr(signal, name, None)
@@ -389,6 +393,8 @@ TOKEN_TIMEOUT_S = 2.0
 
 def unix_sockets() -> bool:
     """Whether this Python has Unix domain sockets (not on Windows, whatever Windows offers)."""
+    import socket
+
     return hasattr(socket, "AF_UNIX")
 
 
@@ -436,6 +442,8 @@ class LocalListener:
 
     @staticmethod
     def _bind_unix(path: Path) -> socket.socket:
+        import socket
+
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # born 0600: no window in which another user could connect
         try:
@@ -447,6 +455,9 @@ class LocalListener:
         return listener
 
     def _bind_tcp(self, path: Path) -> socket.socket:
+        import secrets
+        import socket
+
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
@@ -461,6 +472,8 @@ class LocalListener:
 
     def _check(self, conn: socket.socket) -> tuple[bool, str]:
         if self.transport == "tcp":
+            import hmac
+
             conn.settimeout(TOKEN_TIMEOUT_S)
             line = _read_line(conn, _TOKEN_LINE_MAX)
             conn.settimeout(None)
@@ -480,6 +493,8 @@ def connect_local(path: Path) -> socket.socket | None:
     Reads what ``path`` is: a Unix socket, or a TCP endpoint file whose token is sent first.
     Other failures (a permission error) raise ``OSError``.
     """
+    import socket
+
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -527,6 +542,9 @@ def peer_uid(conn: socket.socket) -> int | None:
     Linux: ``SO_PEERCRED``. macOS: ``LOCAL_PEERCRED`` (``struct xucred``). Elsewhere None, and the
     socket file's mode (0600 in a 0700 folder) is the only guard.
     """
+    import socket
+    import struct
+
     option = getattr(socket, "SO_PEERCRED", None)
     if option is not None:
         creds = conn.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
