@@ -369,7 +369,8 @@ def _variables(lines: _Lines) -> list[Variable]:
         if not stripped or stripped.startswith("#"):
             continue
         # Docker's --env-file rules: the value is everything after the first '=', taken
-        # literally (quotes included); a bare NAME passes the host's value through.
+        # literally (quotes included). A bare NAME has no value (None): Docker would pass the
+        # host's value through, Workbench never does (container/session.py).
         name, sep, value = stripped.partition("=")
         name = name.strip()
         if not _ENV_NAME.fullmatch(name):

@@ -256,3 +256,19 @@ def test_a_changed_variable_replaces_the_container(
     with contextlib.suppress(docker.errors.NotFound):
         first.reload()
         pytest.fail("the old container should be gone")
+
+
+def test_a_bare_variable_name_takes_no_value_from_this_machine(
+    runtime: ContextRuntime, wb_env: dict[str, str], cleanup: list[str]
+) -> None:
+    """A stranger's ``variables.env`` could name ``AWS_SECRET_ACCESS_KEY`` to have this machine's
+    value handed to a container it controls: a name without a value gets none, and a warning."""
+    paths = Paths.from_env(wb_env)
+    root = make_project(paths, "bare-env", variables="GREETING=hello\nAWS_SECRET_ACCESS_KEY\n")
+    env = {**wb_env, "AWS_SECRET_ACCESS_KEY": "laptop-only-value"}
+    session = session_for(runtime, paths, env, root, cleanup)
+    plan = session.plan("unused:image", 0)
+    assert plan.environment == {"GREETING": "hello"}
+    assert "laptop-only-value" not in repr(plan)
+    warning = next(w for w in plan.warnings if "AWS_SECRET_ACCESS_KEY" in w)
+    assert "no value" in warning and "AWS_SECRET_ACCESS_KEY=VALUE" in warning

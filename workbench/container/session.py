@@ -291,12 +291,20 @@ class ProjectSession:
     def _environment(self) -> tuple[dict[str, str], dict[str, str], list[str]]:
         """Variables from ``variables.env``, secrets from the keyring, and what is missing."""
         variables: dict[str, str] = {}
-        for variable in list_variables(self.project.path):
-            value = variable.value if variable.value is not None else self.env.get(variable.name)
-            if value is not None:
-                variables[variable.name] = value
-        secret_env: dict[str, str] = {}
         warnings: list[str] = []
+        for variable in list_variables(self.project.path):
+            if variable.value is not None:
+                variables[variable.name] = variable.value
+            else:
+                # Docker's env files pass a bare NAME from the host's environment; here that is
+                # this machine's, and a stranger's project could name any variable of yours.
+                warnings.append(
+                    f"variable {variable.name} has no value in variables.env, so the container "
+                    "gets none (values are never taken from this machine's environment): write "
+                    f"{variable.name}=VALUE there, or keep it in the keyring with 'nvwb create "
+                    f"environment-variable {variable.name} - --is-sensitive'"
+                )
+        secret_env: dict[str, str] = {}
         wanted = self.spec.execution.secrets
         if wanted:
             store = self._secrets or SecretStore(env=self.env)

@@ -166,6 +166,7 @@ ERROR_MODULES = (
     "workbench.errors",
     "workbench.registry",
     "workbench.projects",
+    "workbench.identity",
     "workbench.project_files",
     "workbench.gpu",
     "workbench.ssh.dial",
