@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Mapping
 
 from contexts.base import PROVIDER_STATUSES, ProviderState, ProviderStatus, SshEndpoint
-from workbench import command_template
+from workbench import command_template, osproc
 from workbench.errors import CommandFailed, ContextError
 from workbench.registry import Context
 
@@ -69,7 +69,7 @@ class CommandProvider:
         log.info("context %s: running its %s", self.context.name, field)
         try:
             done = subprocess.run(
-                ["/bin/sh", "-c", parsed.command],
+                osproc.shell_argv(parsed.command),  # /bin/sh; sh from PATH on Windows
                 env={**self._env, **parsed.environment(values)},
                 stdin=subprocess.DEVNULL,
                 capture_output=True,

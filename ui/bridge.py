@@ -7,8 +7,10 @@ called on ``long_tasks`` workers), which holds the project it opened; its progre
 here, as ``projectEvent``.
 The bridge starts the service when none runs (the client spawns it), notices when it goes away
 (a failed call or the periodic status poll), says so (``serviceLost``) and reconnects with
-backoff. Leases are bound to the connection, so a lost service takes the windows' leases with it:
-the bridge remembers which leases its windows want and takes them again once reconnected.
+backoff. Leases are held by the bridge's client id, which it keeps across reconnects: a service
+that crashed and was started again kept them (its lease book) for a reconnect window, and the
+bridge claims them back (``hello``'s ``leases``) for the windows that still want them, taking
+new ones only for the rest, and giving back any that no window wants any more.
 
 Lease calls run on one serial worker, so a window's release always follows its own acquire.
 """
@@ -28,6 +30,7 @@ from workbench.errors import WorkbenchError
 from workbench.paths import Paths
 from workbench.registry import Context, Registry
 from workbench.service.client import ServiceClient, ServiceUnavailable
+from workbench.service.leases import new_client_id
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ class ServiceBridge(QObject):
         self.long_tasks = TaskRunner(self, max_threads=16)
         self._lock = threading.Lock()
         self._client: ServiceClient | None = None
+        self._client_id = new_client_id()  # kept across reconnects: the leases' holder
         self._service: dict[str, Any] = {}
         self._wanted: dict[str, _Wanted] = {}  # GUI thread and workers: under _lock
         self._lease_ids: dict[str, str] = {}  # key -> lease id on the current connection
@@ -148,15 +152,30 @@ class ServiceBridge(QObject):
         self._serial.submit(self._connect_job, self._on_connected, self._on_connect_failed)
 
     def _connect_job(self) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
-        client = ServiceClient.connect(self.paths, self.env)
+        client = ServiceClient.connect(self.paths, self.env, client_id=self._client_id)
         try:
             client.subscribe(self._eventArrived.emit)
             with self._lock:
                 wanted = dict(self._wanted)
+            # Leases this client still holds on the service (a restarted one kept them).
+            held: list[dict[str, Any]] = list(client.service.get("leases") or [])
             acquired = []
             for key, want in wanted.items():
-                lease = client.acquire(want.context, purpose=want.purpose)
+                lease = next(
+                    (
+                        le
+                        for le in held
+                        if le.get("context") == want.context and le.get("purpose") == want.purpose
+                    ),
+                    None,
+                )
+                if lease is not None:
+                    held.remove(lease)
+                else:
+                    lease = client.acquire(want.context, purpose=want.purpose)
                 acquired.append((key, lease))
+            for unwanted in held:  # their windows closed while the service was away
+                client.release(str(unwanted["id"]))
         except BaseException:
             client.close()
             raise

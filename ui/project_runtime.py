@@ -3,9 +3,12 @@
 The window opens the project through the service (``open_project``) on a connection of its own,
 so that connection holds the project: closing the window calls ``close_project`` (when no other
 window or shell holds the project too) and closes the connection; a crashed app loses the
-connection and the service closes the project before the lease goes. Build (an open that builds
-if the inputs changed), app start and stop and the app states are service calls too: the
-service holds the forward behind an app's URL, so the URL is the service's, not the window's.
+connection and the service closes the project before the lease goes. The connection's client id
+is the window's for its whole life: after a service restart the window's next connection claims
+the project's lease again (the window opens the project again, which finds that lease).
+Build (an open that builds if the inputs changed), app start and stop and the app states are
+service calls too: the service holds the forward behind an app's URL, so the URL is the
+service's, not the window's.
 
 Every method blocks (an open can take minutes while the machine starts and the image builds);
 the window calls them on workers. Qt-free, so the window's logic can be tested through it.
@@ -23,6 +26,7 @@ from workbench.paths import Paths
 from workbench.projects import Project
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient, ServiceUnavailable
+from workbench.service.leases import new_client_id
 
 T = TypeVar("T")
 AskHostKey = Callable[[str, str], bool]  # host, fingerprint -> trust it
@@ -90,6 +94,8 @@ class ProjectLink:
         self._ask_host_key = ask_host_key
         self._lock = threading.Lock()
         self._client: ServiceClient | None = None
+        self._client_id = new_client_id()  # the project lease's holder, across reconnects
+        self._connected = False  # a connection was made once (so a lease may be held)
         self._closed = False
         self.lease_id: str | None = None  # the project lease this connection holds
 
@@ -109,7 +115,7 @@ class ProjectLink:
             client = self._client
         if client is not None:
             return client
-        fresh = ServiceClient.connect(self.paths, self.env)
+        fresh = ServiceClient.connect(self.paths, self.env, client_id=self._client_id)
         with self._lock:
             if self._closed or self._client is not None:
                 fresh.close()
@@ -118,6 +124,7 @@ class ProjectLink:
                 assert self._client is not None
                 return self._client
             self._client = fresh
+            self._connected = True
         return fresh
 
     def connection_id(self) -> str | None:
@@ -184,6 +191,19 @@ class ProjectLink:
             if self._closed:
                 return False
             client = self._client
+            lost = client is None and self._connected
+        if lost:
+            # The service went away since: a restarted one keeps this window's lease for it
+            # for a while. Connect as this window once, so the project is closed (or the lease
+            # ends with the connection) now rather than when that wait runs out.
+            try:
+                client = ServiceClient.connect(
+                    self.paths, self.env, spawn=False, client_id=self._client_id
+                )
+            except ServiceUnavailable:
+                client = None
+            with self._lock:
+                self._client = client
         closed = False
         try:
             if client is not None and self._last_holder(client):

@@ -11,7 +11,6 @@ layer can plug in endpoints it learns at start time.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from workbench import osproc
 from workbench.errors import ContextError
 from workbench.gpu import GpuInfo, detect_gpus, run_local
 from workbench.paths import Paths
@@ -171,8 +171,8 @@ def open_runtime(
             context,
             client,
             None,
-            host_uid=os.getuid(),
-            host_gid=os.getgid(),
+            host_uid=osproc.current_uid() or 0,  # 0 (root, or Windows: none) maps to 1000
+            host_gid=osproc.current_gid() or 0,
             workbench_dir=str(_expand_local(context.workbench_dir, home)),
         )
     if connection is None:

@@ -33,7 +33,6 @@ secrets stored under it, in the register (retired) for a later ``--moved-from``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from workbench import osproc
 from workbench.errors import ConflictError, InvalidValueError, NotFoundError, WorkbenchError
 from workbench.names import check_name
 from workbench.paths import PRIVATE_FILE, Paths, atomic_write_text, private_dir
@@ -164,13 +164,13 @@ def _locked(paths: Paths) -> Iterator[_Register]:
     file = paths.state_dir / REGISTER_NAME
     fd = os.open(file.with_name(REGISTER_NAME + ".lock"), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        osproc.lock_fd(fd)
         register = _load(file)
         yield register
         if register.changed:
             register.save()
     finally:
-        os.close(fd)  # closing releases the flock
+        osproc.close_locked(fd)
 
 
 def _load(file: Path) -> _Register:

@@ -1,11 +1,13 @@
 """Where Workbench keeps its files: config, state, runtime socket dir, projects.
 
-Every location can be overridden through the environment (``NVWB_CONFIG_DIR`` and friends), and
-the environment is passed in rather than read from ``os.environ`` so the CLI's ``main(argv, env)``
-and the tests stay isolated. ``Paths.from_env`` is the one place those variables are read, and it
-makes every folder absolute against the caller's working directory at once: the service runs in
-``/``, so a relative folder handed on as written would name another place there. ``as_env`` gives
-the resolved folders back as variables, for the processes Workbench starts.
+Every location can be overridden through the environment (``NVWB_CONFIG_DIR`` and friends), then
+``XDG_*`` where set, else the system's own convention (``osproc.default_dirs``: XDG on Linux,
+``~/Library`` on macOS, ``%APPDATA%`` on Windows). The environment is passed in rather than read
+from ``os.environ`` so the CLI's ``main(argv, env)`` and the tests stay isolated.
+``Paths.from_env`` is the one place those variables are read, and it makes every folder absolute
+against the caller's working directory at once: the service runs in ``/``, so a relative folder
+handed on as written would name another place there. ``as_env`` gives the resolved folders back
+as variables, for the processes Workbench starts.
 
 The config, state and runtime folders are the user's alone: logs hold rendered commands and app
 output (a Jupyter token), state holds paths and project identities. They and every folder made in
@@ -25,6 +27,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
+
+from workbench.osproc import default_dirs, fchmod
 
 APP_NAME = "workbench"
 PRIVATE_DIR: Final = 0o700
@@ -47,10 +51,10 @@ class Paths:
         """The folders ``env`` names, relative ones taken from ``cwd`` (default: this process's)."""
         env = os.environ if env is None else env
         home = _absolute(cwd, Path(env.get("HOME") or Path.home()))
-        config = _dir(env, "NVWB_CONFIG_DIR", "XDG_CONFIG_HOME", home / ".config", APP_NAME)
-        state = _dir(env, "NVWB_STATE_DIR", "XDG_STATE_HOME", home / ".local" / "state", APP_NAME)
-        runtime_default = Path(f"/tmp/{APP_NAME}-{os.getuid()}")
-        runtime = _dir(env, "NVWB_RUNTIME_DIR", "XDG_RUNTIME_DIR", runtime_default, APP_NAME)
+        system = default_dirs(home, env, APP_NAME)
+        config = _dir(env, "NVWB_CONFIG_DIR", "XDG_CONFIG_HOME", system.config, APP_NAME)
+        state = _dir(env, "NVWB_STATE_DIR", "XDG_STATE_HOME", system.state, APP_NAME)
+        runtime = _dir(env, "NVWB_RUNTIME_DIR", "XDG_RUNTIME_DIR", system.runtime, APP_NAME)
         if env.get("NVWB_PROJECTS_DIR"):
             projects = Path(env["NVWB_PROJECTS_DIR"]).expanduser()
         else:
@@ -125,7 +129,7 @@ def _dir(env: Mapping[str, str], own: str, xdg: str, fallback: Path, leaf: str) 
         return Path(env[own]).expanduser()
     if env.get(xdg):
         return Path(env[xdg]).expanduser() / leaf
-    return fallback if fallback.name == leaf else fallback / leaf
+    return fallback
 
 
 def private_dir(path: Path) -> Path:
@@ -162,7 +166,7 @@ def open_private(path: Path, *, append: bool = False) -> Iterator[IO[str]]:
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags, PRIVATE_FILE)
     try:
-        os.fchmod(fd, PRIVATE_FILE)
+        fchmod(fd, PRIVATE_FILE)
         handle = os.fdopen(fd, "a" if append else "w", encoding="utf-8")
     except BaseException:
         os.close(fd)
@@ -211,7 +215,8 @@ def atomic_write_text(
     try:
         # Created with the final mode when one is given, so a private file is never readable by
         # others, not even as its temporary copy.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+        fd = os.open(tmp, flags, 0o666 if mode is None else mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

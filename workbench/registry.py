@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, cast, get_args
 
-from workbench import command_template, values
+from workbench import command_template, osproc, values
 from workbench.errors import (
     AlreadyExistsError,
     InvalidValueError,
@@ -426,12 +425,12 @@ class Registry:
         lock_file = paths.contexts_file.with_name(paths.contexts_file.name + ".lock")
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            osproc.lock_fd(fd)
             registry = cls.load(paths)
             yield registry
             registry.save()
         finally:
-            os.close(fd)  # closing releases the flock
+            osproc.close_locked(fd)
 
     def list(self) -> list[Context]:
         """Every context, ``local`` first, the rest by name."""

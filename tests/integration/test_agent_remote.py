@@ -19,8 +19,8 @@ import pytest
 from tests.support.fake_brev import SCRIPT, FakeBrev
 from tests.support.sshd import sshd_available
 from workbench.agent import AgentScript, GuardSettings, RemoteAgent, install_agent, local_agent
+from workbench.osproc import pid_alive
 from workbench.registry import DEFAULT_IDLE_STOP_COMMAND
-from workbench.service.leases import pid_alive
 from workbench.ssh import AcceptFingerprint, KnownHosts, SshConnection, SshTarget
 
 pytestmark = [

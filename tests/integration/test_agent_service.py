@@ -22,11 +22,11 @@ from tests.support.cli import nvwb
 from tests.support.fake_brev import SCRIPT, FakeBrev
 from tests.support.service_env import FAST, add_brev_context, service_env, wait_for
 from tests.support.sshd import sshd_available
+from workbench.osproc import pid_alive
 from workbench.paths import Paths
 from workbench.registry import Registry
 from workbench.resources import resource_path
 from workbench.service.client import ServiceClient
-from workbench.service.leases import pid_alive
 from workbench.service.server import socket_path
 
 pytestmark = [

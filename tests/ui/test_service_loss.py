@@ -60,3 +60,33 @@ def test_the_service_is_started_when_none_runs(qtbot, app: App, env):
     assert app.bridge.service_info["pid"] != os.getpid()
     assert "connected" in app.window.service_label.text()
     qtbot.waitUntil(lambda: "local" in app.window.contexts_model.names(), timeout=10000)
+
+
+def test_after_a_service_crash_the_app_claims_the_same_lease_back(
+    qtbot, app: App, env, brev: FakeBrev
+):
+    from workbench.paths import Paths
+    from workbench.service.client import ServiceClient
+
+    brev.create("gpu-1", boot_delay=0.2)
+    add_brev_context(env, grace=1)
+    acquired: list[tuple[str, dict]] = []
+    app.bridge.leaseAcquired.connect(lambda key, lease: acquired.append((key, lease)))
+    app.bridge.acquire("test-window", "gpu", "a test window")
+    qtbot.waitUntil(lambda: len(acquired) == 1, timeout=30000)
+    first = acquired[0][1]["id"]
+    old_pid = app.bridge.service_info["pid"]
+
+    os.kill(old_pid, signal.SIGKILL)
+    qtbot.waitUntil(
+        lambda: app.bridge.is_connected and app.bridge.service_info.get("pid") != old_pid,
+        timeout=30000,
+    )
+    qtbot.waitUntil(lambda: len(acquired) == 2, timeout=10000)
+    # The same lease, kept by the new service for the app and claimed back: not a second one.
+    assert acquired[1][0] == "test-window" and acquired[1][1]["id"] == first
+    paths = Paths.from_env(env)
+    with ServiceClient.connect(paths, env, spawn=False) as client:
+        (snap,) = client.status(["gpu"])["contexts"]
+    assert [le["id"] for le in snap["leases"]] == [first]
+    assert brev.instance("gpu-1")["stops"] == 0

@@ -28,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 
+from workbench import osproc
 from workbench.errors import ContextError
 from workbench.ssh import KnownHosts, SshTarget
 from workbench.ssh.openssh import trust_options
@@ -44,7 +45,7 @@ CIPHERS = (
 
 
 def openssh_available() -> bool:
-    return shutil.which("ssh") is not None
+    return shutil.which("ssh") is not None and osproc.openssh_multiplexing()
 
 
 class OpenSshMaster:
@@ -221,4 +222,4 @@ class OpenSshMaster:
 
 def _short_dir(preferred: Path) -> Path:
     # Leave room for "/wbcm-XXXXXXXX/cm" and OpenSSH's temporary suffix in sun_path.
-    return preferred if len(str(preferred)) <= 70 else Path("/tmp")
+    return preferred if len(str(preferred)) <= 70 else osproc.short_temp_dir()

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-from types import FrameType
 
+from workbench.osproc import on_shutdown_signals
 from workbench.paths import Paths, open_private, private_dir
 from workbench.service.protocol import AlreadyRunning
 from workbench.service.server import Server
@@ -39,12 +38,11 @@ def main() -> int:
 
     server = Server(paths, env)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int) -> None:
         logging.getLogger(__name__).info("signal %s: shutting down", signum)
         server.request_shutdown()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    on_shutdown_signals(on_signal)
     try:
         server.serve_forever()
     except AlreadyRunning as exc:

@@ -8,12 +8,16 @@ two services. The service is started with the client's folders as absolute ``NVW
 configuration refuses (``OtherConfiguration``) rather than answer for the wrong one. Calls are
 synchronous and thread-safe; events arrive on a reader thread and go to the callbacks given to
 ``subscribe``.
+
+Every client has an id (``client_id``, sent in ``hello``) under which its connection-held leases
+are kept. A client that lost the service connects again with the same id (``reconnect``, or
+``connect(client_id=...)``) and finds its leases on the new service (``service["leases"]``):
+a restarted service keeps them for ``NVWB_SERVICE_RECONNECT_WINDOW`` seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import itertools
 import logging
 import os
@@ -27,11 +31,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from workbench import osproc
 from workbench.errors import ContextError, WorkbenchError
 from workbench.paths import Paths, open_private, private_dir
 from workbench.service import protocol
+from workbench.service.leases import new_client_id
 from workbench.service.protocol import (
     OtherConfiguration,
+    ServiceGone,
     ServiceUnavailable,
     prepare_runtime_dir,
     socket_path,
@@ -44,6 +51,7 @@ __all__ = [
     "EventCallback",
     "OtherConfiguration",
     "ServiceClient",
+    "ServiceGone",
     "ServiceUnavailable",
     "spawn_service",
 ]
@@ -63,14 +71,18 @@ class _Pending:
 class ServiceClient:
     """One connection to the service."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, client_id: str | None = None) -> None:
         self._sock = sock
+        self.client_id = client_id or new_client_id()
+        self._paths: Paths | None = None
+        self._env: dict[str, str] | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._callbacks: list[EventCallback] = []
         self._closed = False
+        self._lost = False  # the service closed the connection (not this client)
         self._reader = threading.Thread(target=self._read, name="service-client", daemon=True)
         self._reader.start()
         self.service: dict[str, Any] = {}
@@ -85,20 +97,51 @@ class ServiceClient:
         *,
         spawn: bool = True,
         timeout: float = SPAWN_TIMEOUT_SECONDS,
+        client_id: str | None = None,
     ) -> ServiceClient:
-        """Connect to this user's service, starting it when ``spawn`` and none is running."""
-        sock = _try_connect(socket_path(paths))
-        if sock is None:
-            if not spawn:
-                raise ServiceUnavailable("the Workbench service is not running")
-            sock = _spawn_and_connect(paths, dict(os.environ if env is None else env), timeout)
-        client = cls(sock)
-        try:
-            client.service = client.hello(paths)
-        except WorkbenchError:
-            client.close()
-            raise
-        return client
+        """Connect to this user's service, starting it when ``spawn`` and none is running.
+
+        ``client_id``: connect as that client again (its leases are found on the service);
+        a new id otherwise.
+        """
+        environment = dict(os.environ if env is None else env)
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = _try_connect(socket_path(paths))
+            if sock is None:
+                if not spawn:
+                    raise ServiceUnavailable("the Workbench service is not running")
+                sock = _spawn_and_connect(paths, environment, timeout)
+            client = cls(sock, client_id)
+            client._paths, client._env = paths, environment
+            try:
+                client.service = client.hello(paths)
+                return client
+            except ServiceGone:
+                # Reached a service on its way out (idle exit, a crash): its socket still took
+                # the connection. The next look finds it gone, or its successor.
+                client.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+            except WorkbenchError:
+                client.close()
+                raise
+
+    def reconnect(self, *, timeout: float = SPAWN_TIMEOUT_SECONDS) -> ServiceClient:
+        """A new connection as this same client (the service started again if it is gone),
+        subscribed to the same callbacks; this one is closed."""
+        if self._paths is None:
+            raise ServiceUnavailable("this client was not made by connect(): cannot reconnect")
+        self.close()
+        fresh = ServiceClient.connect(
+            self._paths, self._env, timeout=timeout, client_id=self.client_id
+        )
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            fresh.subscribe(callback)
+        return fresh
 
     def __enter__(self) -> ServiceClient:
         return self
@@ -127,6 +170,8 @@ class ServiceClient:
         pending = _Pending()
         with self._lock:
             if self._closed:
+                if self._lost:
+                    raise ServiceGone("the service went away (see service.log in the state dir)")
                 raise ServiceUnavailable("the connection to the service is closed")
             self._pending[msg_id] = pending
         try:
@@ -135,14 +180,14 @@ class ServiceClient:
         except OSError as exc:
             with self._lock:
                 self._pending.pop(msg_id, None)
-            raise ServiceUnavailable(f"lost the service: {exc}") from exc
+            raise ServiceGone(f"lost the service: {exc}") from exc
         if not pending.done.wait(timeout):
             with self._lock:
                 self._pending.pop(msg_id, None)
             raise ServiceUnavailable(f"the service did not answer {method} within {timeout:g} s")
         reply = pending.reply
         if reply is None:
-            raise ServiceUnavailable("the service went away (see service.log in the state dir)")
+            raise ServiceGone("the service went away (see service.log in the state dir)")
         if "error" in reply:
             body = reply["error"]
             data = body.get("data")
@@ -153,7 +198,11 @@ class ServiceClient:
 
     def hello(self, paths: Paths | None = None) -> dict[str, Any]:
         """The service's protocol, version and pid; refused by a service of other ``paths``."""
-        params: dict[str, Any] = {"client": "workbench", "pid": os.getpid()}
+        params: dict[str, Any] = {
+            "client": "workbench",
+            "pid": os.getpid(),
+            "client_id": self.client_id,
+        }
         if paths is not None:
             params["config_dir"] = str(paths.config_dir)
             params["state_dir"] = str(paths.state_dir)
@@ -314,6 +363,7 @@ class ServiceClient:
             log.debug("service connection closed: %s", exc)
         finally:
             with self._lock:
+                self._lost = not self._closed
                 self._closed = True
                 pending = list(self._pending.values())
                 self._pending.clear()
@@ -339,16 +389,10 @@ class ServiceClient:
 
 
 def _try_connect(path: Path) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError):
-        sock.close()
-        return None
+        return osproc.connect_local(path)  # a Unix socket, or a local TCP port (Windows)
     except OSError as exc:
-        sock.close()
         raise ServiceUnavailable(f"cannot reach the service at {path}: {exc}") from exc
-    return sock
 
 
 def _spawn_and_connect(paths: Paths, env: dict[str, str], timeout: float) -> socket.socket:
@@ -358,16 +402,8 @@ def _spawn_and_connect(paths: Paths, env: dict[str, str], timeout: float) -> soc
     try:
         # Only one client spawns at a time; the others find its service once they get the lock.
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ServiceUnavailable(
-                        "timed out waiting for another client to start the service"
-                    ) from None
-                time.sleep(0.05)
+        if not osproc.lock_fd(fd, timeout=max(0.0, deadline - time.monotonic())):
+            raise ServiceUnavailable("timed out waiting for another client to start the service")
         sock = _try_connect(socket_path(paths))
         if sock is not None:
             return sock
@@ -391,7 +427,7 @@ def _spawn_and_connect(paths: Paths, env: dict[str, str], timeout: float) -> soc
             hint=f"see {paths.state_dir / 'service.log'}",
         )
     finally:
-        os.close(fd)
+        osproc.close_locked(fd)
 
 
 def _wait_for_socket(paths: Paths, deadline: float) -> socket.socket | None:
@@ -420,9 +456,9 @@ def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[byte
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                start_new_session=True,
                 close_fds=True,
-                cwd="/",
+                cwd=os.path.abspath(os.sep),
+                **osproc.detached_popen_kwargs(),  # outlives this process and its terminal
             )
     except OSError as exc:
         raise ContextError(f"cannot start the Workbench service: {exc}") from exc

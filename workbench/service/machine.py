@@ -10,6 +10,10 @@ on a cloud API. The invariant that matters most, never a stop while a lease is h
 taking the decision to stop and checking that no lease exists in one locked step (``_commit_stop``);
 a lease that arrives after that moment is honoured by starting the context again once the stop
 is verified.
+
+A lease restored from the lease book for a client that has not come back yet is *dormant*: it
+holds a running machine up (no grace period, no stop) but does not start a stopped one, since
+its holder may never return. It wakes when its client claims it, and goes if it does not.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class ContextMachine:
         self.message = ""
         self.state_since = time.time()
         self.leases: dict[str, Lease] = {}
+        self.dormant: set[str] = set()  # restored leases whose client has not come back yet
         self.meter = CostMeter()
         self.stoppable = provider.can_stop
         self._grace_deadline: float | None = None
@@ -89,25 +94,43 @@ class ContextMachine:
 
     # -- what the manager calls (any thread) -------------------------------------------------
 
-    def add_lease(self, lease: Lease) -> None:
+    def add_lease(self, lease: Lease, *, dormant: bool = False) -> None:
+        """Hold the context for ``lease``; ``dormant``: hold it up if it runs, never start it."""
         with self._cond:
             self._check_open()
-            first = not self.leases
+            first = not self._active()
             self.leases[lease.id] = lease
+            if dormant:
+                self.dormant.add(lease.id)
             if self._grace_deadline is not None:
                 self._grace_deadline = None
                 self._progress("a new lease came during the grace period: the stop is cancelled")
             self._retry_stop_at = None
-            if first and self.state == "error":
+            if first and not dormant and self.state == "error":
                 self._start_wanted = True  # a new reason to run: try again
             if self.state in ("stopping",):
                 self._progress("waiting for the stop in progress to finish, then starting again")
             self._sync_heartbeats()
             self._cond.notify_all()
 
+    def wake(self, lease_id: str) -> None:
+        """A dormant lease's client came back: the lease now starts the context if it must."""
+        with self._cond:
+            if lease_id not in self.dormant:
+                return
+            self.dormant.discard(lease_id)
+            if self.state == "error" and self.leases:
+                self._start_wanted = True
+            self._cond.notify_all()
+
+    def _active(self) -> bool:
+        """Whether a lease that may start the context is held (lock held)."""
+        return bool(self.leases.keys() - self.dormant)
+
     def remove_lease(self, lease_id: str) -> Lease | None:
         with self._cond:
             lease = self.leases.pop(lease_id, None)
+            self.dormant.discard(lease_id)
             if (
                 lease is not None
                 and not self.leases
@@ -135,7 +158,9 @@ class ContextMachine:
         """
         with self._cond:
             self._check_open()
-            if not self.provider.always_on and not self.stoppable:
+            if self.provider.always_on:
+                raise self._always_on_error()
+            if not self.stoppable:
                 raise ContextError(
                     f"context {self.context.name} cannot be stopped, only deleted",
                     context=self.context.name,
@@ -153,11 +178,29 @@ class ContextMachine:
                     )
                 dropped = list(self.leases.values())
                 self.leases.clear()
+                self.dormant.clear()
                 self._sync_heartbeats()
             self._stop_wanted = True
             self._start_wanted = False
             self._cond.notify_all()
             return dropped
+
+    def _always_on_error(self) -> ContextError:
+        """Why an always-on context cannot be stopped, said at once (never waited on)."""
+        name = self.context.name
+        if self.context.kind == "local":
+            why = "it is this computer, which is always on"
+        else:
+            why = (
+                f"an {self.context.kind} host is always on, and may be shared: Workbench never "
+                "starts or stops it"
+            )
+        return ContextError(
+            f"context {name} cannot be stopped: {why}",
+            context=name,
+            hint="'nvwb close' stops a project's container; Workbench stops only the machines "
+            "it starts (brev, command)",
+        )
 
     def refresh(self) -> None:
         """Ask the worker to probe the provider (for ``nvwb status``)."""
@@ -239,7 +282,12 @@ class ContextMachine:
                 "state_since": self.state_since,
                 "stoppable": self.stoppable and not self.provider.always_on,
                 "always_on": self.provider.always_on,
-                "leases": [lease.to_dict() for lease in self.leases.values()],
+                "leases": [
+                    {**lease.to_dict(), "reconnecting": True}
+                    if lease.id in self.dormant
+                    else lease.to_dict()
+                    for lease in self.leases.values()
+                ],
                 "grace_period_seconds": self.context.grace_period_seconds,
                 "grace_remaining_seconds": grace,
                 # This laptop or a shared server: no meter, it is not ours to pay for by the hour.
@@ -299,7 +347,7 @@ class ContextMachine:
             return self._probe
         if self.state == "stopping":
             return None  # the stop call in flight settles the state
-        wants_run = bool(self.leases) or self._start_wanted
+        wants_run = self._active() or self._start_wanted
         if (wants_run and self.state in ("stopped", "unknown")) or (
             self._start_wanted and self.state == "error"
         ):

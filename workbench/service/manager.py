@@ -3,6 +3,14 @@
 The manager is the service minus its socket: the server turns requests into these calls, and
 tests and benchmarks can drive it in-process. Contexts are read from the registry on each use,
 so a ``nvwb update context`` (a new grace period, a new rate) applies without a restart.
+
+Leases outlive the service process: every change is written to the lease book
+(``lease_book.py``) before it is answered, and a new service reads it back (``restore``). A
+holder process still running keeps its lease; one that ended while no service ran loses it
+(after its finalizer, which closes its project). A client's leases wait ``reconnect_window``
+seconds, dormant (``machine.py``), for the client to come back with its id (``attach_client``);
+only then can a grace period begin. A client is known by the id it sends in ``hello``, so a
+reconnecting app finds its leases again; its leases end when its last connection closes.
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from workbench.errors import ContextError
+from workbench.errors import ContextError, WorkbenchError
 from workbench.paths import Paths
 from workbench.registry import Context, Registry
-from workbench.service.leases import Holder, Lease
+from workbench.service.lease_book import BOOK_NAME, LeaseBook
+from workbench.service.leases import Holder, Lease, check_client_id
 from workbench.service.link import ContextLink
 from workbench.service.machine import ContextMachine, Timing
 from workbench.service.providers import provider_for
@@ -27,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[dict[str, Any]], None]
 Finalizer = Callable[[Lease], None]
+Adopter = Callable[[Lease], Finalizer | None]
 STATUS_SETTLE_SECONDS = 5.0
 # How long a lost lease's finalizer (closing a project) may hold the lease before it goes anyway:
 # a hung remote must not keep a paid machine up.
@@ -55,6 +65,16 @@ class Manager:
         self._lease_context: dict[str, str] = {}
         self._finalizers: dict[str, Finalizer] = {}
         self._finalizing: set[str] = set()
+        # Clients: which holder id each connection speaks for, and the reverse.
+        self._conn_holder: dict[str, str] = {}
+        self._holder_conns: dict[str, set[str]] = {}
+        # Restored clients' leases: holder id -> when they end unless the client comes back.
+        self._awaiting: dict[str, float] = {}
+        self.book = LeaseBook(paths.state_dir / BOOK_NAME)
+        self._book_lock = threading.Lock()
+        # The last service's leases, until ``restore`` takes them back.
+        self._restored: list[Lease] | None = self.book.load()
+        self._frozen = False
         self._subscribers: dict[int, Subscriber] = {}
         self._ids = itertools.count(1)
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -107,22 +127,25 @@ class Manager:
         purpose: str = "",
         *,
         on_lost: Finalizer | None = None,
+        project: str = "",
     ) -> Lease:
-        """A lease on ``name`` for ``holder``.
+        """A lease on ``name`` for ``holder``, written to the lease book before it is returned.
 
         ``on_lost`` runs (on a thread of its own) when the holder dies or disconnects, while the
         lease is still held, and the lease goes only once it returns: what it tears down (a
-        project's container) is done before a grace period can begin.
+        project's container) is done before a grace period can begin. ``project`` (its folder)
+        lets a restarted service find the project again (``restore``'s ``adopt``).
         """
         if holder.kind == "pid" and not holder.alive():
             raise ContextError(f"process {holder.pid} is not running", context=name)
         machine = self.machine(name)
-        lease = Lease(context=name, holder=holder, purpose=purpose)
+        lease = Lease(context=name, holder=holder, purpose=purpose, project=project)
         with self._lock:
             self._lease_context[lease.id] = name
             if on_lost is not None:
                 self._finalizers[lease.id] = on_lost
         machine.add_lease(lease)
+        self._persist()
         log.info("lease %s on %s for %s (%s)", lease.id, name, holder.describe(), purpose)
         self._events.put(
             {
@@ -144,6 +167,7 @@ class Manager:
             return None
         lease = machine.remove_lease(lease_id)
         if lease is not None:
+            self._persist()
             log.info(
                 "lease %s on %s %s (%s)", lease.id, lease.context, action, lease.holder.describe()
             )
@@ -175,26 +199,180 @@ class Manager:
                     released.append(done)
         return released
 
+    # -- clients -------------------------------------------------------------------------
+
+    def attach_client(self, connection_id: str, client_id: object) -> tuple[str, list[Lease]]:
+        """Connection ``connection_id`` speaks for client ``client_id`` (from its ``hello``).
+
+        Returns the holder id its leases are taken under and the leases that client holds now:
+        after a restart, those restored for it, which wake (may start their context again) and
+        no longer wait to end. ``InvalidValueError`` for an id that is not one.
+        """
+        holder_id = check_client_id(client_id)
+        with self._lock:
+            old = self._conn_holder.get(connection_id)
+            if old is not None and old != holder_id:
+                self._holder_conns.get(old, set()).discard(connection_id)
+            self._conn_holder[connection_id] = holder_id
+            self._holder_conns.setdefault(holder_id, set()).add(connection_id)
+            came_back = self._awaiting.pop(holder_id, None) is not None
+        held = self._held_by(holder_id)
+        if came_back:
+            log.info("client %s came back: %d lease(s) claimed", holder_id, len(held))
+        for lease in held:
+            machine = self._machines.get(lease.context)
+            if machine is not None:
+                machine.wake(lease.id)
+        return holder_id, held
+
+    def holder_id(self, connection_id: str) -> str:
+        """The holder id of a connection's leases: its client's, else the connection's own."""
+        with self._lock:
+            return self._conn_holder.get(connection_id, connection_id)
+
+    def _held_by(self, holder_id: str) -> list[Lease]:
+        return [
+            lease
+            for lease in self.leases()
+            if lease.holder.kind == "connection" and lease.holder.connection == holder_id
+        ]
+
     def drop_connection(self, connection_id: str) -> None:
-        """A client went away: the leases its connection held go with it."""
-        for lease in self.leases():
-            if lease.holder.kind == "connection" and lease.holder.connection == connection_id:
+        """A connection closed: its client's leases go once that client has no connection left."""
+        with self._lock:
+            if self._frozen:
+                return  # the service is going: the book keeps them for the next one
+            holder_id = self._conn_holder.pop(connection_id, connection_id)
+            conns = self._holder_conns.get(holder_id, set())
+            conns.discard(connection_id)
+            if conns:
+                return
+            self._holder_conns.pop(holder_id, None)
+            if holder_id in self._awaiting:
+                return  # a restored client's leases wait for their window
+        for lease in self._held_by(holder_id):
+            self._lose(lease)
+
+    # -- restoring the leases of the last service -----------------------------------------
+
+    def restore(self, adopt: Adopter | None = None) -> None:
+        """Take back the leases the last service wrote; at most once, at start.
+
+        ``adopt`` (the project host's) sees each lease first and returns its finalizer, if the
+        lease kept a project open. Holder processes still running keep their leases. Those that
+        ended lose them (through the finalizer: their project is closed). Clients get
+        ``reconnect_window`` seconds to come back; their leases are dormant until then.
+        """
+        with self._lock:
+            restored, self._restored = self._restored or [], None
+        if not restored:
+            return
+        gone: list[Lease] = []
+        window = self.timing.reconnect_window
+        for entry in restored:
+            lease = entry
+            try:
+                machine = self.machine(lease.context)
+            except WorkbenchError as exc:
+                log.warning("restored lease %s dropped: %s", lease.id, exc)
+                continue
+            holder = lease.holder
+            alive = True
+            if holder.kind == "pid":
+                assert holder.pid is not None
+                alive = holder.alive()
+                if alive:
+                    try:
+                        # The checks a new holder passes, and this service's own reading of the
+                        # start time (see osproc.START_TIME_TOLERANCE_S).
+                        lease = lease.with_holder(Holder.for_pid(holder.pid))
+                    except WorkbenchError as exc:
+                        log.warning("restored lease %s: %s", lease.id, exc)
+                        alive = False
+            with self._lock:
+                self._lease_context[lease.id] = lease.context
+                if holder.kind == "connection" and holder.connection is not None:
+                    self._awaiting.setdefault(holder.connection, time.monotonic() + window)
+            finalizer = adopt(lease) if adopt is not None else None
+            if finalizer is not None:
+                with self._lock:
+                    self._finalizers[lease.id] = finalizer
+            machine.add_lease(lease, dormant=not alive or holder.kind == "connection")
+            if not alive:
+                gone.append(lease)
+            log.info("lease %s on %s for %s restored%s", lease.id, lease.context,
+                     holder.describe(), "" if alive else " (its holder has ended)")  # fmt: skip
+            self._events.put(
+                {
+                    "event": "lease",
+                    "action": "restored",
+                    "context": lease.context,
+                    "lease": lease.to_dict(),
+                    "time": time.time(),
+                }
+            )
+        self._persist()
+        for lease in gone:
+            self._lose(lease)
+
+    def _expire_awaiting(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            late = [
+                holder_id
+                for holder_id, deadline in self._awaiting.items()
+                if now >= deadline and holder_id not in self._holder_conns
+            ]
+            for holder_id in late:
+                del self._awaiting[holder_id]
+        for holder_id in late:
+            held = self._held_by(holder_id)
+            log.info("client %s did not come back within %g s: %d lease(s) end", holder_id,
+                     self.timing.reconnect_window, len(held))  # fmt: skip
+            for lease in held:
                 self._lose(lease)
+
+    def _persist(self) -> None:
+        """Write the lease book (every lease of every machine). A failure is logged, not
+        raised: the lease holds in this service either way; only a restart would forget it."""
+        with self._book_lock:
+            with self._lock:
+                if self._frozen:
+                    return
+            with self._lock:
+                # The last service's leases stay in the book until ``restore`` takes them.
+                pending = list(self._restored or [])
+            try:
+                self.book.save([*self.leases(), *pending])
+            except OSError as exc:
+                log.error("cannot write the lease book %s: %s", self.book.path, exc)
+
+    def freeze(self) -> None:
+        """The service is going: from now on nothing changes the lease book or ends a lease,
+        so the next service finds them all (connections closing on the way out included)."""
+        with self._book_lock, self._lock:
+            self._frozen = True
 
     def _reap(self) -> None:
         while not self._closed.wait(self.pid_check_interval):
+            with self._lock:
+                if self._frozen:
+                    continue  # going: the next service judges the holders
             try:
                 dead = [
                     le for le in self.leases() if le.holder.kind == "pid" and not le.holder.alive()
                 ]
                 for gone in dead:
                     self._lose(gone)
+                self._expire_awaiting()
             except Exception:  # the reaper must outlive any one bad check
                 log.exception("pid reaper failed")
 
     def _lose(self, lease: Lease) -> None:
         """The holder of ``lease`` is gone: end it, after its finalizer where it has one."""
         with self._lock:
+            if self._frozen:
+                return
             if lease.id in self._finalizing:
                 return  # already being finalized
             finalizer = self._finalizers.pop(lease.id, None)
@@ -236,6 +414,8 @@ class Manager:
             for lease in dropped:
                 self._lease_context.pop(lease.id, None)
                 self._finalizers.pop(lease.id, None)
+        if dropped:
+            self._persist()
         for lease in dropped:
             self._events.put(
                 {
@@ -299,6 +479,7 @@ class Manager:
                     log.exception("event subscriber failed")
 
     def close(self) -> None:
+        self.freeze()
         self._closed.set()
         for machine in self.machines():
             machine.close()

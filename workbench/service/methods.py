@@ -15,6 +15,7 @@ and its start-up time is a budget (see ``benchmarks/cli_startup.py``).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -108,7 +109,7 @@ class Param:
             )
         if "\x00" in value:
             raise InvalidValueError(where, "must not contain a NUL character")
-        if self.kind == "path" and not value.startswith("/"):
+        if self.kind == "path" and not os.path.isabs(value):
             raise InvalidValueError(
                 where,
                 f"must be an absolute path (got {value[:80]!r}): "
@@ -218,6 +219,12 @@ METHODS: Mapping[str, Method] = {
                     doc="the client's configuration; refused when the service serves another",
                 ),
                 Param("state_dir", "path", max_length=MAX_PATH, doc="the client's state folder"),
+                Param(
+                    "client_id",
+                    "string",
+                    max_length=64,
+                    doc="the client's id, kept across reconnects: its leases are held under it",
+                ),
             ),
             doc="the service's protocol, version and pid",
         ),

@@ -14,6 +14,12 @@ forwards.
 A project closes when asked (``close_project``), when the last of its holders dies (the lease's
 finalizer closes it before the lease goes, so the container is stopped before a grace period can
 begin), or when its context stops (the handles are dropped: a stopped machine runs nothing).
+
+A project lease names its project's folder, so a restarted service re-adopts the project with
+the lease (``_adopt``, through ``Manager.restore``): it is open again, ``close`` closes it, and
+its holder's end closes it. The old service's app forwards and sync died with it: sync starts
+again on its own once the context answers (``_resume``); an app's URL is made again by starting
+the app (``nvwb start APP``), the app itself kept running in its container.
 """
 
 from __future__ import annotations
@@ -31,18 +37,21 @@ from workbench.container.builder import BuildProgress
 from workbench.container.forwards import ForwardKey
 from workbench.container.runtime import published_ports
 from workbench.container.session import ProjectSession
-from workbench.errors import ContextError
+from workbench.errors import ContextError, WorkbenchError
 from workbench.identity import identify
 from workbench.paths import Paths
 from workbench.projects import Project, read_project
 from workbench.registry import Registry
 from workbench.service.leases import Holder, Lease
-from workbench.service.manager import Manager
+from workbench.service.manager import Finalizer, Manager
 from workbench.service.project_sync import ProjectSync
 from workbench.service.protocol import app_row
 from workbench.service.runtimes import ContextHandles, ContextRuntimes
 
 log = logging.getLogger(__name__)
+
+# How long a re-adopted project waits for its context to answer before its sync is resumed.
+RESUME_WAIT_SECONDS = 120.0
 
 STAGES = {
     "image": "building the image if its inputs changed",
@@ -62,6 +71,7 @@ class OpenProject:
     opened_at: float = field(default_factory=time.time)
     apps: dict[str, str | None] = field(default_factory=dict)  # started here: name -> URL
     sync: ProjectSync | None = None  # remote contexts: the live two-way sync
+    restored: bool = False  # re-adopted from the last service's lease book
 
     def stop_sync(self) -> None:
         sync, self.sync = self.sync, None
@@ -81,6 +91,15 @@ class ProjectHost:
         self._open: dict[tuple[str, str], OpenProject] = {}
         self._busy: dict[tuple[str, str], threading.RLock] = {}
         self._subscription = manager.subscribe(self._on_event)
+        # The last service's leases, and the projects they kept open (holders that ended
+        # meanwhile close theirs now); then sync resumes for those still held.
+        manager.restore(self._adopt)
+        with self._lock:
+            restored = [key for key, record in self._open.items() if record.restored]
+        for key in restored:
+            threading.Thread(
+                target=self._resume, args=(key,), name=f"resume-{key[0]}", daemon=True
+            ).start()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -91,7 +110,7 @@ class ProjectHost:
         project = read_project(Path(project_path))
         key = self._key(project, context)
         with self._busy_lock(key):
-            lease, fresh = self._lease_for(key, holder, project.name)
+            lease, fresh = self._lease_for(key, holder, project)
             with self._lock:
                 # Recorded before the work, so a holder dying mid-open closes it once done.
                 record = self._open.setdefault(key, OpenProject(project, context))
@@ -250,18 +269,79 @@ class ProjectHost:
         """``(project id, context)``: what an open project is known by here."""
         return (identify(self.paths, project).id, context)
 
-    def _lease_for(self, key: tuple[str, str], holder: Holder, name: str) -> tuple[Lease, bool]:
+    def _lease_for(
+        self, key: tuple[str, str], holder: Holder, project: Project
+    ) -> tuple[Lease, bool]:
         """This holder's lease on the open project, or a new one (``True``)."""
         with self._lock:
             record = self._open.get(key)
             held = set(record.leases) if record is not None else set()
         for lease in self.manager.leases():
-            if lease.id in held and lease.holder == holder:
+            if lease.id in held and lease.holder.same_as(holder):
                 return lease, False
         lease = self.manager.acquire(
-            key[1], holder, purpose=f"project {name} ({key[0]})", on_lost=self._holder_gone
+            key[1],
+            holder,
+            purpose=f"project {project.name} ({key[0]})",
+            on_lost=self._holder_gone,
+            project=str(project.path),
         )
         return lease, True
+
+    # -- after a restart -------------------------------------------------------------------
+
+    def _adopt(self, lease: Lease) -> Finalizer | None:
+        """A lease from the last service: the project it kept open is open here again."""
+        if not lease.project:
+            return None
+        try:
+            project = read_project(Path(lease.project))
+            key = self._key(project, lease.context)
+        except WorkbenchError as exc:
+            # Its folder is gone or broken: the lease still holds the context, and ends with
+            # its holder; the container (if any) stops with the machine or by hand.
+            log.warning("lease %s: project %s not re-adopted: %s", lease.id, lease.project, exc)
+            return None
+        with self._lock:
+            record = self._open.setdefault(key, OpenProject(project, lease.context, restored=True))
+            record.leases.add(lease.id)
+        log.info("project %s on %s re-adopted with lease %s", project.name, lease.context, lease.id)
+        return self._holder_gone
+
+    def _resume(self, key: tuple[str, str]) -> None:
+        """A re-adopted project on a remote context: sync again once the context answers.
+
+        A context that is not running (a dormant lease never starts it) is left alone; the next
+        ``open`` of the project starts its sync as usual.
+        """
+        context = key[1]
+        machine = self.manager.machine(context)
+        if machine.context.kind == "local":
+            return  # no sync, and apps' published ports outlived the service
+        machine.wait_until(
+            lambda: machine.settled() and machine.state in ("running", "stopped", "error"),
+            RESUME_WAIT_SECONDS,
+        )
+        if machine.state != "running":
+            return
+        with self._busy_lock(key):
+            with self._lock:
+                record = self._open.get(key)
+            if record is None or record.sync is not None:
+                return  # closed meanwhile, or opened again by its client
+            project = record.project
+            try:
+                handles = self._ready(context, project, start=False)
+                session = self._session(handles, project)
+                if not session.runtime.is_remote or session.state() != "running":
+                    return
+                self._say(
+                    context, project, "the service restarted: syncing the project files again"
+                )
+                record.sync = ProjectSync.start(session, self.paths, self.manager.publish)
+            except WorkbenchError as exc:
+                log.warning("project %s on %s: sync not resumed: %s", project.name, context, exc)
+                record.sync = ProjectSync(None, f"not resumed after a service restart: {exc}")
 
     def _ready(self, context: str, project: Project, *, start: bool = True) -> ContextHandles:
         """The context running (waited for, with its progress as events) and its handles."""
@@ -307,6 +387,8 @@ class ProjectHost:
 
     def _close_container(self, project: Project, context: str) -> bool:
         machine = self.manager.machine(context)
+        # A restarted service's first look at the machine may still be under way.
+        machine.wait_until(machine.settled, 30.0)
         if machine.state != "running":
             return False  # a stopped machine runs no container; never start one to close it
         handles = self._ready(context, project, start=False)

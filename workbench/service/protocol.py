@@ -49,6 +49,14 @@ class ServiceUnavailable(WorkbenchError):
     code = "service_unavailable"
 
 
+class ServiceGone(ServiceUnavailable):
+    """The connection closed before the reply: the service exited (or was killed) meanwhile.
+
+    A client may connect again as itself (``ServiceClient.reconnect``) and find its leases."""
+
+    code = "service_gone"
+
+
 class OtherConfiguration(ServiceUnavailable):
     """The service answering on this socket serves another configuration than the client's."""
 

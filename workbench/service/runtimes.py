@@ -6,12 +6,19 @@ the Docker runtime rides the link's SSH connection, so opening a project is no s
 own, owned and closed here. The forwards (``AppForwards``) live here too, because the URL that
 ``nvwb start APP`` printed must outlive that command: they go when the project closes or the
 context stops.
+
+A service that was killed leaves its OpenSSH masters running (they are its children, not tied
+to its life), still forwarding the old URLs. Only one service runs per user, so every master
+under this runtime dir's ``ssh`` folder when a service starts is a dead service's: it is told
+to exit (``ssh -O exit``) before anything new is forwarded (``sweep_orphaned_masters``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -55,6 +62,7 @@ class ContextRuntimes:
         self._lock = threading.Lock()
         self._handles: dict[str, ContextHandles] = {}
         self._making: dict[str, threading.Lock] = {}
+        sweep_orphaned_masters(paths.runtime_dir / "ssh")
 
     def get(self, context: Context, link: ContextLink | None) -> ContextHandles:
         """The handles of ``context``; remade when the machine's link changed (a new boot)."""
@@ -122,6 +130,32 @@ class ContextRuntimes:
 
     def _keyring_passphrase(self, context: Context) -> _KeyringPassphrase:
         return _KeyringPassphrase(context.name, self.env)
+
+
+def sweep_orphaned_masters(control_dir: Path) -> int:
+    """Tell every OpenSSH master left under ``control_dir`` (a dead service's) to exit, and
+    remove its folder; how many were found. Only the service, holding the user's lock, calls
+    this. Masters whose folder had to go under ``/tmp`` (a runtime dir too long for a socket
+    path) are not found here: they end when their connection does."""
+    found = 0
+    ssh = shutil.which("ssh")
+    for folder in sorted(control_dir.glob("wbcm-*")) if control_dir.is_dir() else []:
+        control = folder / "cm"
+        if ssh is not None and control.exists():
+            found += 1
+            try:
+                subprocess.run(
+                    [ssh, "-S", str(control), "-O", "exit", "workbench-orphan"],
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                log.warning("cannot end the orphaned OpenSSH master %s: %s", control, exc)
+        shutil.rmtree(folder, ignore_errors=True)
+    if found:
+        log.info("ended %d OpenSSH master(s) left by a previous service", found)
+    return found
 
 
 class _KeyringPassphrase:

@@ -1,9 +1,10 @@
 """The service's socket: one listener, one thread per client, requests turned into manager calls.
 
-Exactly one service runs per user: it holds an exclusive ``flock`` on ``service.lock`` in the
-runtime dir for its whole life and only then (re)binds ``service.sock``, so a second service
-started in a race finds the lock taken and exits without touching the socket. The socket is
-created with mode 0600 inside a 0700 directory, and each peer's uid is checked as well.
+Exactly one service runs per user: it holds an exclusive lock (``osproc.lock_fd``) on
+``service.lock`` in the runtime dir for its whole life and only then (re)binds ``service.sock``,
+so a second service started in a race finds the lock taken and exits without touching the socket.
+The socket is created with mode 0600 inside a 0700 directory, and each peer's uid is checked as
+well (``osproc.LocalListener``; a local TCP port and a token on Windows).
 
 What a client sends is read a line at a time, never more than ``protocol.MAX_LINE`` bytes of it
 (the rest of a longer line is skipped unread into memory), decoded with a depth limit, and
@@ -15,23 +16,21 @@ was started with; a client of another configuration is told so at ``hello``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import selectors
 import socket
-import struct
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from workbench import __version__
+from workbench import __version__, osproc
 from workbench.errors import ConflictError, InvalidValueError, WorkbenchError
 from workbench.paths import Paths
 from workbench.service import protocol
-from workbench.service.leases import Holder
+from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Manager
 from workbench.service.methods import MAX_SECONDS, METHODS
 from workbench.service.protocol import (
@@ -70,18 +69,16 @@ class Server:
         self._lock = threading.Lock()
         self._shutdown = threading.Event()
         self._lock_fd: int | None = None
-        self._listener: socket.socket | None = None
+        self._listener: osproc.LocalListener | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def acquire_lock(self) -> None:
         prepare_runtime_dir(self.paths)
         fd = os.open(self.paths.runtime_dir / protocol.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not osproc.lock_fd(fd, wait=False):
             os.close(fd)
-            raise AlreadyRunning("another Workbench service is already running") from None
+            raise AlreadyRunning("another Workbench service is already running")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
@@ -91,15 +88,8 @@ class Server:
         # Safe only because we hold the lock: whatever is there belongs to a dead service.
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)  # born 0600: no window in which another user could connect
-        try:
-            listener.bind(str(path))
-        finally:
-            os.umask(old)
-        path.chmod(0o600)
-        listener.listen(64)
-        self._listener = listener
+        # Born 0600, peers' uids checked; a TCP port and a token where Python has no Unix sockets.
+        self._listener = osproc.LocalListener(path)
 
     def serve_forever(self) -> None:
         """Take the lock, bind, serve; on return the socket and lock are gone."""
@@ -124,8 +114,9 @@ class Server:
         idle_since: float | None = None
         while not self._shutdown.is_set():
             if selector.select(timeout=0.2):
-                conn, _ = self._listener.accept()
-                self._accept(conn)
+                conn = self._listener.accept()  # None: not this user's (logged)
+                if conn is not None:
+                    self._accept(conn)
             if self._idle():
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since >= self.idle_exit:
@@ -142,6 +133,8 @@ class Server:
         return self.manager is not None and self.manager.idle()
 
     def _close(self) -> None:
+        if self.manager is not None:
+            self.manager.freeze()  # the lease book stays as it is for the next service
         # Unlink before unlocking: a new service may bind the moment the lock is free.
         if self._listener is not None:
             self._listener.close()
@@ -156,7 +149,7 @@ class Server:
         if self.manager is not None:
             self.manager.close()
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            osproc.close_locked(self._lock_fd)
             self._lock_fd = None
         log.info("service %s stopped", os.getpid())
 
@@ -166,11 +159,6 @@ class Server:
     # -- connections ---------------------------------------------------------------------
 
     def _accept(self, sock: socket.socket) -> None:
-        uid = _peer_uid(sock)
-        if uid is not None and uid != os.getuid():
-            log.warning("refused a connection from uid %s", uid)
-            sock.close()
-            return
         connection = Connection(self, sock)
         with self._lock:
             self._connections[connection.id] = connection
@@ -185,15 +173,6 @@ class Server:
     def client_count(self) -> int:
         with self._lock:
             return len(self._connections)
-
-
-def _peer_uid(sock: socket.socket) -> int | None:
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None:
-        return None
-    creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
 
 
 Handler = Callable[["Connection", dict[str, Any]], Any]
@@ -378,14 +357,20 @@ class Connection:
     def _m_hello(self, params: dict[str, Any]) -> dict[str, Any]:
         paths = self.server.paths
         self._check_configuration(params)
+        # A client id: this connection holds leases for that client, and finds those it held
+        # before a service restart (``leases``).
+        held: list[Lease] = []
+        if params["client_id"] is not None:
+            _holder_id, held = self.manager.attach_client(self.id, params["client_id"])
         return {
             "protocol": protocol.PROTOCOL_VERSION,
             "version": __version__,
             "pid": os.getpid(),
             "started_at": self.server.started_at,
-            "connection": self.id,
+            "connection": self.manager.holder_id(self.id),
             "config_dir": str(paths.config_dir),
             "state_dir": str(paths.state_dir),
+            "leases": [lease.to_dict() for lease in held],
         }
 
     def _check_configuration(self, params: dict[str, Any]) -> None:
@@ -409,7 +394,9 @@ class Connection:
 
     def _holder(self, params: dict[str, Any]) -> Holder:
         pid = params["holder_pid"]
-        return Holder.for_connection(self.id) if pid is None else Holder.for_pid(pid)
+        if pid is None:
+            return Holder.for_connection(self.manager.holder_id(self.id))
+        return Holder.for_pid(pid)
 
     @_handles("acquire")
     def _m_acquire(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -432,7 +419,7 @@ class Connection:
         def match(lease: Any) -> bool:
             if pid is not None and lease.holder.pid != pid:
                 return False
-            if pid is None and lease.holder.connection != self.id:
+            if pid is None and lease.holder.connection != self.manager.holder_id(self.id):
                 return False  # without a pid, a client releases only its own leases
             if context is not None and lease.context != context:
                 return False

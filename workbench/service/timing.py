@@ -24,6 +24,9 @@ class Timing:
     agent_idle_timeout: float | None = None
     # How often the guard looks for activity (capped at a quarter of the idle timeout).
     agent_poll: float = 15.0
+    # After a service restart, how long a client (the app, a project window) has to come back
+    # and claim its leases before they end; until then no grace period can begin.
+    reconnect_window: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Timing:
@@ -42,4 +45,5 @@ class Timing:
             heartbeat_interval=get("heartbeat_interval", base.heartbeat_interval),
             agent_idle_timeout=get("agent_idle_timeout", 0.0) or None,
             agent_poll=get("agent_poll", base.agent_poll),
+            reconnect_window=get("reconnect_window", base.reconnect_window),
         )

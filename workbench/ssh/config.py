@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import paramiko
 
+from workbench import osproc
 from workbench.errors import InvalidValueError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class SshTarget:
 
     host: str
     port: int = DEFAULT_PORT
-    user: str = field(default_factory=lambda: pwd.getpwuid(os.getuid()).pw_name)
+    user: str = field(default_factory=lambda: osproc.login_name({}))
     key_paths: tuple[Path, ...] = ()
     proxy_command: str | None = None
     proxy_jump: str | None = None
@@ -188,4 +188,4 @@ def _none_is_none(value: object) -> str | None:
 
 def _local_user(env: Mapping[str, str] | None) -> str:
     env = os.environ if env is None else env
-    return env.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+    return env.get("USER") or osproc.login_name({})

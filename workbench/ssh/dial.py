@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from workbench import osproc
 from workbench.errors import ContextError
 from workbench.ssh.config import SshTarget
 
@@ -94,7 +95,7 @@ def dial_proxy_command(command: str, target: SshTarget, *, context: str | None =
     ours, theirs = socket.socketpair()
     try:
         process = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {command}"],
+            osproc.shell_argv(f"exec {command}"),
             stdin=theirs.fileno(),
             stdout=theirs.fileno(),
             stderr=subprocess.PIPE,

@@ -8,7 +8,6 @@ effect when the session next starts.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench import osproc
 from workbench.errors import NotFoundError
 from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
 from workbench.sync.session import apply_request
@@ -39,12 +39,11 @@ class SessionHandle:
         except OSError:
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return not osproc.lock_fd(fd, wait=False)
         except OSError:
             return True
         finally:
-            os.close(fd)
-        return False
+            osproc.close_locked(fd)
 
     def status(self) -> dict[str, Any]:
         stored = StateStore(self.folder).load()

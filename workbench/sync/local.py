@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from workbench import osproc
 from workbench.sync import relpath
 from workbench.sync.ignore import TEMP_PREFIX, IgnoreRules
 from workbench.sync.manifest import (
@@ -320,7 +321,7 @@ class _Landing:
             self.fail(reason=reason or "the sender could not read it")
             return Result(self.path, False, self.error, changed=self.error.startswith("changed"))
         try:
-            os.fchmod(self.fd, mode & 0o7777)
+            osproc.fchmod(self.fd, mode & 0o7777)
             os.utime(self.fd, ns=(mtime_ns, mtime_ns))
             landed = os.fstat(self.fd)
             os.close(self.fd)
@@ -411,7 +412,7 @@ def copy_out(fd: int, out: IO[bytes], size: int) -> int:
             out.flush()
             try:
                 while sent < size:
-                    n = os.sendfile(target, fd, sent, min(size - sent, 1 << 30))
+                    n = osproc.sendfile(target, fd, sent, min(size - sent, 1 << 30))
                     if not n:
                         return sent
                     sent += n
@@ -420,7 +421,7 @@ def copy_out(fd: int, out: IO[bytes], size: int) -> int:
                 if sent or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
     while sent < size:
-        data = os.pread(fd, min(size - sent, STREAM_CHUNK), sent)
+        data = osproc.pread(fd, min(size - sent, STREAM_CHUNK), sent)
         if not data:
             break
         out.write(data)

@@ -14,7 +14,6 @@ works the same whether the session runs in the service or in a test.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench import osproc
 from workbench.errors import ContextError, InvalidValueError, NotFoundError
 from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
 from workbench.ssh import SshConnection
@@ -166,7 +166,7 @@ class SyncSession:
         self._teardown()
         self._set_state("stopped")
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            osproc.close_locked(self._lock_fd)
             self._lock_fd = None
 
     def __enter__(self) -> SyncSession:
@@ -573,7 +573,8 @@ class SyncSession:
     def _take_lock(self) -> None:
         fd = os.open(self.folder / "session.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not osproc.lock_fd(fd, wait=False):
+                raise BlockingIOError("held by another process")
         except OSError as exc:
             os.close(fd)
             raise ContextError(

@@ -11,7 +11,6 @@ paramiko for good and says so in the log.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shlex
@@ -25,6 +24,7 @@ from typing import IO, Protocol
 
 import paramiko
 
+from workbench import osproc
 from workbench.errors import ContextError
 from workbench.ssh import SshConnection
 from workbench.ssh.openssh import trust_options
@@ -190,8 +190,7 @@ PIPE_SIZE = 1 << 20
 
 def widen_pipe(fd: int) -> None:
     """Give a pipe ``PIPE_SIZE`` bytes of room where the system allows it (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    osproc.widen_pipe(fd, PIPE_SIZE)
 
 
 class OpenSshRunner:
@@ -422,5 +421,6 @@ def openssh_wanted(*, prefer_openssh: bool = True) -> bool:
     return (
         prefer_openssh
         and shutil.which("ssh") is not None
+        and osproc.openssh_multiplexing()
         and os.environ.get("NVWB_SYNC_SSH") != "paramiko"
     )

@@ -21,7 +21,7 @@ from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
 from workbench.errors import ContextError, HostKeyRejected
 from workbench.registry import Context, Registry
-from workbench.service.client import ServiceClient
+from workbench.service.client import ServiceClient, ServiceGone
 from workbench.service.protocol import app_row
 
 if TYPE_CHECKING:
@@ -87,11 +87,15 @@ def open_project(inv: Invocation) -> Result:
         data = _trusting_host_key(
             inv,
             context,
-            lambda: client.open_project(
-                str(project.path),
-                context.name,
-                holder_pid=pid,
-                full_build=bool(getattr(inv.args, "full_build", False)),
+            lambda: _again_after_restart(
+                inv,
+                client,
+                lambda c: c.open_project(
+                    str(project.path),
+                    context.name,
+                    holder_pid=pid,
+                    full_build=bool(getattr(inv.args, "full_build", False)),
+                ),
             ),
         )
         display.done()
@@ -138,8 +142,12 @@ def start_app(inv: Invocation) -> Result:
         started = _trusting_host_key(
             inv,
             context,
-            lambda: client.start_app(
-                str(project.path), context.name, name, holder_pid=pid, local_port=local_port
+            lambda: _again_after_restart(
+                inv,
+                client,
+                lambda c: c.start_app(
+                    str(project.path), context.name, name, holder_pid=pid, local_port=local_port
+                ),
             ),
         )
         display.done()
@@ -271,6 +279,22 @@ def _passphrase_provider(inv: Invocation, context: Context) -> Callable[[Path], 
 
 def _service(inv: Invocation) -> ServiceClient:
     return ServiceClient.connect(inv.paths, inv.env)
+
+
+def _again_after_restart(
+    inv: Invocation, client: ServiceClient, call: Callable[[ServiceClient], T]
+) -> T:
+    """``call(client)``; if the service dies under it, once more on a new one.
+
+    The new service kept the shell's lease and the project it holds (the lease book), so
+    ``open`` and ``start`` carry on where they were: both are idempotent.
+    """
+    try:
+        return call(client)
+    except ServiceGone as exc:
+        inv.stderr.write(f"{exc}; trying again on a new Workbench service\n")
+        with client.reconnect() as again:
+            return call(again)
 
 
 def _holder_pid(inv: Invocation) -> int:

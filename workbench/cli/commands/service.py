@@ -1,20 +1,21 @@
 """``nvwb activate``, ``deactivate``, ``status``, ``start context`` and ``stop context``.
 
 These are thin: each asks the service (started on demand) and prints what it says. ``activate``
-holds a lease for the calling shell, the parent of ``nvwb``, so the context stays up exactly
-as long as that shell lives or until ``nvwb deactivate``.
+holds a lease for the calling shell, the parent of ``nvwb`` (``osproc.parent_shell_pid``), so the
+context stays up exactly as long as that shell lives or until ``nvwb deactivate``. A shell that
+can never end (an orphan's parent is pid 1) is refused by the service, with the reason.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
-from workbench.errors import ContextError
+from workbench.errors import ContextError, InvalidValueError
+from workbench.osproc import parent_shell_pid
 from workbench.paths import PRIVATE_FILE, atomic_write_text
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
@@ -36,7 +37,14 @@ _STATUS_COLUMNS = [
 def _holder_pid(inv: Invocation) -> int:
     """The shell that ran ``nvwb``; ``NVWB_HOLDER_PID`` names another (scripts, tests)."""
     chosen = inv.env.get("NVWB_HOLDER_PID")
-    return int(chosen) if chosen else os.getppid()
+    if not chosen:
+        return parent_shell_pid()
+    try:
+        return int(chosen)
+    except ValueError:
+        raise InvalidValueError(
+            "NVWB_HOLDER_PID", f"{chosen!r} is not a process id (a positive integer)"
+        ) from None
 
 
 def _wait_seconds(inv: Invocation) -> float:
@@ -222,7 +230,9 @@ def _row(snap: dict[str, Any]) -> dict[str, Any]:
     return {
         **snap,
         "holders": [
-            f"{le['holder_text']}" + (f" ({le['purpose']})" if le["purpose"] else "")
+            f"{le['holder_text']}"
+            + (f" ({le['purpose']})" if le["purpose"] else "")
+            + (" (reconnecting)" if le.get("reconnecting") else "")
             for le in leases
         ],
         "uptime": _duration(snap.get("uptime_seconds")),
