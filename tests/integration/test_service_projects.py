@@ -37,10 +37,10 @@ from tests.support.service_env import FAST, add_brev_context, service_env, wait_
 from tests.support.sshd import SshServer, sshd_available
 from tests.support.workbench_service import holder
 from workbench.container.runtime import container_name
+from workbench.kinds.trust import openssh_pin_file
 from workbench.paths import Paths
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
-from workbench.service.hostkeys import openssh_pin_file
 from workbench.ssh.knownhosts import fingerprint_blob
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(240)]
