@@ -264,6 +264,8 @@ KIND = Kind(
     title="Brev instance",
     summary="a Brev instance, started and stopped through the `brev` CLI; its address from "
     "`~/.brev/ssh_config`",
+    # No hostname: the address comes from `brev refresh` (~/.brev/ssh_config); one typed here
+    # would go stale the next time Brev hands out a new IP.
     fields=(
         FieldRule("brev_instance_name", required=True),
         FieldRule("ssh_username", help="else the `User` brev's ssh_config names"),

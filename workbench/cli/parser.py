@@ -171,7 +171,7 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
         text = info.help
         if info.name not in SHARED:
             users = [k.name for k in kinds if any(r.name == info.name for r in rules_of(k))]
-            text += " (" + (", ".join(users) or "no kind") + ")"
+            text += " [" + (", ".join(users) or "no kind") + "]"
         options: dict[str, Any] = {"dest": info.attribute, "help": text}
         if info.metavar:
             options["metavar"] = info.metavar
