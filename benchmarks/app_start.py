@@ -99,9 +99,10 @@ def stop_app(env: dict[str, str], project: Path) -> None:
 
 def warm_start(env: dict[str, str], project: Path) -> float:
     """Closed project to healthy app inside this (warm) process, as the service will do it."""
+    from workbench.container.context_runtime import open_runtime
     from workbench.container.forwards import AppForwards
     from workbench.container.session import ProjectSession
-    from workbench.context_runtime import open_runtime
+    from workbench.projects import read_project
     from workbench.registry import local_context
 
     with open_runtime(local_context(), env=env) as runtime:

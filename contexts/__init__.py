@@ -1,36 +1,45 @@
-"""Execution-context backends (providers), one module per kind: local, ssh, brev, command.
+"""Execution-context backends, one module per kind: ``local``, ``ssh``, ``brev``, ``command``.
 
-``provider_for`` is the one door: the core asks it for a context's ``Provider`` and never imports
-a backend module itself, so adding a kind means adding a module and a line here.
+Each module declares ``KIND``, a ``workbench.kinds.Kind`` (its fields, its provider, its host key
+trust), and nothing else is needed to add a kind: ``register_builtin`` registers every module
+here that declares one, for the executables (``nvwb/``, ``ui/app.py``) to call before anything
+asks for a kind. Each module is also listed in ``pyproject.toml``'s ``workbench.context_kinds``
+entry points, through which a process that registered nothing finds them.
+
+A kind module is imported by every ``nvwb`` start: nothing heavy (paramiko, docker, pydantic)
+at its top, only inside the functions that need it.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import os
 
-from workbench.errors import ContextError
-
-if TYPE_CHECKING:
-    from contexts.base import Provider
-    from workbench.registry import Context
-
-# kind -> "module:class"; imported on demand so `nvwb` pays only for the backend it uses.
-PROVIDERS: dict[str, str] = {
-    "local": "contexts.local:LocalProvider",
-    "ssh": "contexts.ssh:SshProvider",
-    "brev": "contexts.brev:BrevProvider",
-    "command": "contexts.command:CommandProvider",
-}
+from workbench.kinds import Kind, register, settled
 
 
-def provider_for(context: Context, env: Mapping[str, str] | None = None) -> Provider:
-    """The backend that drives ``context``; ``env`` is the environment its commands run with."""
-    target = PROVIDERS.get(context.kind)
-    if target is None:
-        raise ContextError(f"no provider for context kind {context.kind!r}", context=context.name)
-    module, _, name = target.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    provider: Provider = cls(context, env)
-    return provider
+def builtin_modules() -> list[str]:
+    """The modules of this package, by name (a directory listing: cheaper than ``pkgutil``)."""
+    folder = os.path.dirname(__file__)
+    return sorted(
+        name[:-3]
+        for name in os.listdir(folder)
+        if name.endswith(".py") and not name.startswith("_")
+    )
+
+
+def builtin_kinds() -> list[Kind]:
+    """The ``KIND`` each module of this package declares."""
+    kinds = []
+    for name in builtin_modules():
+        kind = getattr(importlib.import_module(f"{__name__}.{name}"), "KIND", None)
+        if isinstance(kind, Kind):
+            kinds.append(kind)
+    return kinds
+
+
+def register_builtin() -> None:
+    """Register the built-in kinds; this process needs no other (no entry-point discovery)."""
+    for kind in builtin_kinds():
+        register(kind)
+    settled()

@@ -5,6 +5,10 @@ and the address from the ``Host NAME`` entry that ``brev refresh`` writes to
 ``~/.brev/ssh_config`` (Brev hands out a new IP after a restart, so it is read after each
 start, never stored). Workbench never runs ``brev delete``: an instance that can only be deleted
 is reported as not stoppable and left alone.
+
+Its host keys are pinned per instance (``HostKeyTrust.PER_INSTANCE``): Brev's ``ssh_config``
+turns host key checking off and hands an address on to other instances, so a key is never pinned
+by address, only into the context, the first time the instance is reached.
 """
 
 from __future__ import annotations
@@ -13,15 +17,12 @@ import json
 import logging
 import os
 import re
-import shlex
-import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from contexts.base import ProviderState, ProviderStatus, SshEndpoint
 from workbench.errors import CommandFailed, ContextError
+from workbench.kinds import Endpoint, FieldRule, HostKeyTrust, Kind, ProviderState, ProviderStatus
 from workbench.registry import Context
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class BrevProvider:
     # -- the brev CLI ---------------------------------------------------------------------
 
     def _binary(self) -> str:
+        import shutil  # this module is imported by every `nvwb` start: only when used
+
         found = self._env.get("NVWB_BREV") or shutil.which("brev", path=self._env.get("PATH"))
         if not found:
             raise ContextError(
@@ -87,6 +90,9 @@ class BrevProvider:
 
     def _brev(self, *args: str, timeout: float) -> str:
         argv = [self._binary(), *args]
+        import shlex
+        import subprocess
+
         shown = "brev " + shlex.join(args)
         log.info("context %s: %s", self.context.name, shown)
         try:
@@ -182,7 +188,7 @@ class BrevProvider:
                 ) from exc
             raise
 
-    def ssh_endpoint(self) -> SshEndpoint | None:
+    def ssh_endpoint(self) -> Endpoint | None:
         self._brev("refresh", timeout=LS_TIMEOUT_SECONDS)
         config = Path(self._env.get("HOME") or Path.home()) / ".brev" / "ssh_config"
         try:
@@ -207,7 +213,7 @@ class BrevProvider:
                 f"{config}: bad Port {port_text!r} for {self.instance}", context=self.context.name
             ) from exc
         key = options.get("identityfile")
-        return SshEndpoint(
+        return Endpoint(
             hostname=options["hostname"],
             port=port,
             username=self.context.ssh_username or options.get("user"),
@@ -224,6 +230,8 @@ def parse_host_entry(text: str, host: str) -> dict[str, str] | None:
     Brev's file is simple (one name per ``Host`` line, no ``Match``), so a small reader is
     enough; values may be quoted, and ``Key=Value`` is accepted as OpenSSH does.
     """
+    import shlex
+
     found: dict[str, str] | None = None
     current = False
     for raw in text.splitlines():
@@ -249,3 +257,24 @@ def parse_host_entry(text: str, host: str) -> dict[str, str] | None:
         if current and found is not None:
             found.setdefault(key, value)  # OpenSSH: the first value given wins
     return found
+
+
+KIND = Kind(
+    name="brev",
+    title="Brev instance",
+    summary="a Brev instance, started and stopped through the `brev` CLI; its address from "
+    "`~/.brev/ssh_config`",
+    # No hostname: the address comes from `brev refresh` (~/.brev/ssh_config); one typed here
+    # would go stale the next time Brev hands out a new IP.
+    fields=(
+        FieldRule("brev_instance_name", required=True),
+        FieldRule("ssh_username", help="else the `User` brev's ssh_config names"),
+        FieldRule("ssh_port", form=False, help="not used: brev's ssh_config names the port"),
+        FieldRule("ssh_key_path", help="else the `IdentityFile` brev's ssh_config names"),
+    ),
+    provider=BrevProvider,
+    guard=True,
+    trust=HostKeyTrust.PER_INSTANCE,
+    host=lambda context: f"brev:{context.brev_instance_name}",
+    order=20,
+)

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from collections.abc import Mapping
 
-from contexts.base import PROVIDER_STATUSES, ProviderState, ProviderStatus, SshEndpoint
 from workbench import command_template, osproc
 from workbench.errors import CommandFailed, ContextError
+from workbench.kinds import (
+    PROVIDER_STATUSES,
+    Endpoint,
+    FieldRule,
+    HostKeyTrust,
+    Kind,
+    ProviderState,
+    ProviderStatus,
+)
 from workbench.registry import Context
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,8 @@ class CommandProvider:
             raise ContextError(
                 f"context {self.context.name} has no {field}", context=self.context.name
             )
+        import subprocess  # this module is imported by every `nvwb` start: only when used
+
         values = self.context.template_values()
         parsed = command_template.parse(template, field, values)
         # The field, never the command: a template or a value does not belong in service.log.
@@ -109,11 +118,37 @@ class CommandProvider:
     def stop(self) -> None:
         self._run("stop_command", START_STOP_TIMEOUT_SECONDS)
 
-    def ssh_endpoint(self) -> SshEndpoint | None:
-        ctx = self.context
-        if not ctx.hostname:
-            return None
-        return SshEndpoint(ctx.hostname, ctx.port, ctx.ssh_username, ctx.ssh_key_path)
+    def ssh_endpoint(self) -> Endpoint | None:
+        return _endpoint(self.context)
 
     def hourly_rate(self) -> float | None:
         return None
+
+
+def _endpoint(context: Context) -> Endpoint | None:
+    """A machine with a ``hostname`` is reached there; without one it has no SSH."""
+    if not context.hostname:
+        return None
+    return Endpoint(context.hostname, context.port, context.ssh_username, context.ssh_key_path)
+
+
+KIND = Kind(
+    name="command",
+    title="Any cloud (start/stop commands)",
+    summary="any cloud VM: your own `start`, `stop` and `status` shell commands, in the manner "
+    "of DevPod providers",
+    fields=(
+        FieldRule("start_command", required=True),
+        FieldRule("stop_command", required=True),
+        FieldRule("status_command", required=True),
+        FieldRule("hostname", help="where its SSH server is; without one it has no SSH"),
+        FieldRule("ssh_username"),
+        FieldRule("ssh_port"),
+        FieldRule("ssh_key_path"),
+    ),
+    provider=CommandProvider,
+    guard=True,
+    trust=HostKeyTrust.KNOWN_HOSTS,
+    static_endpoint=_endpoint,
+    order=30,
+)

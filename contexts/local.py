@@ -1,10 +1,13 @@
-"""The ``local`` context: this machine's Docker engine, always on, never started or stopped."""
+"""The ``local`` kind: this machine's Docker engine, always on, never started or stopped.
+
+There is one local context, built in and named ``local``; no other can be created.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from contexts.base import ProviderState, SshEndpoint
+from workbench.kinds import Endpoint, HostKeyTrust, Kind, ProviderState
 from workbench.registry import Context
 
 
@@ -31,8 +34,23 @@ class LocalProvider:
     def stop(self) -> None:
         """Never stop the machine Workbench itself runs on."""
 
-    def ssh_endpoint(self) -> SshEndpoint | None:
+    def ssh_endpoint(self) -> Endpoint | None:
         return None
 
     def hourly_rate(self) -> float | None:
         return None
+
+
+KIND = Kind(
+    name="local",
+    title="This machine",
+    summary="this machine's Docker engine; built in, named `local`, cannot be deleted",
+    fields=(),
+    provider=LocalProvider,
+    remote=False,
+    always_on=True,
+    builtin=True,
+    trust=HostKeyTrust.KNOWN_HOSTS,  # never asked: nothing is reached over SSH
+    host=lambda context: "this machine",
+    order=0,
+)

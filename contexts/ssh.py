@@ -1,19 +1,18 @@
-"""The ``ssh`` context: an always-on host. Workbench reaches it but never powers it on or off.
+"""The ``ssh`` kind: an always-on host. Workbench reaches it but never powers it on or off.
 
 Its status is reachability: a TCP connect to the SSH port, so ``nvwb status`` can say that a
-host is down without opening (and authenticating) a whole SSH session.
+host is down without opening (and authenticating) a whole SSH session. Its address is its own
+``hostname`` (maybe an ``~/.ssh/config`` alias), so no provider is asked for it.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Mapping
 
-from contexts.base import ProviderState, SshEndpoint
 from workbench.errors import WorkbenchError
-from workbench.registry import Context
-from workbench.ssh.config import resolve_target
+from workbench.kinds import Endpoint, FieldRule, HostKeyTrust, Kind, ProviderState
+from workbench.registry import DEFAULT_SSH_PORT, Context
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,9 @@ class SshProvider:
         # Stopping a shared server because one laptop closed a window would be a disaster.
         return False
 
-    def ssh_endpoint(self) -> SshEndpoint | None:
+    def ssh_endpoint(self) -> Endpoint | None:
+        from workbench.ssh.config import resolve_target  # paramiko: only when asked
+
         ctx = self.context
         assert ctx.hostname is not None  # the registry requires it for ssh contexts
         try:
@@ -48,14 +49,16 @@ class SshProvider:
                 env=self._env,
             )
         except WorkbenchError:
-            return SshEndpoint(ctx.hostname, ctx.port, ctx.ssh_username, ctx.ssh_key_path)
+            return Endpoint(ctx.hostname, ctx.port, ctx.ssh_username, ctx.ssh_key_path)
         key = str(target.key_paths[0]) if target.key_paths else None
         if target.proxy_command or target.proxy_jump:
             # Reachable only through the proxy: the TCP probe below would be meaningless.
             return None
-        return SshEndpoint(target.host, target.port, target.user, key)
+        return Endpoint(target.host, target.port, target.user, key)
 
     def status(self) -> ProviderState:
+        import socket  # this module is imported by every `nvwb` start: only when used
+
         endpoint = self.ssh_endpoint()
         if endpoint is None:
             return ProviderState("running", "reached through a proxy; not probed", stoppable=False)
@@ -80,3 +83,29 @@ class SshProvider:
 
     def hourly_rate(self) -> float | None:
         return None
+
+
+def _endpoint(context: Context) -> Endpoint:
+    """The context's own fields: ``hostname`` may be an alias, resolved when connecting."""
+    assert context.hostname is not None  # required
+    return Endpoint(context.hostname, context.port, context.ssh_username, context.ssh_key_path)
+
+
+KIND = Kind(
+    name="ssh",
+    title="SSH host (always on)",
+    summary="an always-on host with Docker, reached over SSH; never started or stopped by "
+    "Workbench",
+    fields=(
+        FieldRule("hostname", required=True, help="host name, address or ~/.ssh/config alias"),
+        FieldRule("ssh_username"),
+        FieldRule("ssh_port", default=DEFAULT_SSH_PORT),
+        FieldRule("ssh_key_path"),
+    ),
+    provider=SshProvider,
+    always_on=True,
+    trust=HostKeyTrust.KNOWN_HOSTS,
+    static_endpoint=_endpoint,
+    called="an ssh context",
+    order=10,
+)

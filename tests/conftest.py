@@ -43,6 +43,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # Code that reads os.environ rather than an injected env must not touch a user's real
     # "workbench" keyring entries either.
     os.environ.setdefault("NVWB_KEYRING_SERVICE", keyring_env.SESSION_SERVICE)
+    # The tests are a composition root like nvwb/ and the app: the built-in kinds of context,
+    # registered explicitly (the entry points have a test of their own: test_kind_seam.py).
+    from contexts import register_builtin
+
+    register_builtin()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

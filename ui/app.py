@@ -1,7 +1,8 @@
 """The ``workbench`` desktop app's entry point: Qt, the style, the bridge and the main window.
 
 ``run()`` is the GUI script declared in ``pyproject.toml``. ``build_app`` makes the same pieces
-without entering the event loop, for tests and for ``scripts/screenshots``.
+without entering the event loop, for tests and for ``scripts/screenshots``. Like ``nvwb/``, this
+is a composition root: it registers the kinds of context (``contexts``) before anything asks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from contexts import register_builtin
 from ui import collector
 from ui.bridge import DEFAULT_POLL_S, ServiceBridge
 from ui.main_window import MainWindow
@@ -47,6 +49,7 @@ def build_app(
     secrets: SecretStore | None = None,
 ) -> App:
     """The bridge and main window for the user in ``env``; a QApplication must exist."""
+    register_builtin()
     app = QApplication.instance()
     if isinstance(app, QApplication):
         apply_style(app)

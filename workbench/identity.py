@@ -43,13 +43,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from workbench import osproc
 from workbench.errors import ConflictError, InvalidValueError, NotFoundError, WorkbenchError
+from workbench.git_exclude import exclude_from_git
 from workbench.names import check_name
 from workbench.paths import PRIVATE_FILE, Paths, atomic_write_text, private_dir
-from workbench.projects import Project, exclude_from_git
+
+if TYPE_CHECKING:
+    from workbench.projects import Project
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ from workbench.errors import (
     SpecError,
     WorkbenchError,
 )
+from workbench.git_exclude import exclude_from_git
 from workbench.names import check_name
 from workbench.paths import Paths, atomic_write_text
 from workbench.resources import resource_path
@@ -529,17 +530,6 @@ def _write_marker(root: Path, *, final_path: Path, how: str, source: str) -> Non
     (root / ".project").mkdir(exist_ok=True)
     atomic_write_text(root / MARKER_RELATIVE, json.dumps(marker, indent=2) + "\n")
     exclude_from_git(root, MARKER_RELATIVE, "Workbench made this project")
-
-
-def exclude_from_git(root: Path, relative: Path, comment: str) -> None:
-    """Keep ``relative`` out of git through ``.git/info/exclude``, which git never shares."""
-    exclude = root / ".git" / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-    line = "/" + relative.as_posix()
-    if line not in existing.splitlines():
-        sep = "" if existing.endswith("\n") or not existing else "\n"
-        exclude.write_text(f"{existing}{sep}# {comment}\n{line}\n")
 
 
 def _marker_matches(folder: Path) -> bool:

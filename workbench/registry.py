@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, cast, get_args
+from typing import Any, ClassVar, Final, cast
 
 from workbench import command_template, osproc, values
 from workbench.errors import (
@@ -30,6 +30,10 @@ from workbench.errors import (
     NotFoundError,
     WorkbenchError,
 )
+from workbench.kinds import fields as kind_fields
+from workbench.kinds.base import Kind
+from workbench.kinds.fields import CATALOGUE, SHARED, rules_of
+from workbench.kinds.registry import kind_named
 from workbench.names import check_name
 from workbench.paths import Paths, atomic_write_text, private_dir
 
@@ -42,23 +46,10 @@ DEFAULT_IDLE_TIMEOUT_MINUTES: Final = 30
 DEFAULT_GRACE_PERIOD_SECONDS: Final = 60
 DEFAULT_SSH_PORT: Final = 22
 # The agent's guard runs this on the remote when nobody has used it for the idle timeout.
-# ``-n`` makes sudo fail instead of hanging on a password prompt nobody will answer.
-DEFAULT_IDLE_STOP_COMMAND: Final = "sudo -n shutdown -h now"
+DEFAULT_IDLE_STOP_COMMAND: Final = kind_fields.DEFAULT_IDLE_STOP_COMMAND
 
-ContextKind = Literal["local", "ssh", "brev", "command"]
-CONTEXT_KINDS: Final[tuple[str, ...]] = get_args(ContextKind)
-
-# Fields that only make sense for some kinds; everything else is shared by all kinds.
-_SSH_FIELDS: Final = ("hostname", "ssh_username", "ssh_port", "ssh_key_path", "accepted_host_key")
+# Command templates: run by the service through /bin/sh (``command_template``).
 _COMMAND_FIELDS: Final = ("start_command", "stop_command", "status_command")
-_FORBIDDEN_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
-    "local": (*_SSH_FIELDS, "brev_instance_name", *_COMMAND_FIELDS, "stop_command_on_idle"),
-    "ssh": ("brev_instance_name", *_COMMAND_FIELDS),
-    # A Brev instance's address comes from `brev refresh` (~/.brev/ssh_config); a hostname typed
-    # here would go stale the next time Brev hands out a new IP.
-    "brev": ("hostname", *_COMMAND_FIELDS),
-    "command": ("brev_instance_name",),
-}
 # Fields `update()` must not change: the name is the key, and a kind change would silently
 # reinterpret every other field.
 _IMMUTABLE_FIELDS: Final = ("name", "kind", "created_at")
@@ -93,7 +84,7 @@ class Context:
     """
 
     name: str
-    kind: ContextKind
+    kind: str
     description: str = ""
     hostname: str | None = None
     ssh_username: str | None = None
@@ -121,7 +112,8 @@ class Context:
 
     @property
     def is_remote(self) -> bool:
-        return self.kind != "local"
+        """Reached over SSH (every kind but ``local``)."""
+        return kind_named(self.kind).remote
 
     @property
     def port(self) -> int:
@@ -185,6 +177,10 @@ class Context:
 
 
 Context.FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Context))
+# What a field holds when it is not set (None, or 0 for idle_gpu_busy_percent).
+_UNSET: Final[dict[str, Any]] = {
+    f.name: f.default for f in dataclasses.fields(Context) if f.default is not dataclasses.MISSING
+}
 
 
 def _fields_hint() -> str:
@@ -207,10 +203,9 @@ def _validate(ctx: Context) -> None:
     if not isinstance(ctx.name, str):
         raise InvalidValueError("name", "must be a string")
     check_name("name", ctx.name)
-    if ctx.kind not in CONTEXT_KINDS:
-        raise InvalidValueError(
-            "kind", f"{ctx.kind!r} is not a context kind", hint="one of " + ", ".join(CONTEXT_KINDS)
-        )
+    if not isinstance(ctx.kind, str):
+        raise InvalidValueError("kind", f"must be a string, not {type(ctx.kind).__name__}")
+    kind = kind_named(ctx.kind)
     for name in (
         "hostname",
         "ssh_username",
@@ -249,10 +244,10 @@ def _validate(ctx: Context) -> None:
     _check_rate(ctx)
     values.IDLE_TIMEOUT_MINUTES.check("idle_timeout_minutes", ctx.idle_timeout_minutes)
     values.GRACE_PERIOD_SECONDS.check("grace_period_seconds", ctx.grace_period_seconds)
-    _check_gpu_busy(ctx)
+    values.GPU_BUSY_PERCENT.check("idle_gpu_busy_percent", ctx.idle_gpu_busy_percent)
     _check_mounts(ctx.host_mount_sources)
     _check_gpus(ctx.gpus)
-    _check_kind_rules(ctx)
+    _check_kind_rules(ctx, kind)
     _check_commands(ctx)
 
 
@@ -279,24 +274,26 @@ def _check_commands(ctx: Context) -> None:
             )
 
 
-def _check_kind_rules(ctx: Context) -> None:
-    for name in _FORBIDDEN_BY_KIND[ctx.kind]:
-        if getattr(ctx, name) is not None:
-            raise InvalidValueError(name, f"does not apply to a {ctx.kind} context")
-    if ctx.kind == "ssh":
-        if ctx.hostname is None:
-            raise InvalidValueError("hostname", "is required for an ssh context")
-        if ctx.ssh_port is None:
-            _set(ctx, "ssh_port", DEFAULT_SSH_PORT)
-    elif ctx.kind == "brev":
-        if ctx.brev_instance_name is None:
-            raise InvalidValueError("brev_instance_name", "is required for a brev context")
-    elif ctx.kind == "command":
-        for name in _COMMAND_FIELDS:
-            if getattr(ctx, name) is None:
-                raise InvalidValueError(name, "is required for a command context")
-    if ctx.kind != "local" and ctx.stop_command_on_idle is None:
-        _set(ctx, "stop_command_on_idle", DEFAULT_IDLE_STOP_COMMAND)
+def _check_kind_rules(ctx: Context, kind: Kind) -> None:
+    """The kind's declaration: fields it does not take are unset, required ones are set, and
+    defaults fill what is left empty; then the kind's own ``check``."""
+    rules = rules_of(kind)
+    taken = {rule.name for rule in rules}
+    for info in CATALOGUE:
+        name = info.name
+        if name in SHARED or name in taken or getattr(ctx, name) == _UNSET[name]:
+            continue
+        raise InvalidValueError(
+            name,
+            f"does not apply to {kind.a_context}" + (f": {info.unused}" if info.unused else ""),
+        )
+    for rule in rules:
+        if rule.required and getattr(ctx, rule.name) is None:
+            raise InvalidValueError(rule.name, f"is required for {kind.a_context}")
+    for rule in rules:
+        if rule.default is not None and getattr(ctx, rule.name) is None:
+            _set(ctx, rule.name, rule.default)
+    kind.check(ctx)
 
 
 def _check_str(name: str, value: object, *, allow_empty: bool) -> str:
@@ -307,16 +304,6 @@ def _check_str(name: str, value: object, *, allow_empty: bool) -> str:
     if "\n" in value or "\r" in value or "\x00" in value:
         raise InvalidValueError(name, "must be a single line")
     return value
-
-
-def _check_gpu_busy(ctx: Context) -> None:
-    busy = values.GPU_BUSY_PERCENT.check("idle_gpu_busy_percent", ctx.idle_gpu_busy_percent)
-    if busy and ctx.kind in ("local", "ssh"):
-        # Only machines Workbench starts and stops get a guard (docs/agent.md).
-        raise InvalidValueError(
-            "idle_gpu_busy_percent",
-            f"does not apply to a {ctx.kind} context: nothing stops it when idle",
-        )
 
 
 def _check_rate(ctx: Context) -> None:
@@ -453,10 +440,12 @@ class Registry:
     def create(self, ctx: Context) -> Context:
         if ctx.name in self._contexts:
             raise AlreadyExistsError("context", ctx.name)
-        if ctx.kind == "local":
+        if kind_named(ctx.kind).builtin:
             # One Docker engine per machine: a second local context would only be an alias.
             raise InvalidValueError(
-                "kind", "only the built-in 'local' context is of kind local", hint="use 'local'"
+                "kind",
+                f"only the built-in '{LOCAL_CONTEXT}' context is of kind {ctx.kind}",
+                hint=f"use '{LOCAL_CONTEXT}'",
             )
         self._contexts[ctx.name] = ctx
         log.info("created context %s (%s)", ctx.name, ctx.kind)
@@ -510,6 +499,17 @@ class Registry:
         _refuse_secrets(data)
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         atomic_write_text(self.file, text, mode=0o600)
+
+
+def record_host_key(paths: Paths, name: str, fingerprint: str) -> Context:
+    """Pin ``fingerprint`` as context ``name``'s ``accepted_host_key`` unless one is pinned
+    already (on first use, the first key seen wins a race); returns the context as it now is."""
+    with Registry.locked(paths) as registry:
+        current = registry.get(name)
+        if current.accepted_host_key is None:
+            current = registry.update(name, accepted_host_key=fingerprint)
+            log.info("context %s: host key %s pinned", name, fingerprint)
+    return current
 
 
 def _refuse_secrets(data: Mapping[str, Any]) -> None:

@@ -23,9 +23,9 @@ from tests.integration.test_container_support import (
 )
 from tests.support.cli import nvwb
 from workbench.container.apps import AppRunner
+from workbench.container.context_runtime import ContextRuntime, open_runtime
 from workbench.container.forwards import AppForwards
 from workbench.container.session import ProjectSession
-from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.errors import InvalidValueError
 from workbench.paths import Paths
 from workbench.projects import read_project

@@ -26,10 +26,10 @@ from tests.integration.test_container_support import (
 )
 from workbench.container.apps import AppFailed
 from workbench.container.builder import BuildFailed
+from workbench.container.context_runtime import ContextRuntime, open_runtime
 from workbench.container.forwards import AppForwards
 from workbench.container.runtime import GpuShortage
 from workbench.container.session import ProjectSession
-from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.paths import Paths
 from workbench.projects import read_project
 from workbench.registry import local_context

@@ -30,9 +30,9 @@ from tests.integration.test_container_support import (
     unreachable,
 )
 from tests.support.sshd import SshServer
+from workbench.container.context_runtime import ContextRuntime, open_runtime
 from workbench.container.forwards import AppForwards, PortInUse, open_forwards
 from workbench.container.session import ProjectSession
-from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.errors import ContextError, HostKeyRejected
 from workbench.paths import Paths
 from workbench.projects import read_project

@@ -17,8 +17,8 @@ import pytest
 
 from tests.integration.test_container_support import make_project
 from tests.support.cli import nvwb
+from workbench.container.context_runtime import ContextRuntime, open_runtime
 from workbench.container.session import ProjectSession
-from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.paths import Paths
 from workbench.projects import read_project
 from workbench.registry import local_context

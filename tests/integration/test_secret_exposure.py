@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.integration.test_container_support import APP, make_project
+from workbench.container.context_runtime import ContextRuntime, open_runtime
 from workbench.container.forwards import AppForwards
 from workbench.container.session import ProjectSession
-from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.paths import Paths
 from workbench.projects import read_project
 from workbench.registry import local_context

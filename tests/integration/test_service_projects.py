@@ -39,10 +39,10 @@ from tests.support.fake_brev import FakeBrev
 from tests.support.service_env import FAST, add_brev_context, service_env, wait_for
 from tests.support.sshd import SshServer, sshd_available
 from tests.support.workbench_service import holder
+from workbench.kinds.trust import openssh_pin_file
 from workbench.paths import Paths
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
-from workbench.service.hostkeys import openssh_pin_file
 from workbench.ssh.knownhosts import fingerprint_blob
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(240)]

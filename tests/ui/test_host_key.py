@@ -113,3 +113,30 @@ def test_a_key_passphrase_is_asked_and_remembered_in_the_keyring(
     assert app.window.last_check.startswith("ok:")
     assert not app.window.prompter.open_dialogs()
     SecretStore(env=env).delete(context_secret_key("box", "ssh_key_passphrase"))
+
+
+def test_a_brev_key_trusted_in_the_app_is_pinned_per_instance_not_by_address(wb_env, brev):
+    # The app's connection check and the service trust a Brev instance the same way: its key is
+    # pinned into the context (accepted_host_key), never by address in known_hosts, since Brev
+    # hands addresses on to other instances. (No service here: it would pin the key itself.)
+    from ui.connection_check import check_connection
+    from workbench.ssh import PromptPolicy
+
+    env = brev.env(wb_env)
+    brev.create("gpu-1", status="RUNNING", boot_delay=0.0)
+    brev.wait_status("gpu-1", "RUNNING")
+    instance = brev.instance("gpu-1")
+    paths = Paths.from_env(env)
+    with Registry.locked(paths) as registry:
+        context = registry.create(Context(name="box", kind="brev", brev_instance_name="gpu-1"))
+    asked: list[str] = []
+    answer = check_connection(
+        context, env, PromptPolicy(lambda host, fp: asked.append(fp) or True), lambda key: None
+    )
+    assert answer.startswith("connected as"), answer
+    assert asked == [instance["host_key_fingerprint"]]  # a person was asked, as for any host
+    assert Registry.load(paths).get("box").accepted_host_key == instance["host_key_fingerprint"]
+    assert KnownHosts(paths.known_hosts_file).lookup(f"[127.0.0.1]:{instance['port']}") == []
+    # Pinned: the next check asks nothing.
+    again = Registry.load(paths).get("box")
+    assert check_connection(again, env, PromptPolicy(lambda h, fp: False), lambda key: None)

@@ -9,9 +9,10 @@ import pytest
 from workbench.agent import AgentStatus, local_agent
 from workbench.cli.commands.service import _agent_note, _row
 from workbench.errors import ContextError
+from workbench.kinds.connect import trust
+from workbench.kinds.trust import NoAddressPins, PinOnFirstUse
 from workbench.paths import Paths
 from workbench.registry import DEFAULT_IDLE_STOP_COMMAND, Context, Registry
-from workbench.service.hostkeys import NoAddressPins, PinOnFirstUse, trust_for
 from workbench.service.link import ContextLink
 from workbench.service.timing import Timing
 from workbench.ssh import AcceptFingerprint, RejectUnknown, fingerprint
@@ -40,14 +41,14 @@ def test_brev_pins_on_first_use_into_the_context_and_never_by_address(paths: Pat
     with Registry.locked(paths) as registry:
         registry.create(Context(name="gpu", kind="brev", brev_instance_name="gpu-1"))
     link = ContextLink(Registry.load(paths).get("gpu"), paths, {}, Timing())
-    policy, known = trust_for(link.context, {}, link._record_host_key)
+    policy, known = trust(link.context, {}, record_pin=link._record_host_key)
     assert isinstance(policy, PinOnFirstUse) and isinstance(known, NoAddressPins)
     key = paramiko.Ed25519Key.from_private_key_file(_ed25519(paths))
     assert policy.decide("10.0.0.7", 22, key)
     pinned = Registry.load(paths).get("gpu").accepted_host_key
     assert pinned == fingerprint(key)
     assert known.lookup("10.0.0.7") == []  # an address Brev gives to the next instance
-    policy, _ = trust_for(Registry.load(paths).get("gpu"), {}, link._record_host_key)
+    policy, _ = trust(Registry.load(paths).get("gpu"), {}, record_pin=link._record_host_key)
     assert isinstance(policy, AcceptFingerprint) and policy.expected == pinned
 
 
@@ -60,7 +61,7 @@ def test_command_contexts_refuse_unknown_keys(paths: Paths):
         stop_command="true",
         status_command="echo running",
     )
-    policy, _ = trust_for(ctx, {"HOME": str(paths.config_dir)}, lambda fp: None)
+    policy, _ = trust(ctx, {"HOME": str(paths.config_dir)}, record_pin=lambda fp: None)
     assert isinstance(policy, RejectUnknown)
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from contexts import provider_for
 from tests.support.cli import nvwb
 from workbench.errors import CommandFailed, InvalidValueError
+from workbench.kinds import provider_for
 from workbench.registry import Context
 
 ENV = {"PATH": "/usr/bin:/bin"}

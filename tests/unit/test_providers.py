@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from contexts import provider_for
-from contexts.base import Provider, SshEndpoint, wait_for_ssh_banner
 from contexts.brev import parse_host_entry
 from contexts.command import render
 from workbench.errors import CommandFailed, ContextError, InvalidValueError
+from workbench.kinds import Endpoint, Provider, provider_for, wait_for_ssh_banner
 from workbench.registry import Context, local_context
 
 
@@ -71,7 +70,7 @@ def test_command_provider_runs_its_templates(tmp_path: Path) -> None:
     assert (tmp_path / "stopped-cloud-1").exists()
     assert provider.status().status == "running"
     assert provider.can_stop and not provider.always_on
-    assert provider.ssh_endpoint() == SshEndpoint("box.example", 22, None, None)
+    assert provider.ssh_endpoint() == Endpoint("box.example", 22, None, None)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +136,7 @@ def test_wait_for_ssh_banner_times_out_with_the_last_error() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(ContextError, match=r"did not answer within 0\.3 s"):
-        wait_for_ssh_banner(SshEndpoint("127.0.0.1", port), 0.3, interval=0.05)
+        wait_for_ssh_banner(Endpoint("127.0.0.1", port), 0.3, interval=0.05)
 
 
 BREV_SSH_CONFIG = """\

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from contexts import provider_for
-from contexts.base import Provider, wait_for_ssh_banner
 from tests.support.fake_brev import FakeBrev
 from tests.support.sshd import sshd_available
 from workbench.errors import CommandFailed, ContextError
+from workbench.kinds import Provider, provider_for, wait_for_ssh_banner
 from workbench.registry import Context
 
 pytestmark = [

@@ -2,9 +2,11 @@
 
 The rules are the CLI's own: ``names.name_problem`` for the name, ``workbench.values`` for the
 numbers (the ranges ``nvwb``'s flags use), then the registry's ``Context`` validation for the
-whole entry, whose ``InvalidValueError`` names the field it is
-about. Saving happens on a worker (the registry is a locked file); if it fails the dialog stays
-open with everything as typed and the reason on top.
+whole entry, whose ``InvalidValueError`` names the field it is about. The kinds offered and the
+fields each shows come from the registered kinds' declarations and the core's table of fields
+(``workbench.kinds.fields``), as ``nvwb``'s flags do. Saving happens on a worker (the registry
+is a locked file); if it fails the dialog stays open with everything as typed and the reason on
+top.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from ui.format import error_text
 from ui.tasks import TaskRunner
 from ui.widgets.banner import Banner
 from ui.widgets.checked_field import FieldProblem
-from workbench import values
 from workbench.errors import InvalidValueError
+from workbench.kinds import Kind, all_kinds, kind_named
+from workbench.kinds.fields import CATALOGUE, INFO, form_fields
 from workbench.names import name_problem
 from workbench.registry import (
     DEFAULT_GRACE_PERIOD_SECONDS,
@@ -37,66 +40,6 @@ from workbench.registry import (
     DEFAULT_WORKBENCH_DIR,
     Context,
 )
-
-# (field, label, placeholder) in the order the form shows them.
-_FIELDS: Final = (
-    ("description", "Description", "what this machine is for"),
-    ("hostname", "Host", "gpu-box.example.com, 10.0.0.7 or an ~/.ssh/config alias"),
-    ("ssh_username", "SSH user", "defaults to ~/.ssh/config, then your user name"),
-    ("ssh_port", "SSH port", "22"),
-    ("ssh_key_path", "SSH key", "~/.ssh/id_ed25519"),
-    ("brev_instance_name", "Brev instance", "the instance's name in 'brev ls'"),
-    ("start_command", "Start command", "aws ec2 start-instances --instance-ids i-0abc"),
-    ("stop_command", "Stop command", "aws ec2 stop-instances --instance-ids i-0abc"),
-    ("status_command", "Status command", "prints running, stopped, starting or stopping"),
-    ("hourly_rate", "Hourly rate ($)", "e.g. 2.49, to show the cost so far"),
-    ("idle_timeout_minutes", "Idle timeout (min)", "30"),
-    ("idle_gpu_busy_percent", "Busy GPU counts as use (%)", "off; 50 keeps a training run going"),
-    ("grace_period_seconds", "Grace period (s)", "60: how long to wait after the last window"),
-    ("workbench_dir", "Workbench folder", "~/.nvwb"),
-)
-_SHARED: Final = (
-    "description",
-    "hourly_rate",
-    "idle_timeout_minutes",
-    "grace_period_seconds",
-    "workbench_dir",
-)
-FIELDS_BY_KIND: Final[dict[str, tuple[str, ...]]] = {
-    "local": _SHARED,
-    "ssh": ("hostname", "ssh_username", "ssh_port", "ssh_key_path", *_SHARED),
-    # Machines Workbench starts and stops: their agent's guard can count a busy GPU as use.
-    "brev": (
-        "brev_instance_name",
-        "ssh_username",
-        "ssh_key_path",
-        *_SHARED,
-        "idle_gpu_busy_percent",
-    ),
-    "command": (
-        "start_command",
-        "stop_command",
-        "status_command",
-        "hostname",
-        "ssh_username",
-        "ssh_port",
-        "ssh_key_path",
-        *_SHARED,
-        "idle_gpu_busy_percent",
-    ),
-}
-_NUMBERS: Final[dict[str, values.IntRange | values.FloatRange]] = {
-    "ssh_port": values.PORT,
-    "idle_timeout_minutes": values.IDLE_TIMEOUT_MINUTES,
-    "idle_gpu_busy_percent": values.GPU_BUSY_PERCENT,
-    "grace_period_seconds": values.GRACE_PERIOD_SECONDS,
-    "hourly_rate": values.HOURLY_RATE,
-}
-_KIND_LABELS: Final = {
-    "ssh": "SSH host (always on)",
-    "brev": "Brev instance",
-    "command": "Any cloud (start/stop commands)",
-}
 
 SaveFn = Callable[[Context], Context]
 
@@ -144,10 +87,14 @@ class ContextFormDialog(QDialog):
         self.name_edit.setPlaceholderText("gpu-box")
         self.name_edit.setEnabled(existing is None)
         self.kind_combo = QComboBox()
-        editing_local = existing is not None and existing.kind == "local"
-        kinds = ["local"] if editing_local else list(_KIND_LABELS)
+        # A built-in kind (local) is only ever shown for its one context, never offered.
+        kinds: list[Kind] = (
+            [kind_named(existing.kind)]
+            if existing is not None and kind_named(existing.kind).builtin
+            else [kind for kind in all_kinds() if not kind.builtin]
+        )
         for kind in kinds:
-            self.kind_combo.addItem(_KIND_LABELS.get(kind, "this machine"), kind)
+            self.kind_combo.addItem(kind.title, kind.name)
         if existing is not None:
             self.kind_combo.setCurrentIndex(max(0, self.kind_combo.findData(existing.kind)))
             self.kind_combo.setEnabled(False)  # the registry never changes a context's kind
@@ -157,11 +104,11 @@ class ContextFormDialog(QDialog):
         self._rows: dict[str, tuple[QLabel, QWidget]] = {}
         self._add_row("name", "Name", self.name_edit)
         self._add_row("kind", "Kind", self.kind_combo)
-        for key, label, placeholder in _FIELDS:
-            edit = QLineEdit(_text_of(existing, key))
-            edit.setPlaceholderText(placeholder)
-            self.edits[key] = edit
-            self._add_row(key, label, edit)
+        for info in _FORM:
+            edit = QLineEdit(_text_of(existing, info.name))
+            edit.setPlaceholderText(info.placeholder)
+            self.edits[info.name] = edit
+            self._add_row(info.name, info.label, edit)
 
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
@@ -196,12 +143,15 @@ class ContextFormDialog(QDialog):
     def kind(self) -> str:
         return str(self.kind_combo.currentData())
 
+    def _shown(self) -> tuple[str, ...]:
+        return form_fields(kind_named(self.kind))
+
     def _kind_changed(self) -> None:
-        shown = set(FIELDS_BY_KIND[self.kind])
-        for key, _label, _placeholder in _FIELDS:
-            caption, column = self._rows[key]
-            caption.setVisible(key in shown)
-            column.setVisible(key in shown)
+        shown = set(self._shown())
+        for info in _FORM:
+            caption, column = self._rows[info.name]
+            caption.setVisible(info.name in shown)
+            column.setVisible(info.name in shown)
         self.validate()
         self.adjustSize()
 
@@ -209,11 +159,11 @@ class ContextFormDialog(QDialog):
         """The fields shown for this kind, parsed; and the problems found while parsing."""
         parsed: dict[str, Any] = {}
         problems: dict[str, str] = {}
-        for key in FIELDS_BY_KIND[self.kind]:
+        for key in self._shown():
             text = self.edits[key].text().strip()
             if not text:
                 continue
-            kind = _NUMBERS.get(key)
+            kind = INFO[key].number
             if kind is None:
                 parsed[key] = text
                 continue
@@ -244,7 +194,7 @@ class ContextFormDialog(QDialog):
             # The name is wrong; check the other fields anyway (under a stand-in name) so that
             # every reason shows at once rather than one after the other.
             try:
-                Context(name="stand-in", kind=self.kind, **fields)  # type: ignore[arg-type]
+                Context(name="stand-in", kind=self.kind, **fields)
             except InvalidValueError as exc:
                 key = exc.field.split(".")[0].split("[")[0]
                 if key in self.problems and key != "name":
@@ -253,12 +203,12 @@ class ContextFormDialog(QDialog):
         try:
             if self.existing is not None:
                 merged = self.existing.to_dict()
-                for key in FIELDS_BY_KIND[self.kind]:
+                for key in self._shown():
                     merged[key] = fields.get(key, _DEFAULTS.get(key))
                 if merged.get("stop_command_on_idle") == DEFAULT_IDLE_STOP_COMMAND:
                     merged["stop_command_on_idle"] = None  # keep following the default
                 return Context.from_dict(merged), {}
-            return Context(name=name, kind=self.kind, **fields), {}  # type: ignore[arg-type]
+            return Context(name=name, kind=self.kind, **fields), {}
         except InvalidValueError as exc:
             field = exc.field.split(".")[0].split("[")[0]
             key = field if field in self.problems else "name"
@@ -299,6 +249,9 @@ class ContextFormDialog(QDialog):
             self.problems[exc.field].set_problem(exc.reason)
 
 
+# Every field any kind shows, in the catalogue's order; each kind shows its own (``_shown``).
+_FORM: Final = tuple(info for info in CATALOGUE if info.form)
+
 # An emptied field goes back to its default, as the CLI's create would leave it.
 _DEFAULTS: Final[dict[str, Any]] = {
     "description": "",
@@ -315,8 +268,6 @@ def _text_of(context: Context | None, key: str) -> str:
     value = getattr(context, key)
     if value is None:
         return ""
-    if key == "ssh_port" and value == 22 and context.kind == "ssh":
-        return "22"
     if key == "hourly_rate":
         return f"{value:g}"
     if key == "idle_gpu_busy_percent" and value == 0:

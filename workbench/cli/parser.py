@@ -14,7 +14,6 @@ from workbench import __version__, values
 from workbench.cli.output import FORMATS
 from workbench.errors import UsageError
 
-CONTEXT_KINDS = ("local", "ssh", "brev", "command")
 MOUNT_TYPES = ("project", "volume", "host", "tmp")
 PACKAGE_MANAGERS = ("apt", "pip")
 APP_TYPES = ("jupyterlab", "tensorboard", "custom")
@@ -148,66 +147,37 @@ _WIDE = _flag("--wide", action="store_true", help="show more columns")
 
 
 def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
+    """The context flags: one per field (``workbench.kinds.fields``), each saying which kinds
+    take it, and ``--type`` offering the registered kinds."""
+    from workbench.kinds import all_kinds
+    from workbench.kinds.fields import CATALOGUE, INFO, SHARED, infer_kind, rules_of
+
+    kinds = all_kinds()
     if create:
+        picked = []
+        for kind in kinds:
+            first = next((rule.name for rule in kind.fields if rule.required), None)
+            if first is not None and infer_kind({first}, kinds) is kind:
+                flag = "a HOSTNAME" if first == "hostname" else INFO[first].option
+                picked.append(f"{kind.name} with {flag}")
         p.add_argument(
             "--type",
             dest="kind",
-            choices=CONTEXT_KINDS,
+            choices=[kind.name for kind in kinds],
             default=None,
-            help="kind of context (default: ssh with a HOSTNAME, brev with "
-            "--brev-instance-name, command with --start-command)",
+            help="kind of context (default: " + ", ".join(picked) + ")",
         )
-    p.add_argument("--description", help="what this context is for")
-    p.add_argument(
-        "--hostname",
-        dest="hostname_flag",
-        metavar="HOSTNAME",
-        help="SSH host name or ~/.ssh/config alias",
-    )
-    p.add_argument("--ssh-username", help="user to log in as")
-    p.add_argument("--ssh-key-path", help="private key file")
-    p.add_argument("--ssh-port", type=_number(values.PORT), help="SSH port (default 22)")
-    p.add_argument(
-        "--context-workbench-dir",
-        dest="workbench_dir",
-        help="folder on the remote for projects and the agent (default ~/.nvwb)",
-    )
-    p.add_argument("--brev-instance-name", help="Brev instance this context drives")
-    p.add_argument("--start-command", help="shell template that starts the machine")
-    p.add_argument("--stop-command", help="shell template that stops the machine")
-    p.add_argument("--status-command", help="shell template printing running|stopped|...")
-    p.add_argument(
-        "--hourly-rate", type=_number(values.HOURLY_RATE), help="cost per hour, for the cost meter"
-    )
-    p.add_argument(
-        "--idle-timeout",
-        type=_number(values.IDLE_TIMEOUT_MINUTES),
-        dest="idle_timeout_minutes",
-        metavar="MINUTES",
-        help="minutes without use before the remote agent stops the machine",
-    )
-    p.add_argument(
-        "--idle-gpu-busy",
-        type=_number(values.GPU_BUSY_PERCENT),
-        dest="idle_gpu_busy_percent",
-        metavar="PERCENT",
-        help="a GPU at least this busy counts as use, so the remote agent never stops a "
-        "machine in the middle of a training run (0: off, the default)",
-    )
-    p.add_argument(
-        "--grace-period",
-        type=_number(values.GRACE_PERIOD_SECONDS),
-        dest="grace_period_seconds",
-        metavar="SECONDS",
-        help="seconds after the last window closes before the machine is stopped",
-    )
-    p.add_argument(
-        "--idle-stop-command",
-        dest="stop_command_on_idle",
-        metavar="COMMAND",
-        help="what the remote agent runs to stop an idle machine "
-        "(default: sudo -n shutdown -h now)",
-    )
+    for info in CATALOGUE:
+        text = info.help
+        if info.name not in SHARED:
+            users = [k.name for k in kinds if any(r.name == info.name for r in rules_of(k))]
+            text += " [" + (", ".join(users) or "no kind") + "]"
+        options: dict[str, Any] = {"dest": info.attribute, "help": text}
+        if info.metavar:
+            options["metavar"] = info.metavar
+        if info.number is not None:
+            options["type"] = _number(info.number)
+        p.add_argument(info.option, **options)
     p.add_argument(
         "--host-mount",
         dest="host_mounts",
@@ -215,11 +185,6 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
         metavar="TARGET=FOLDER",
         help="folder on the context's host behind the spec's host mount at TARGET (repeat for "
         "more; TARGET= with no folder removes one)",
-    )
-    p.add_argument(
-        "--accept-host-key",
-        metavar="SHA256:...",
-        help="trust this host key fingerprint without asking",
     )
 
 

@@ -29,10 +29,10 @@ from workbench.container import runtime as rt
 from workbench.container.apps import AppRunner, AppStatus, app_port
 from workbench.container.build_context import ImageRecipe
 from workbench.container.builder import BuildOutcome, ProgressCallback, ensure_image
+from workbench.container.context_runtime import ContextRuntime
 from workbench.container.forwards import AppForwards, ForwardKey, PortInUse, port_is_free
 from workbench.container.recipe import recipe_for
 from workbench.container.remote_files import CopyResult, copy_project, remote_project_dir
-from workbench.context_runtime import ContextRuntime
 from workbench.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.identity import identify
 from workbench.paths import Paths

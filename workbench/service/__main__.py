@@ -1,4 +1,6 @@
-"""``python -m workbench.service``: the service process, as spawned by the first client.
+"""``python -m workbench.service``: the service process itself. Clients spawn ``nvwb.service``,
+which registers the built-in kinds of context first; run directly, the kinds come from the
+``workbench.context_kinds`` entry points.
 
 It logs to ``service.log`` in the state dir (it has no terminal; the file is 0600, the state dir
 0700) and exits quietly, status 0, when another service already holds this user's lock.

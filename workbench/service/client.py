@@ -1,7 +1,7 @@
 """How the CLI and the app talk to the service, starting it first when nobody has.
 
 ``ServiceClient.connect(paths, env)`` returns a connected client, spawning
-``python -m workbench.service`` detached when no service answers. Clients that race to spawn
+``python -m nvwb.service`` detached when no service answers. Clients that race to spawn
 serialise on a lock file, and the service's own lock means that even a lost race never leaves
 two services. The service is started with the client's folders as absolute ``NVWB_*`` variables
 (it runs in ``/``), and ``hello`` tells it which folders the client uses: a service of another
@@ -440,7 +440,7 @@ def _wait_for_socket(paths: Paths, deadline: float) -> socket.socket | None:
 
 
 def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``python -m workbench.service`` detached from this process and its terminal.
+    """Start ``python -m nvwb.service`` detached from this process and its terminal.
 
     It runs in ``/``, so it gets ``paths`` (absolute) as its ``NVWB_*`` folders, not the
     variables as the user wrote them.
@@ -451,7 +451,7 @@ def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[byte
         # stderr catches what happens before the service's own log is set up (an import error).
         with open_private(paths.state_dir / "service.stderr", append=True) as stderr:
             return subprocess.Popen(
-                [sys.executable, "-m", "workbench.service"],
+                [sys.executable, "-m", "nvwb.service"],
                 env={**env, **paths.as_env()},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,8 +1,9 @@
 """A running remote context's live link: its one SSH connection, its agent, its heartbeats.
 
 The state machine attaches a link once the machine answers SSH (and when it finds one already
-running) and closes it when the stop is verified. Attaching connects with the host key trust of
-``hostkeys``, installs or updates the agent, arms the guard with the context's idle timeout and
+running) and closes it when the stop is verified. Attaching connects through
+``workbench.kinds.connect`` (the kind's host key trust, pins recorded into the context),
+installs or updates the agent, arms the guard with the context's idle timeout and
 ``stop_command_on_idle`` (only where auto-stop is allowed at all: never on terminate-only or
 always-on machines) and starts the heartbeat sender, which beats while a lease is held.
 """
@@ -15,15 +16,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from contexts.base import SshEndpoint
 from workbench.agent import GuardSettings, HeartbeatSender, RemoteAgent, install_agent
 from workbench.errors import WorkbenchError
+from workbench.kinds import Endpoint
+from workbench.kinds.connect import connect
 from workbench.paths import Paths
-from workbench.registry import DEFAULT_IDLE_STOP_COMMAND, Context, Registry
-from workbench.service.hostkeys import trust_for
+from workbench.registry import DEFAULT_IDLE_STOP_COMMAND, Context, record_host_key
 from workbench.service.timing import Timing
 from workbench.ssh import ConnectOptions, SshConnection
-from workbench.ssh.config import resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class ContextLink:
 
     # -- life ----------------------------------------------------------------------------
 
-    def attach(self, endpoint: SshEndpoint, *, leased: bool, guard: bool) -> None:
+    def attach(self, endpoint: Endpoint, *, leased: bool, guard: bool) -> None:
         """Connect, install the agent, arm the guard, beat once if leased. Blocks; may raise."""
         connection = self._connect(endpoint)
         try:
@@ -165,38 +165,21 @@ class ContextLink:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _connect(self, endpoint: SshEndpoint) -> SshConnection:
-        target = resolve_target(
-            endpoint.hostname,
-            port=endpoint.port,
-            user=endpoint.username,
-            key_paths=[endpoint.key_path] if endpoint.key_path else None,
-            env=self.env,
-        )
-        policy, known_hosts = trust_for(self.context, self.env, self._record_host_key)
-        connection = SshConnection(
-            target,
-            policy,
-            known_hosts,
-            None,  # no passphrase prompt in the service: keys must be usable without one
+    def _connect(self, endpoint: Endpoint) -> SshConnection:
+        # No passphrase prompt in the service: keys must be usable without one.
+        return connect(
+            self.context,
+            self.env,
+            endpoint=endpoint,
+            record_pin=self._record_host_key,
             options=ConnectOptions(reconnect_timeout=self.timing.ssh_timeout),
-            context=self.context.name,
-            env=self.env,
         )
-        try:
-            connection.connect()
-        except BaseException:
-            connection.close()
-            raise
-        return connection
 
     def _record_host_key(self, offered: str) -> None:
-        """Pin a brev instance's first key as the context's ``accepted_host_key``."""
-        name = self.context.name
-        with Registry.locked(self.paths) as registry:
-            if registry.get(name).accepted_host_key is None:
-                self.context = registry.update(name, accepted_host_key=offered)
-        log.info("context %s: host key %s pinned on first use", name, offered)
+        """Pin an instance's first key as the context's ``accepted_host_key`` (per-instance
+        trust, ``workbench.kinds.trust``)."""
+        self.context = record_host_key(self.paths, self.context.name, offered)
+        log.info("context %s: host key %s pinned on first use", self.context.name, offered)
 
     def _apply(self, agent: RemoteAgent, settings: GuardSettings) -> None:
         agent.start_guard(settings)

@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from contexts.base import Provider, ProviderState, SshEndpoint, wait_for_ssh_banner
 from workbench.errors import ConflictError, ContextError, WorkbenchError
+from workbench.kinds import Endpoint, Provider, ProviderState, wait_for_ssh_banner
 from workbench.registry import Context
 from workbench.service.cost import CostMeter
 from workbench.service.leases import Lease
@@ -560,7 +560,7 @@ class ContextMachine:
 
     # -- the link to a running remote machine (SSH, agent, heartbeats) ------------------------
 
-    def _ensure_link(self, endpoint: SshEndpoint | None = None, *, retry: bool = False) -> None:
+    def _ensure_link(self, endpoint: Endpoint | None = None, *, retry: bool = False) -> None:
         """Connect, install the agent and arm its guard, unless linked. Worker thread, no lock.
 
         A failure leaves the machine running (the service still stops it after the grace

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from workbench.errors import ContextError, WorkbenchError
+from workbench.kinds import provider_for
 from workbench.paths import Paths
 from workbench.registry import Context, Registry
 from workbench.service.lease_book import BOOK_NAME, LeaseBook
 from workbench.service.leases import Holder, Lease, check_client_id
 from workbench.service.link import ContextLink
 from workbench.service.machine import ContextMachine, Timing
-from workbench.service.providers import provider_for
 
 log = logging.getLogger(__name__)
 

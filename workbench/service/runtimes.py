@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.container.context_runtime import ContextRuntime, open_runtime
 from workbench.container.forwards import AppForwards, open_forwards
-from workbench.context_runtime import ContextRuntime, open_runtime
 from workbench.errors import WorkbenchError
 from workbench.paths import Paths
 from workbench.registry import Context

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
 from workbench.errors import UsageError
-from workbench.registry import Context, ContextKind, Registry
+from workbench.kinds import all_kinds, find_kind
+from workbench.kinds.fields import CATALOGUE, infer_kind
+from workbench.registry import Context, Registry
 
 _COLUMNS = [
     ("NAME", "name"),
@@ -35,46 +37,24 @@ _DETAIL = [
     ("Grace period (s)", "grace_period_seconds"),
 ]
 
-# Flags of create/update context mapped to registry fields.
-_FIELDS = (
-    "stop_command_on_idle",
-    "description",
-    "ssh_username",
-    "ssh_key_path",
-    "ssh_port",
-    "workbench_dir",
-    "brev_instance_name",
-    "start_command",
-    "stop_command",
-    "status_command",
-    "hourly_rate",
-    "idle_timeout_minutes",
-    "idle_gpu_busy_percent",
-    "grace_period_seconds",
-)
 
-
-def _row(data: dict[str, Any], current: str) -> dict[str, Any]:
-    row = dict(data)
-    host = data.get("hostname")
-    if host and data.get("ssh_port") not in (None, 22):
-        host = f"{host}:{data['ssh_port']}"
-    if data["kind"] == "brev":
-        host = f"brev:{data.get('brev_instance_name')}"
-    row["host"] = host or ("this machine" if data["kind"] == "local" else None)
-    row["current"] = data["name"] == current
+def _row(ctx: Context, current: str) -> dict[str, Any]:
+    row = ctx.to_dict()
+    kind = find_kind(ctx.kind)
+    row["host"] = kind.host(ctx) if kind is not None else ctx.hostname
+    row["current"] = ctx.name == current
     row["gpu_summary"] = None
-    if data.get("gpus"):
+    if ctx.gpus:
         from workbench.gpu import GpuInfo, summarize  # only when there is something to show
 
-        row["gpu_summary"] = summarize(GpuInfo.from_dict(g) for g in data["gpus"])
+        row["gpu_summary"] = summarize(GpuInfo.from_dict(g) for g in ctx.gpus)
     return row
 
 
 def list_contexts(inv: Invocation) -> Result:
     registry = Registry.load(inv.paths)
     current = inv.context_name()
-    rows = [_row(ctx.to_dict(), current) for ctx in registry.list()]
+    rows = [_row(ctx, current) for ctx in registry.list()]
     columns = _COLUMNS + (_WIDE if inv.args.wide else [])
     if inv.output != "table":
         rows = [{k: v for k, v in r.items() if k not in ("host", "gpu_summary")} for r in rows]
@@ -85,12 +65,14 @@ def _changes(inv: Invocation, mounts: Mapping[str, str] | None = None) -> dict[s
     """The registry fields the flags set; ``mounts``: the context's host mounts so far (an
     update adds to them and removes ``TARGET=`` ones)."""
     args = inv.args
-    changes = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
-    hostname = getattr(args, "hostname", None) or getattr(args, "hostname_flag", None)
-    if hostname is not None:
-        changes["hostname"] = hostname
-    if getattr(args, "accept_host_key", None):
-        changes["accepted_host_key"] = args.accept_host_key
+    changes = {
+        info.name: getattr(args, info.attribute)
+        for info in CATALOGUE
+        if getattr(args, info.attribute, None) is not None
+    }
+    # `create context NAME HOSTNAME`: the positional wins over --hostname.
+    if getattr(args, "hostname", None) is not None:
+        changes["hostname"] = args.hostname
     if getattr(args, "host_mounts", None):
         changes["host_mount_sources"] = _host_mounts(args.host_mounts, mounts or {})
     return changes
@@ -114,16 +96,14 @@ def _host_mounts(flags: list[str], current: Mapping[str, str]) -> dict[str, str]
 
 
 def _infer_kind(changes: dict[str, Any]) -> str:
-    if changes.get("brev_instance_name"):
-        return "brev"
-    if changes.get("start_command") or changes.get("status_command"):
-        return "command"
-    if changes.get("hostname"):
-        return "ssh"
-    raise UsageError(
-        "cannot tell the context's type",
-        hint="pass --type local|ssh|brev|command, or a HOSTNAME for ssh",
-    )
+    kinds = all_kinds()
+    kind = infer_kind(set(changes), kinds)
+    if kind is None:
+        raise UsageError(
+            "cannot tell the context's type",
+            hint="pass --type " + "|".join(k.name for k in kinds) + ", or a HOSTNAME for ssh",
+        )
+    return kind.name
 
 
 def create_context(inv: Invocation) -> Result:
@@ -133,9 +113,9 @@ def create_context(inv: Invocation) -> Result:
     changes = _changes(inv)
     kind = inv.args.kind or _infer_kind(changes)
     with Registry.locked(inv.paths) as registry:
-        ctx = registry.create(Context(name=name, kind=cast(ContextKind, kind), **changes))
+        ctx = registry.create(Context(name=name, kind=kind, **changes))
     return Result(
-        data=_row(ctx.to_dict(), inv.context_name()),
+        data=_row(ctx, inv.context_name()),
         fields=_DETAIL,
         message=f"Created context '{name}'.",
     )
@@ -148,7 +128,7 @@ def update_context(inv: Invocation) -> Result:
             raise UsageError("nothing to change", hint="see 'nvwb update context --help'")
         ctx = registry.update(inv.args.name, **changes)
     return Result(
-        data=_row(ctx.to_dict(), inv.context_name()),
+        data=_row(ctx, inv.context_name()),
         fields=_DETAIL,
         message=f"Updated context '{inv.args.name}'.",
     )

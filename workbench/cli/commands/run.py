@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
 from workbench.errors import ContextError, HostKeyRejected
-from workbench.registry import Context, Registry
+from workbench.registry import Context, Registry, record_host_key
 from workbench.service.client import ServiceClient, ServiceGone
 from workbench.service.protocol import app_row
 
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     # docker-py and pydantic cost most of a second to import: the commands that go through the
     # service never load them; build and logs, which talk to the engine, import them when run.
     from workbench.container.builder import BuildProgress
+    from workbench.container.context_runtime import ContextRuntime
     from workbench.container.session import ProjectSession
-    from workbench.context_runtime import ContextRuntime
     from workbench.projects import Project
 
 T = TypeVar("T")
@@ -226,16 +226,24 @@ def _context(inv: Invocation) -> Context:
 
 
 def _connect(inv: Invocation) -> ContextRuntime:
-    from workbench.context_runtime import open_runtime
+    from workbench.container.context_runtime import open_runtime
 
     context = _context(inv)
-    policy = None
+    ask = None
     if context.is_remote and not context.accepted_host_key and inv.interactive:
         from workbench.ssh import PromptPolicy
 
-        policy = PromptPolicy(lambda host, fp: _ask_host_key(inv, host, fp))
+        ask = PromptPolicy(lambda host, fp: _ask_host_key(inv, host, fp))
+
+    def record_pin(offered: str) -> None:
+        record_host_key(inv.paths, context.name, offered)
+
     return open_runtime(
-        context, env=inv.env, policy=policy, passphrase_provider=_passphrase_provider(inv, context)
+        context,
+        env=inv.env,
+        ask=ask,
+        record_pin=record_pin,
+        passphrase_provider=_passphrase_provider(inv, context),
     )
 
 

@@ -1,11 +1,10 @@
 """A context made usable for containers: its Docker client, its SSH connection, its GPUs, its dirs.
 
 ``open_runtime(context, ...)`` is the one place that turns a registry entry into live handles. The
-``local`` context gets the local Docker socket; ``ssh`` contexts (and ``brev``/``command`` ones,
-once their provider has said where the machine's SSH server is) get one :class:`SshConnection`
-that carries the Docker API (``docker system dial-stdio`` channels), remote commands, the project
-copy and app forwards. :func:`connect_endpoint` takes plain host/port/user/key so the provider
-layer can plug in endpoints it learns at start time.
+``local`` context gets the local Docker socket; a remote one gets one :class:`SshConnection`
+(``workbench.kinds.connect``: the same endpoint and host key trust as the service's link) that
+carries the Docker API (``docker system dial-stdio`` channels), remote commands, the project copy
+and app forwards; or it borrows the connection the service's link already holds.
 """
 
 from __future__ import annotations
@@ -25,21 +24,13 @@ from workbench.paths import Paths
 from workbench.registry import Context
 
 if TYPE_CHECKING:
+    from workbench.kinds import Endpoint
+    from workbench.kinds.connect import RecordPin
     from workbench.ssh import HostKeyPolicy, PassphraseProvider, SshConnection
 
 log = logging.getLogger(__name__)
 
 REMOTE_COMMAND_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a remote context's SSH server listens, and how to log in."""
-
-    hostname: str
-    port: int = 22
-    username: str | None = None
-    key_path: str | None = None
 
 
 @dataclass
@@ -97,74 +88,27 @@ class ContextRuntime:
         self.close()
 
 
-def host_key_policy(context: Context) -> HostKeyPolicy:
-    """For a key not yet pinned: trust the fingerprint accepted for the context, else refuse."""
-    from workbench.ssh import AcceptFingerprint, RejectUnknown
-
-    if context.accepted_host_key:
-        return AcceptFingerprint(context.accepted_host_key)
-    return RejectUnknown()
-
-
-def connect_endpoint(
-    endpoint: Endpoint,
-    *,
-    env: Mapping[str, str],
-    context: str | None = None,
-    policy: HostKeyPolicy | None = None,
-    accepted_host_key: str | None = None,
-    passphrase_provider: PassphraseProvider | None = None,
-) -> SshConnection:
-    """A connected :class:`SshConnection` to ``endpoint``, host key checked against our pins.
-
-    ``endpoint.hostname`` may be an alias from ``~/.ssh/config``; values given here win over it.
-    """
-    from workbench.ssh import AcceptFingerprint, KnownHosts, RejectUnknown, SshConnection
-    from workbench.ssh.config import resolve_target
-
-    target = resolve_target(
-        endpoint.hostname,
-        port=endpoint.port,
-        user=endpoint.username,
-        key_paths=[endpoint.key_path] if endpoint.key_path else None,
-        env=env,
-    )
-    if policy is None:
-        policy = AcceptFingerprint(accepted_host_key) if accepted_host_key else RejectUnknown()
-    connection = SshConnection(
-        target,
-        policy,
-        KnownHosts.for_user(env),
-        passphrase_provider,
-        context=context,
-        env=env,
-    )
-    try:
-        connection.connect()
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
 def open_runtime(
     context: Context,
     *,
     env: Mapping[str, str],
     endpoint: Endpoint | None = None,
-    policy: HostKeyPolicy | None = None,
+    ask: HostKeyPolicy | None = None,
+    record_pin: RecordPin | None = None,
     passphrase_provider: PassphraseProvider | None = None,
     connection: SshConnection | None = None,
     owns_connection: bool = True,
 ) -> ContextRuntime:
     """Connect to ``context`` and return its runtime; the Docker engine is checked to answer.
 
-    ``connection`` reuses an SSH connection the caller (the service) already holds; it is then
-    closed by ``ContextRuntime.close`` (and on failure here) only when ``owns_connection``.
+    ``ask`` and ``record_pin`` are ``workbench.kinds.connect``'s: who is asked about an unknown
+    host key, and where a per-instance pin is kept. ``connection`` reuses an SSH connection the
+    caller (the service) already holds; it is then closed by ``ContextRuntime.close`` (and on
+    failure here) only when ``owns_connection``.
     """
     from workbench.container.docker_transport import local_client, ssh_client
 
-    if context.kind == "local":
+    if not context.is_remote:
         client = local_client(env, context=context.name)
         home = Path(env.get("HOME") or Path.home())
         return ContextRuntime(
@@ -176,13 +120,15 @@ def open_runtime(
             workbench_dir=str(_expand_local(context.workbench_dir, home)),
         )
     if connection is None:
+        from workbench.kinds.connect import connect
+
         owns_connection = True
-        endpoint = endpoint or _endpoint_of(context, env)
-        connection = connect_endpoint(
-            endpoint,
-            env=env,
-            context=context.name,
-            policy=policy or host_key_policy(context),
+        connection = connect(
+            context,
+            env,
+            endpoint=endpoint,
+            ask=ask,
+            record_pin=record_pin,
             passphrase_provider=passphrase_provider,
         )
     try:
@@ -200,28 +146,6 @@ def open_runtime(
         host_gid=gid,
         workbench_dir=workbench_dir,
         owns_ssh=owns_connection,
-    )
-
-
-def _endpoint_of(context: Context, env: Mapping[str, str]) -> Endpoint:
-    if context.kind == "ssh":
-        assert context.hostname is not None  # the registry requires it for ssh
-        return Endpoint(context.hostname, context.port, context.ssh_username, context.ssh_key_path)
-    # brev and command contexts learn their address from the provider once the machine runs.
-    from workbench.service.providers import provider_for
-
-    found = provider_for(context, env).ssh_endpoint()
-    if found is None:
-        raise ContextError(
-            f"context '{context.name}' has no SSH address yet",
-            context=context.name,
-            hint=f"start it first ('nvwb start context {context.name}' or from the app)",
-        )
-    return Endpoint(
-        found.hostname,
-        found.port,
-        found.username or context.ssh_username,
-        found.key_path or context.ssh_key_path,
     )
 
 

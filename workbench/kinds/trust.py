@@ -1,17 +1,14 @@
-"""Which host key the service trusts for a context's machine, and where that trust is kept.
+"""The host key trust of kinds pinned per instance (``HostKeyTrust.PER_INSTANCE``, Brev's).
 
-- A context with ``accepted_host_key`` trusts exactly that fingerprint.
-- A ``brev`` context without one pins the key its instance shows on first connect and records
-  it as the context's ``accepted_host_key``. Brev writes ``StrictHostKeyChecking no`` into
-  ``~/.brev/ssh_config``, so OpenSSH would take any key; we take only the first one, per instance.
-  Brev hands out a new address after each restart (and old addresses go to other instances), so
-  brev pins are never keyed by address: the fingerprint in the context is the only pin.
-  The system ``ssh`` (app forwards, sync's bulk transfers) cannot check a fingerprint, so the key
-  that matched the pin is written to a known_hosts file of the context's own (``openssh_file``,
-  mode 0600, under the state dir), under the name that ``ssh`` looks up for the address being
-  dialled, and ``ssh`` reads that file alone, strictly. The user's files are never touched.
-- Any other context (``command``) trusts keys pinned in Workbench's or the user's known_hosts,
-  and refuses an unknown one: the service cannot ask anyone, and ``--accept-host-key`` exists.
+Brev writes ``StrictHostKeyChecking no`` into ``~/.brev/ssh_config``, so OpenSSH would take any
+key, and Brev hands out a new address after each restart (old addresses go to other instances).
+So such a key is never pinned by address: the first key an instance shows is recorded as the
+context's ``accepted_host_key`` (``PinOnFirstUse``; in the app a person is asked first), and that
+fingerprint is the only pin (``NoAddressPins``). The system ``ssh`` (app forwards, sync's bulk
+transfers) cannot check a fingerprint, so the key that matched the pin is written to a
+known_hosts file of the context's own (``openssh_pin_file``, mode 0600, under the state dir),
+under the name that ``ssh`` looks up for the address being dialled, and ``ssh`` reads that file
+alone, strictly. The user's files are never touched. ``workbench.kinds.connect`` picks these.
 """
 
 from __future__ import annotations
@@ -20,28 +17,34 @@ import base64
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
 
 from workbench.paths import Paths, atomic_write_text
-from workbench.registry import Context
-from workbench.ssh import AcceptFingerprint, HostKeyPolicy, KnownHosts, RejectUnknown, fingerprint
+from workbench.ssh import HostKeyPolicy, KnownHosts, fingerprint
 from workbench.ssh.knownhosts import KnownKey, fingerprint_blob
 
 log = logging.getLogger(__name__)
 
-RecordKey = Callable[[str], None]
+RecordPin = Callable[[str], None]
 
 
 class PinOnFirstUse:
-    """Trust the first key seen and hand its fingerprint to ``record`` (the context's pin)."""
+    """Trust the first key seen and hand its fingerprint to ``record`` (the context's pin).
 
-    def __init__(self, record: RecordKey) -> None:
+    With ``ask`` (the app's dialog, the CLI's question), a person decides first; a no raises
+    as ``ask`` does and nothing is recorded.
+    """
+
+    def __init__(self, record: RecordPin, ask: HostKeyPolicy | None = None) -> None:
         self.record = record
+        self.ask = ask
 
     def decide(self, host: str, port: int, key: paramiko.PKey) -> bool:
+        if self.ask is not None and not self.ask.decide(host, port, key):
+            return False
         offered = fingerprint(key)
         log.info("pinning the host key of %s:%s on first use: %s", host, port, offered)
         self.record(offered)
@@ -94,18 +97,3 @@ class NoAddressPins(KnownHosts):
 def openssh_pin_file(paths: Paths, context: str) -> Path:
     """Where the system ``ssh`` finds the pinned key of a context pinned by fingerprint."""
     return paths.state_dir / "host-keys" / f"{context}.known_hosts"
-
-
-def trust_for(
-    context: Context, env: Mapping[str, str], record: RecordKey
-) -> tuple[HostKeyPolicy, KnownHosts]:
-    """The host key policy and known hosts the service's connection to ``context`` uses."""
-    if context.kind == "brev":
-        pins = NoAddressPins(openssh_pin_file(Paths.from_env(env), context.name))
-        if context.accepted_host_key:
-            return AcceptFingerprint(context.accepted_host_key), pins
-        return PinOnFirstUse(record), pins
-    known = KnownHosts.for_user(env)
-    if context.accepted_host_key:
-        return AcceptFingerprint(context.accepted_host_key), known
-    return RejectUnknown(), known
