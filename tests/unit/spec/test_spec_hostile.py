@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import nvwb
+from tests.support.corpus import own_spec, shared_spec
 from tests.unit.spec.conftest import FIXTURES, fixture_text
 from workbench.errors import SpecError
 from workbench.projects import read_project, read_spec_summary
 from workbench.spec import SpecDocument
 
 HEAD = "specVersion: v2\nmeta:\n  name: p\n"
-NIM = next(p for p in FIXTURES if p.stem == "NVIDIA__nim-anywhere")
+# The project's own spec shaped like NVIDIA's nim-anywhere (a fresh clone has no shared corpus).
+NIM = own_spec("services")
 
 
 def alias_bomb(levels: int) -> str:
@@ -110,7 +112,7 @@ def test_real_specs_are_far_below_every_limit() -> None:
 
 @pytest.mark.parametrize("name", ["../../evil", "/etc", "a b", ".hidden", "x" * 64])
 def test_validate_reports_a_meta_name_that_is_not_a_name(name: str) -> None:
-    text = fixture_text(NIM).replace("name: nim-anywhere", f"name: {name!r}", 1)
+    text = fixture_text(NIM).replace("name: services-demo", f"name: {name!r}", 1)
     with pytest.raises(SpecError) as info:
         SpecDocument.from_text(text, filename="spec.yaml")
     assert info.value.field == "meta.name"
@@ -163,10 +165,16 @@ def test_base_environment_app_names_are_checked_too() -> None:
     assert info.value.field == "environment.base.apps[0].name"
 
 
-def test_app_names_of_real_specs_are_accepted() -> None:
-    names = SpecDocument.from_text(fixture_text(NIM)).apps()
-    assert "Visual Studio Code" in [a.name for a in names]
-    assert "LLM NIM: meta-llama3-8b-instruct" in [a.name for a in names]
+def test_app_names_with_spaces_and_colons_are_accepted() -> None:
+    names = [a.name for a in SpecDocument.from_text(fixture_text(NIM)).apps()]
+    assert "Visual Studio Code" in names
+    assert "Model server: small-instruct" in names
+
+
+def test_app_names_of_the_public_nim_spec_are_accepted() -> None:
+    real = shared_spec("NVIDIA__nim-anywhere")
+    names = [a.name for a in SpecDocument.from_text(fixture_text(real)).apps()]
+    assert "LLM NIM: meta-llama3-8b-instruct" in names
 
 
 @pytest.mark.parametrize(
