@@ -524,6 +524,18 @@ def build_tree() -> Tree:
     )
     t.command("sync", "pause", sy + "pause", "stop syncing until resume")
     t.command("sync", "resume", sy + "resume", "sync again; changes made meanwhile follow")
+    t.command(
+        "sync",
+        "confirm-deletions",
+        sy + "confirm_deletions",
+        "after a halt for lost files: they are gone for good, delete them on the other side too",
+    )
+    t.command(
+        "sync",
+        "restore",
+        sy + "restore",
+        "after a halt for lost files: copy them back from the other side",
+    )
     return t
 
 

@@ -72,6 +72,7 @@ class SessionHandle:
             "problems": live.get("problems", []),
             "paths": len(stored.base),
             "transport": live.get("transport"),
+            "halt": stored.halt,
         }
 
     def conflicts(self) -> list[dict[str, Any]]:
@@ -92,10 +93,14 @@ class SessionHandle:
             state.paused = True
         elif kind == "resume":
             state.paused = False
-        elif kind == "resolve":
-            apply_request(state, fields)
+        elif kind in ("resolve", "confirm-deletions", "restore"):
+            apply_request(state, {"kind": kind, **fields})
         store.save(state)
         return "applied"
+
+    def halt(self) -> dict[str, Any] | None:
+        """Why sync is halted for lost files (side, lost, agreed), as last saved; None if not."""
+        return StateStore(self.folder).load().halt
 
 
 def find_sessions(

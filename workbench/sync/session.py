@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.errors import ContextError, InvalidValueError, NotFoundError
+from workbench.errors import ContextError, InvalidValueError, NotFoundError, UsageError
 from workbench.paths import atomic_write_text
 from workbench.ssh import SshConnection
 from workbench.sync.engine import CycleReport, SyncEngine, local_root_case_insensitive
 from workbench.sync.local import LocalTree
+from workbench.sync.loss import settle
 from workbench.sync.manifest import Entry
 from workbench.sync.reconcile import Plan, Side
 from workbench.sync.remote import PYTHON, RemoteTree
@@ -63,7 +64,12 @@ def session_folder(state_dir: Path, project_dir: Path, remote_name: str, remote_
 
 
 def apply_request(engine_state: Any, request: dict[str, Any]) -> None:
-    """Carry out a ``resolve`` on an agreed state (in a session, or on disk with none running)."""
+    """Carry out a ``resolve``, ``confirm-deletions`` or ``restore`` on an agreed state (in a
+    session, or on disk with none running)."""
+    kind = request.get("kind", "resolve")
+    if kind in ("confirm-deletions", "restore"):
+        settle(engine_state, str(kind))
+        return
     path, keep = str(request["path"]), str(request["keep"])
     conflict = engine_state.conflicts.get(path)
     if conflict is None:
@@ -202,6 +208,20 @@ class SyncSession:
         self._emit("conflicts", {"conflicts": self.conflicts()})
         self._poke(full="conflict resolved")
 
+    def settle_halt(self, how: str) -> None:
+        """``confirm-deletions`` (the lost files go on the other side too) or ``restore`` (they
+        are copied back) for the halt sync is in; sync then carries on (``UsageError`` when it
+        is not halted for lost files)."""
+        with self._lock:
+            state = self._engine.state if self._engine else self._store.load()
+            settle(state, how)
+            self._paused = False
+            if self._engine is not None:
+                self._engine.save()
+            else:
+                self._store.save(state)
+        self._poke(full="deletions confirmed" if how == "confirm-deletions" else "restore")
+
     def conflicts(self) -> list[dict[str, Any]]:
         with self._lock:
             state = self._engine.state if self._engine else self._store.load()
@@ -229,6 +249,7 @@ class SyncSession:
                 "remote_watch": self._remote_watcher.mode if self._remote_watcher else None,
                 "paths": len(state.base),
                 "cycles": self.cycles,
+                "halt": state.halt,
             }
 
     def sync_now(self, timeout: float = 60.0) -> CycleReport | None:
@@ -542,7 +563,9 @@ class SyncSession:
                     self.resume()
                 elif kind == "resolve":
                     self.resolve(str(request["path"]), request["keep"])
-            except (NotFoundError, InvalidValueError, ContextError) as exc:
+                elif kind in ("confirm-deletions", "restore"):
+                    self.settle_halt(str(kind))
+            except (NotFoundError, InvalidValueError, UsageError, ContextError) as exc:
                 logger.warning("sync request %s refused: %s", request, exc)
 
     # -- helpers ---------------------------------------------------------------------------
