@@ -96,7 +96,13 @@ class RemoteWatcher:
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        self._proc = self.remote.watch(self.rules)
+        proc = self.remote.watch(self.rules)
+        self._proc = proc
+        if self._stopping.is_set():  # stopped while it was starting: nothing may outlive that
+            self._proc = None
+            proc.close_stdin()
+            proc.kill()
+            return
         self._thread = threading.Thread(target=self._read, daemon=True, name="sync-remote-watch")
         self._thread.start()
         self.ready.wait(timeout)
