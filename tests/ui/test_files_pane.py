@@ -193,3 +193,35 @@ def test_files_still_changing_are_listed(qtbot, pair: Pair):
     assert pane.waiting_label.text() == (
         "ckpt/step-0.pt, ckpt/step-1.pt, ckpt/step-2.pt, ckpt/step-3.pt, ckpt/step-4.pt and 2 more"
     )
+
+
+@pytest.mark.parametrize("button", ["confirm", "restore"])
+def test_a_halt_for_lost_files_is_settled_with_a_button(
+    qtbot, pair: Pair, session: SyncSession, button: str
+):
+    """The remote copy is wiped: sync halts, the tab says so and offers both ways on."""
+    for i in range(12):
+        write(pair.local_root / f"data/f{i}.txt", str(i))
+    session.sync_now(60)
+    pane = make_pane(qtbot, pair)
+    qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
+    assert not pane.confirm_button.isVisible() and not pane.restore_button.isVisible()
+    for child in list(pair.remote_root.iterdir()):
+        if child.is_dir():
+            for sub in list(child.rglob("*"))[::-1]:
+                sub.unlink() if sub.is_file() else sub.rmdir()
+            child.rmdir()
+        else:
+            child.unlink()
+    qtbot.waitUntil(lambda: pane.badge.state == "halted", timeout=WAIT_MS)
+    assert "the remote lost 13 of the 13 files" in pane.state_label.text()
+    assert pane.confirm_button.isVisible() and pane.restore_button.isVisible()
+    assert not pane.resume_button.isEnabled()  # resuming would only halt again
+    target = pane.confirm_button if button == "confirm" else pane.restore_button
+    qtbot.mouseClick(target, Qt.MouseButton.LeftButton)
+    if button == "confirm":
+        qtbot.waitUntil(lambda: not (pair.local_root / "data").exists(), timeout=WAIT_MS)
+    else:
+        qtbot.waitUntil(reads(pair.remote_root / "data/f3.txt", "3"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
+    assert not pane.confirm_button.isVisible()
