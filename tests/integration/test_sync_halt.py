@@ -172,6 +172,8 @@ def test_confirming_lets_the_deletions_go(pair: Pair) -> None:
     assert engine.cycle(full=True).halted
     handle_state = engine.state
     assert handle_state.halt is not None and handle_state.halt["side"] == "remote"
+    status = cli(pair, "status")  # no session runs: the stored halt still says how to go on
+    assert status["state"] == "stopped" and "nvwb sync confirm-deletions" in status["message"]
     done = cli(pair, "confirm_deletions")  # no session runs: it applies to the stored state
     assert done["how"] == "applied"
     fresh = engine_for(pair)

@@ -225,3 +225,27 @@ def test_a_halt_for_lost_files_is_settled_with_a_button(
         qtbot.waitUntil(reads(pair.remote_root / "data/f3.txt", "3"), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
     assert not pane.confirm_button.isVisible()
+
+
+def test_a_halt_left_by_a_failed_open_is_offered_while_sync_is_stopped(qtbot, pair: Pair):
+    """A halted ``nvwb open`` stops its session: the tab still shows the halt and its buttons,
+    and Restore applies to the stored state, for the next open."""
+    write(pair.local_root / ".project/spec.yaml", SPEC)
+    for i in range(12):
+        write(pair.local_root / f"data/f{i}.txt", str(i))
+    with new_session(pair) as live:
+        live.sync_now(60)
+        for i in range(12):
+            (pair.remote_root / f"data/f{i}.txt").unlink()
+        qtbot.waitUntil(lambda: live.status()["state"] == "halted", timeout=WAIT_MS)
+    pane = make_pane(qtbot, pair)
+    qtbot.waitUntil(lambda: pane.restore_button.isVisible(), timeout=WAIT_MS)
+    assert pane.badge.state == "stopped" and "the remote lost 12 of the 13" in (
+        pane.state_label.text()
+    )
+    qtbot.mouseClick(pane.restore_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not pane.restore_button.isVisible(), timeout=WAIT_MS)
+    assert "applies when it starts" in pane.banner.text()
+    with new_session(pair) as again:
+        again.wait_first_sync(60)
+        assert (pair.remote_root / "data/f5.txt").read_text() == "5"

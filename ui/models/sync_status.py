@@ -93,8 +93,9 @@ class SyncView:
 
     @property
     def lost_files(self) -> bool:
-        """Halted because a side lost most of its files: Confirm deletions or Restore."""
-        return self.found and self.state == "halted" and bool(self.halt)
+        """Halted because a side lost most of its files (running now, or when it last ran: a
+        halted open stops the session): Confirm deletions or Restore."""
+        return self.found and bool(self.halt) and self.state in ("halted", "stopped", "paused")
 
     @property
     def can_confirm(self) -> bool:

@@ -181,19 +181,17 @@ class SyncEngine:
         return None
 
     def _admit(self, remote: Manifest) -> Manifest:
-        """The remote's scan, less what this machine ignores. Folders come before what they
-        hold (a scan lists a tree), so a folder's own rules suffice: what an ignored folder
-        holds goes with it."""
-        kept: Manifest = {}
-        dropped: set[str] = set()
-        for path in sorted(remote, key=lambda p: p.count("/")):
-            entry = remote[path]
-            folder = relpath.parent(path)
-            if (folder and folder in dropped) or self.rules.matches(path, entry.type == "dir"):
-                dropped.add(path)
-            else:
-                kept[path] = entry
-        return kept
+        """The remote's scan, less what this machine ignores (the agent was sent the same
+        rules, but may not have kept to them): an entry its own rule ignores, and what an
+        ignored folder holds (a scan lists every entry's folder: ``untrusted.scan``)."""
+        dropped = {p for p, e in remote.items() if self.rules.matches(p, e.type == "dir")}
+        if not dropped:
+            return remote
+        return {
+            path: entry
+            for path, entry in remote.items()
+            if path not in dropped and not any(a in dropped for a in relpath.ancestors(path))
+        }
 
     def _bulk_likely(self, local: Manifest) -> bool:
         """Whether this machine holds more new or changed files than go inline."""
