@@ -239,7 +239,7 @@ def test_a_halt_left_by_a_failed_open_is_offered_while_sync_is_stopped(qtbot, pa
             (pair.remote_root / f"data/f{i}.txt").unlink()
         qtbot.waitUntil(lambda: live.status()["state"] == "halted", timeout=WAIT_MS)
     pane = make_pane(qtbot, pair)
-    qtbot.waitUntil(lambda: pane.restore_button.isVisible(), timeout=WAIT_MS)
+    qtbot.waitUntil(pane.restore_button.isVisible, timeout=WAIT_MS)
     assert pane.badge.state == "stopped" and "the remote lost 12 of the 13" in (
         pane.state_label.text()
     )

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 Keep = Literal["local", "remote", "both"]
 EventCallback = Callable[[str, dict[str, Any]], None]
 
+# How long a new session waits for one still stopping to let go of the folder's lock.
+LOCK_WAIT = 10.0
 # The first cycle of a session gives up (``wait_first_sync`` raises) after this many failures
 # in a row; the session itself keeps retrying.
 FIRST_TRIES = 3
@@ -664,16 +666,25 @@ class SyncSession:
         if self._runner is not None:
             self._runner.close()
 
-    def _take_lock(self) -> None:
+    def _take_lock(self, wait: float = LOCK_WAIT) -> None:
+        """One session per pair of folders. A session still stopping (its project closed a
+        moment ago, its context stopped) gets ``wait`` seconds to let go: an open right after
+        must not fail for it."""
         fd = os.open(self.folder / "session.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise ContextError(
-                f"another sync session already runs for {self.project_dir}",
-                hint="stop it first (only one session per project and context)",
-            ) from exc
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                os.close(fd)
+                raise ContextError(
+                    f"another sync session already runs for {self.project_dir}",
+                    hint="stop it first (only one session per project and context)",
+                ) from exc
         self._lock_fd = fd
 
     def _set_state(self, state: str, message: str = "") -> None:
