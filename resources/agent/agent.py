@@ -622,7 +622,9 @@ class SyncRules:
         ]
 
     def matches(self, path: str, is_dir: bool) -> bool:
-        if path.rpartition("/")[2].startswith(SYNC_TEMP_PREFIX):
+        name = path.rpartition("/")[2]
+        # Our temp files, and ".git" in any letter case (git runs what is in it), always.
+        if name.startswith(SYNC_TEMP_PREFIX) or name.casefold() == ".git":
             return True
         ignored = False
         for base, rx, neg, dir_only in self.rules:

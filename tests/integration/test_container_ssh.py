@@ -2,7 +2,7 @@
 
 The "remote" Docker engine is this machine's, reached only through the SSH connection (``docker
 system dial-stdio`` channels); the remote workbench dir is a temporary folder. The project is
-copied there, built, started; its web app is fetched through the forward on this machine's
+synced there, built, started; its web app is fetched through the forward on this machine's
 127.0.0.1. Then sshd is killed and comes back: the context reconnects and the same URL works.
 """
 
@@ -71,6 +71,7 @@ def project_name(docker_client: Any) -> Iterator[str]:
 
 @pytest.mark.parametrize("forwarder", ["openssh", "paramiko"])
 def test_project_runs_over_ssh_and_the_app_survives_an_sshd_restart(
+    request: pytest.FixtureRequest,
     forwarder: str,
     runtime: ContextRuntime,
     fresh_sshd: SshServer,
@@ -84,11 +85,13 @@ def test_project_runs_over_ssh_and_the_app_survives_an_sshd_restart(
     session = ProjectSession(runtime, read_project(root), paths, wb_env)
 
     opened = session.open()
+    assert opened.files is not None
+    request.addfinalizer(opened.files.session.stop)  # the first sync's session lives on
     remote_copy = remote_dir / "projects" / session.key
     assert session.key == f"{project_name}-{session.id}"
     assert (remote_copy / "code" / "hello.txt").read_text() == HELLO
     assert not (remote_copy / ".git").exists()  # never copied
-    assert opened.copy is not None and opened.copy.files >= 4
+    assert opened.files.files >= 4
     assert opened.container.labels["workbench.context"] == "box"
     assert opened.container.labels["workbench.project-path"] == str(remote_copy)
     out = opened.container.exec_run(["sh", "-c", "jq --version"]).output.decode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -140,8 +141,7 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
             opened = nvwb(env, "open", cwd=root)
             assert opened.code == 0, opened.err
-            assert "Copying the project files..." in opened.err
-            assert "syncing the project files both ways" in opened.err.lower()
+            assert "Syncing the project files..." in opened.err
             # The service syncs the project both ways while it is open.
             remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
             (root / "code" / "later.txt").write_text("written after open\n")
@@ -167,6 +167,112 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             assert not leases_on(env, "box")
     finally:
         remove_container(docker_client, "wbt-svc-ssh")
+
+
+@pytest.mark.sshd
+def test_open_keeps_what_changed_on_the_remote_and_never_ships_ignored_files(
+    env: dict[str, str], paths: Paths, sshd: SshServer, tmp_path: Path, docker_client: Any,
+    test_base_image: str,
+) -> None:  # fmt: skip
+    """The first contact of every ``open`` follows sync's rules: a file edited on the remote
+    since the last sync (a job that ran after ``nvwb close``) is kept and comes back to the
+    laptop; one edited on both sides is a conflict (both kept); an ignored ``.env`` never
+    travels; a file made on the laptop while closed goes over. Nothing is overwritten."""
+    register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
+    name = "wbt-svc-first"
+    root = make_project(paths, name)
+    (root / ".gitignore").write_text(".env\n")
+    (root / ".env").write_text("API_KEY=laptop-secret\n")
+    (root / "code" / "both.txt").write_text("base\n")
+    remote_copy = tmp_path / "remote-workbench" / "projects" / name
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
+            opened = nvwb(env, "open", cwd=root)
+            assert opened.code == 0, opened.err
+            assert (remote_copy / "code" / "hello.txt").read_text() == HELLO
+            assert nvwb(env, "close", cwd=root).code == 0
+            # While closed: a training job on the remote edits one file and writes another; the
+            # laptop edits a third; both edit a fourth.
+            (remote_copy / "code" / "hello.txt").write_text("edited on the remote\n")
+            (remote_copy / "code" / "results.json").write_text('{"loss": 0.1}\n')
+            (root / "code" / "laptop.txt").write_text("written on the laptop\n")
+            (root / "code" / "both.txt").write_text("laptop's version\n")
+            (remote_copy / "code" / "both.txt").write_text("the remote's version!\n")
+
+            again = nvwb(env, "open", cwd=root)
+            assert again.code == 0, again.err
+            found = {
+                "remote edit kept": (remote_copy / "code" / "hello.txt").read_text(),
+                "remote edit back here": (root / "code" / "hello.txt").read_text(),
+                "remote output back here": (root / "code" / "results.json").exists(),
+                "laptop file there": (remote_copy / "code" / "laptop.txt").exists(),
+                "both kept there": (remote_copy / "code" / "both.txt").read_text(),
+                "both kept here": (root / "code" / "both.txt").read_text(),
+                ".env shipped": (remote_copy / ".env").exists(),
+            }
+            assert found == {
+                "remote edit kept": "edited on the remote\n",
+                "remote edit back here": "edited on the remote\n",
+                "remote output back here": True,
+                "laptop file there": True,
+                "both kept there": "the remote's version!\n",
+                "both kept here": "laptop's version\n",
+                ".env shipped": False,
+            }
+            copies = [p.name for p in (root / "code").iterdir() if ".conflict-remote-" in p.name]
+            assert len(copies) == 1
+            assert (root / "code" / copies[0]).read_text() == "the remote's version!\n"
+            conflicts = nvwb(env, "sync", "conflicts", "-o", "json", cwd=root).json()
+            assert [c["path"] for c in conflicts] == ["code/both.txt"]
+            assert "Syncing the project files..." in opened.err
+            assert nvwb(env, "close", cwd=root).code == 0
+    finally:
+        remove_container(docker_client, name)
+
+
+@pytest.mark.sshd
+def test_open_halts_when_the_remote_copy_was_wiped_and_restore_brings_it_back(
+    env: dict[str, str], paths: Paths, sshd: SshServer, tmp_path: Path, docker_client: Any,
+    test_base_image: str,
+) -> None:  # fmt: skip
+    """The remote copy was wiped while closed (a job left only its ``nohup.out``): the open
+    stops before the container, saying what was lost and how to go on; nothing on the laptop
+    is deleted. ``nvwb sync restore`` (no session runs) and a new open bring the files back."""
+    register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
+    name = "wbt-svc-wiped"
+    root = make_project(paths, name)
+    remote_copy = tmp_path / "remote-workbench" / "projects" / name
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
+            assert nvwb(env, "open", cwd=root).code == 0
+            assert nvwb(env, "close", cwd=root).code == 0
+            before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+            for child in remote_copy.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            (remote_copy / "nohup.out").write_text("nohup: ignoring input\n")
+
+            halted = nvwb(env, "open", cwd=root)
+            assert halted.code == 10, halted.err  # refused: it would lose data
+            assert "the remote lost" in halted.err and "nvwb sync restore" in halted.err
+            assert "nvwb sync confirm-deletions" in halted.err
+            assert container_state(docker_client, name) == "absent"
+            after = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+            assert after == before  # nothing deleted here, nohup.out not brought either
+            assert not leases_on(env, "box")
+
+            restored = nvwb(env, "sync", "restore", cwd=root)
+            assert restored.code == 0, restored.err
+            assert "copied back" in restored.out
+            again = nvwb(env, "open", cwd=root)
+            assert again.code == 0, again.err
+            assert (remote_copy / "code" / "hello.txt").read_text() == HELLO
+            assert (root / "nohup.out").exists()  # the remote's new file comes over as usual
+            assert container_state(docker_client, name) == "running"
+            assert nvwb(env, "close", cwd=root).code == 0
+    finally:
+        remove_container(docker_client, name)
 
 
 # -- brev --------------------------------------------------------------------------------------
@@ -204,7 +310,7 @@ def test_open_starts_a_stopped_brev_instance_and_close_stops_it_after_the_grace_
                 "gpu: asking the provider to start the machine",
                 "gpu: waiting for SSH",
                 "gpu: installing the Workbench agent",
-                "Copying the project files...",
+                "Syncing the project files...",
                 "Starting the container...",
             ):
                 assert step in opened.err

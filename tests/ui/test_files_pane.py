@@ -193,3 +193,59 @@ def test_files_still_changing_are_listed(qtbot, pair: Pair):
     assert pane.waiting_label.text() == (
         "ckpt/step-0.pt, ckpt/step-1.pt, ckpt/step-2.pt, ckpt/step-3.pt, ckpt/step-4.pt and 2 more"
     )
+
+
+@pytest.mark.parametrize("button", ["confirm", "restore"])
+def test_a_halt_for_lost_files_is_settled_with_a_button(
+    qtbot, pair: Pair, session: SyncSession, button: str
+):
+    """The remote copy is wiped: sync halts, the tab says so and offers both ways on."""
+    for i in range(12):
+        write(pair.local_root / f"data/f{i}.txt", str(i))
+    session.sync_now(60)
+    pane = make_pane(qtbot, pair)
+    qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
+    assert not pane.confirm_button.isVisible() and not pane.restore_button.isVisible()
+    for child in list(pair.remote_root.iterdir()):
+        if child.is_dir():
+            for sub in list(child.rglob("*"))[::-1]:
+                sub.unlink() if sub.is_file() else sub.rmdir()
+            child.rmdir()
+        else:
+            child.unlink()
+    qtbot.waitUntil(lambda: pane.badge.state == "halted", timeout=WAIT_MS)
+    assert "the remote lost 13 of the 13 files" in pane.state_label.text()
+    assert pane.confirm_button.isVisible() and pane.restore_button.isVisible()
+    assert not pane.resume_button.isEnabled()  # resuming would only halt again
+    target = pane.confirm_button if button == "confirm" else pane.restore_button
+    qtbot.mouseClick(target, Qt.MouseButton.LeftButton)
+    if button == "confirm":
+        qtbot.waitUntil(lambda: not (pair.local_root / "data").exists(), timeout=WAIT_MS)
+    else:
+        qtbot.waitUntil(reads(pair.remote_root / "data/f3.txt", "3"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
+    assert not pane.confirm_button.isVisible()
+
+
+def test_a_halt_left_by_a_failed_open_is_offered_while_sync_is_stopped(qtbot, pair: Pair):
+    """A halted ``nvwb open`` stops its session: the tab still shows the halt and its buttons,
+    and Restore applies to the stored state, for the next open."""
+    write(pair.local_root / ".project/spec.yaml", SPEC)
+    for i in range(12):
+        write(pair.local_root / f"data/f{i}.txt", str(i))
+    with new_session(pair) as live:
+        live.sync_now(60)
+        for i in range(12):
+            (pair.remote_root / f"data/f{i}.txt").unlink()
+        qtbot.waitUntil(lambda: live.status()["state"] == "halted", timeout=WAIT_MS)
+    pane = make_pane(qtbot, pair)
+    qtbot.waitUntil(pane.restore_button.isVisible, timeout=WAIT_MS)
+    assert pane.badge.state == "stopped" and "the remote lost 12 of the 13" in (
+        pane.state_label.text()
+    )
+    qtbot.mouseClick(pane.restore_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not pane.restore_button.isVisible(), timeout=WAIT_MS)
+    assert "applies when it starts" in pane.banner.text()
+    with new_session(pair) as again:
+        again.wait_first_sync(60)
+        assert (pair.remote_root / "data/f5.txt").read_text() == "5"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from workbench.resources import resource_path
 from workbench.sync.ignore import IgnoreRules, load_rules, parse_lines
 
 
@@ -70,3 +73,33 @@ def test_rules_travel_as_json() -> None:
         {"base": "sub", "re": "(?:.*/)?[^/]*\\.log", "neg": False, "dir": False},
         {"base": "sub", "re": "(?:.*/)?keep\\.log", "neg": True, "dir": False},
     ]
+
+
+def agent_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "workbench_remote_agent_rules", resource_path("agent", "agent.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_git_is_never_synced_in_any_case_and_rules_fold_case_where_the_disk_does(
+    tmp_path: Path, fold: bool
+) -> None:
+    """``.git`` (file or folder, any letter case, any depth) is out on both sides whatever a
+    negation says; on a disk that folds case, so does every rule, here and on the agent (which
+    gets the rules as JSON)."""
+    (tmp_path / ".gitignore").write_text(".env\nsecrets/\n!.git\n")
+    rules = load_rules(tmp_path, case_insensitive=fold)
+    agent = agent_module().SyncRules(rules.to_json())
+    for side in (rules, agent):
+        for path, is_dir in ((".git", True), (".GIT/hooks/pre-commit", False), ("sub/.Git", False),
+                             ("a/b/.gIt/config", False)):  # fmt: skip
+            assert side.ignored(path, is_dir), path
+        assert side.ignored(".env", False) and side.ignored("secrets/k", False)
+        assert side.ignored(".ENV", False) is fold
+        assert side.ignored("SECRETS/k", False) is fold
+        assert not side.ignored(".environment", False)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from workbench.sync.loss import LossGuard, count_lost
 from workbench.sync.manifest import Entry, Problem
 from workbench.sync.reconcile import hash_requests, plan
-from workbench.sync.state import Agreed
+from workbench.sync.state import Agreed, SyncState
 
 
 def f(path: str, size: int = 1, mtime: int = 1, digest: str = "", mode: int = 0o644) -> Entry:
@@ -66,10 +69,39 @@ def test_a_delete_under_a_changed_child_keeps_the_folder() -> None:
     assert ("delete", "remote", "d") not in got and ("delete", "remote", "d/y") in got
 
 
-def test_emptying_a_side_halts() -> None:
-    base = {n: agreed(f(n)) for n in "abc"}
-    result = plan(base, {}, {n: f(n) for n in "abc"})
-    assert result.halt and "empty" in result.halt
+@pytest.mark.parametrize(
+    ("agreed_files", "lost", "halts"),
+    [(3, 3, True), (3, 2, False), (31, 20, True), (31, 15, False), (12, 9, False),
+     (20, 11, True), (1000, 499, False), (1000, 501, True), (1, 1, True)],
+)  # fmt: skip
+def test_a_side_halts_when_it_lost_most_of_what_was_agreed(
+    agreed_files: int, lost: int, halts: bool
+) -> None:
+    """More than half, and at least ten (or all): whatever else is on the emptied side."""
+    names = [f"f{i:04d}" for i in range(agreed_files)]
+    base = {n: agreed(f(n)) for n in names}
+    here = {n: f(n) for n in names[lost:]}
+    here["nohup.out"] = f("nohup.out")  # something new there changes nothing
+    there = {n: f(n) for n in names}
+    the_plan = plan(base, here, there)
+    state = SyncState(base=base)
+    caches = {"local": here, "remote": there}
+    loss = LossGuard().check(the_plan, state, caches, [], now=0.0)  # type: ignore[arg-type]
+    assert (loss is not None) == halts
+    if loss is not None:
+        assert (loss.side, loss.lost, loss.agreed) == ("local", lost, agreed_files)
+        assert f"the laptop lost {lost} of the {agreed_files} files" in loss.message()
+        state.allow_loss["local"] = lost  # confirmed: this loss, no more
+        assert LossGuard().check(the_plan, state, caches, [], now=0.0) is None  # type: ignore[arg-type]
+
+
+def test_files_that_could_not_be_read_are_not_lost() -> None:
+    names = [f"d/f{i:02d}" for i in range(20)]
+    base = {n: agreed(f(n)) for n in names}
+    base["d"] = agreed(d("d"), "")
+    there = {**{n: f(n) for n in names}, "d": d("d")}
+    loss = count_lost(base, {}, there, {"d"})
+    assert loss == (0, 20)
 
 
 def test_unreadable_paths_are_never_taken_for_deleted() -> None:

@@ -92,7 +92,7 @@ def test_agent_stream_lands_on_the_laptop(sides: tuple[Path, Path]) -> None:
     src, dst = sides
     request = "".join(json.dumps(i.to_json()) + "\n" for i in items_for(src, *NAMES))
     stream = agent("send", src, request.encode())
-    results = LocalTree(dst).read_stream(io.BytesIO(stream))
+    results = LocalTree(dst).read_stream(io.BytesIO(stream), items_for(src, *NAMES))
     assert [r.path for r in results] == list(NAMES)
     assert all(r.ok for r in results), results
     for name in NAMES:
@@ -115,7 +115,7 @@ def test_stream_cut_inside_a_file_leaves_nothing_on_either_receiver(
     laptop = dst.parent / "laptop"
     laptop.mkdir()
     with pytest.raises(EOFError):
-        LocalTree(laptop).read_stream(io.BytesIO(cut))
+        LocalTree(laptop).read_stream(io.BytesIO(cut), items_for(src, "small.txt", "sub/big.bin"))
     assert (laptop / "small.txt").read_text() == "small ✓"
     assert not (laptop / "sub" / "big.bin").exists()
     assert temp_files(laptop) == []
@@ -129,15 +129,17 @@ def test_a_bad_trailer_or_a_changed_destination_keeps_what_was_there(tmp_path: P
     assert here is not None
     planned = Entry("kept.txt", "file", here.size, here.mtime_ns - 1, 0o644)  # not what is there
     stream = io.BytesIO()
+    asked = []
     for name, expect, trailer in (
         ("kept.txt", planned, {"ok": True}),
         ("new.txt", None, {"ok": False, "reason": "changed while it was being sent"}),
     ):
         stream.write(StreamHeader(name, 5, 0o644, 1, expect).encode() + b"hello")
         stream.write((json.dumps(trailer) + "\n").encode())
+        asked.append(SendItem(name, name, Entry(name, "file", 5, 1, 0o644), expect))
     for results in (
         [json.loads(line) for line in agent("receive", dst, stream.getvalue()).splitlines()],
-        [r.to_json() for r in LocalTree(dst).read_stream(io.BytesIO(stream.getvalue()))],
+        [r.to_json() for r in LocalTree(dst).read_stream(io.BytesIO(stream.getvalue()), asked)],
     ):
         assert [(r["path"], r["ok"], r.get("changed")) for r in results] == [
             ("kept.txt", False, True),

@@ -1,6 +1,7 @@
 """A project's sync as the Files tab shows it: read and steered through ``workbench.sync.control``.
 
-The same core calls as ``nvwb sync status|conflicts|resolve|pause|resume``: the session's folder
+The same core calls as ``nvwb sync status|conflicts|resolve|pause|resume|confirm-deletions|
+restore``: the session's folder
 is found from the project folder (and the window's context), its status and conflicts are read
 from what the session wrote, and requests are handed to the running session or, when none runs,
 applied to the stored state so that they take effect when it next starts. Free of Qt; every
@@ -83,14 +84,27 @@ class SyncView:
     paths: int = 0
     problems: tuple[str, ...] = ()
     conflicts: tuple[ConflictRow, ...] = field(default_factory=tuple)
+    # Why sync halted for lost files (side, lost, agreed; "root" when the folder went), if so.
+    halt: Mapping[str, Any] | None = None
 
     @property
     def can_pause(self) -> bool:
         return self.found and self.state not in ("paused", "halted")
 
     @property
+    def lost_files(self) -> bool:
+        """Halted because a side lost most of its files (running now, or when it last ran: a
+        halted open stops the session): Confirm deletions or Restore."""
+        return self.found and bool(self.halt) and self.state in ("halted", "stopped", "paused")
+
+    @property
+    def can_confirm(self) -> bool:
+        return self.lost_files and not (self.halt or {}).get("root")
+
+    @property
     def can_resume(self) -> bool:
-        return self.found and self.state in ("paused", "halted")
+        # After a halt for lost files, resuming alone would halt again: Confirm or Restore.
+        return self.found and self.state in ("paused", "halted") and not self.lost_files
 
 
 def no_sync_reason(context: str) -> str:
@@ -133,6 +147,7 @@ def read_sync(state_dir: Path, project_dir: Path, context: str) -> SyncView:
         paths=int(status.get("paths") or 0),
         problems=problem_lines(status.get("problems") or []),
         conflicts=tuple(ConflictRow.of(c) for c in handle.conflicts()),
+        halt=status.get("halt") or None,
     )
 
 
@@ -150,6 +165,10 @@ def request_done_text(kind: str, how: str, path: str = "", keep: Keep | None = N
     later = "" if how == "sent" else " (sync is not running: this applies when it starts)"
     if kind == "resolve" and keep is not None:
         return f"{path}: keeping {KEEP_TEXT[keep]}{later}"
+    if kind == "confirm-deletions":
+        return f"Deletions confirmed: sync resumed{later}"
+    if kind == "restore":
+        return f"Restoring the lost files from the other side{later}"
     return f"Sync {'paused' if kind == 'pause' else 'resumed'}{later}"
 
 

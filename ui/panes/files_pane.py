@@ -1,8 +1,9 @@
 """The files tab: where the project lives, and its two-way sync with the context's copy.
 
 It shows what ``nvwb sync status`` and ``nvwb sync conflicts`` show (state, last sync, pending
-changes, problems, the paths in conflict) and does what ``resolve``, ``pause`` and ``resume`` do,
-through the same core calls (``ui.models.sync_status`` over ``workbench.sync.control``). It reads
+changes, problems, the paths in conflict) and does what ``resolve``, ``pause``, ``resume``,
+``confirm-deletions`` and ``restore`` do, through the same core calls (``ui.models.sync_status``
+over ``workbench.sync.control``). It reads
 the session's files every couple of seconds while the tab is visible, on a serial worker of its
 own, so a slow disk never holds the GUI thread and a request is always written before the read
 that follows it. On the local context, or before the project was first opened on its remote
@@ -139,6 +140,18 @@ class FilesPane(QWidget):
         self.resume_button.setToolTip("Sync again (after a pause, or once a halt's cause is fixed)")
         self.resume_button.clicked.connect(self.resume)
         top.addWidget(self.resume_button)
+        self.confirm_button = QPushButton("Confirm deletions")
+        self.confirm_button.setToolTip(
+            "The files one side lost are gone for good: delete them on the other side too"
+        )
+        self.confirm_button.clicked.connect(partial(self._settle, "confirm-deletions"))
+        top.addWidget(self.confirm_button)
+        self.restore_button = QPushButton("Restore")
+        self.restore_button.setToolTip("Copy the files one side lost back from the other side")
+        self.restore_button.clicked.connect(partial(self._settle, "restore"))
+        top.addWidget(self.restore_button)
+        self.confirm_button.hide()  # only while halted for lost files
+        self.restore_button.hide()
         self.pause_button.setEnabled(False)  # until the state is known
         self.resume_button.setEnabled(False)
         self.refresh_button = QPushButton(icon("refresh"), "")
@@ -279,6 +292,10 @@ class FilesPane(QWidget):
         self.problems_label.setText("\n".join(view.problems) if view.problems else "none")
         self.pause_button.setEnabled(view.can_pause)
         self.resume_button.setEnabled(view.can_resume)
+        self.confirm_button.setVisible(view.can_confirm)
+        self.restore_button.setVisible(view.lost_files)
+        self.confirm_button.setEnabled(view.can_confirm)
+        self.restore_button.setEnabled(view.lost_files)
         self.conflicts_box.setVisible(bool(view.conflicts))
         self.conflicts_box.setTitle(f"Conflicts ({len(view.conflicts)})")
         self._fill_conflicts(view.conflicts)
@@ -358,6 +375,12 @@ class FilesPane(QWidget):
     def resume(self) -> None:
         self.resume_button.setEnabled(False)
         self._request("resume")
+
+    def _settle(self, how: str) -> None:
+        """A halt for lost files: ``confirm-deletions`` or ``restore``, as ``nvwb sync`` does."""
+        self.confirm_button.setEnabled(False)
+        self.restore_button.setEnabled(False)
+        self._request(how)
 
     def _request(self, kind: str, path: str = "", keep: Keep | None = None) -> None:
         state_dir, project_dir, context = self.state_dir, self.project_dir, self.context

@@ -508,6 +508,12 @@ def build_tree() -> Tree:
         _flag("--tail", type=_number(values.LOG_LINES), default=None, help="only the last N lines"),
     )
 
+    _sync_commands(t)
+    return t
+
+
+def _sync_commands(t: Tree) -> None:
+    """``nvwb sync ...``: the state of the project's sync and how to settle what it asks."""
     t.verb("sync", "two-way file sync of the project with its context")
     sy = "workbench.cli.commands.sync:"
     t.command(
@@ -535,7 +541,18 @@ def build_tree() -> Tree:
     )
     t.command("sync", "pause", sy + "pause", "stop syncing until resume")
     t.command("sync", "resume", sy + "resume", "sync again; changes made meanwhile follow")
-    return t
+    t.command(
+        "sync",
+        "confirm-deletions",
+        sy + "confirm_deletions",
+        "after a halt for lost files: they are gone for good, delete them on the other side too",
+    )
+    t.command(
+        "sync",
+        "restore",
+        sy + "restore",
+        "after a halt for lost files: copy them back from the other side",
+    )
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

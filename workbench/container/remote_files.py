@@ -1,42 +1,28 @@
-"""The project's files copied to a remote context's workbench dir, as one tar stream.
+"""Where a project's files live on a remote context, and how they first get there.
 
-The container on a remote context mounts the project from the remote's disk, so the files must be
-there first. Until the sync issue makes this live and two-way, ``nvwb open`` copies the project
-once per open: every file (``.git/`` and caches left out) travels through a single exec channel
-running ``tar -x`` on the remote, which is far quicker than a file-by-file SFTP walk. Files on the
-remote that no longer exist here are left alone: a copy never deletes.
+The container on a remote context mounts the project from the remote's disk, so the files must
+be there before it starts. They get there through sync, never a blind copy: ``nvwb open`` runs
+the sync engine's first full cycle against the state both sides last agreed on (files changed on
+the remote since, by a job that ran after ``nvwb close`` or a sync that was cut, are kept or
+become conflict copies; ignored files never travel), waits for it, and only then starts the
+container; the same session then keeps both sides in step for as long as the project is open.
+The one-time tar copy this module once made is gone: it overwrote newer remote files and shipped
+ignored ones (a ``.env`` with keys).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shlex
-import tarfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from workbench.errors import ContextError
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workbench.ssh import SshConnection
+    from workbench.sync.session import SyncSession
 
-log = logging.getLogger(__name__)
-
-# Never worth copying: git's own data (the remote gets a working tree, not a clone) and caches.
-SKIPPED_DIRS = frozenset({".git", "__pycache__", ".ipynb_checkpoints", ".venv", "node_modules"})
-COPY_TIMEOUT_S = 3600.0
-
-
-@dataclass(frozen=True)
-class CopyResult:
-    remote_dir: str
-    files: int
-    bytes: int
-    seconds: float
+EventCallback = Callable[[str, dict[str, Any]], None]
 
 
 def remote_project_dir(workbench_dir: str, folder: str) -> str:
@@ -49,51 +35,51 @@ def remote_project_dir(workbench_dir: str, folder: str) -> str:
     return f"{workbench_dir.rstrip('/')}/projects/{folder}"
 
 
-def copy_project(ssh: SshConnection, local_dir: Path, remote_dir: str) -> CopyResult:
-    """Copy ``local_dir`` into ``remote_dir`` (created if needed) through one ``tar -x``."""
+@dataclass
+class FirstSync:
+    """The files stage of an open: the live sync session and what its first cycle did."""
+
+    session: SyncSession
+    files: int  # files that travelled, either way
+    bytes: int
+    conflicts: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def start_sync(
+    connection: SshConnection,
+    local_dir: Path,
+    remote_dir: str,
+    state_dir: Path,
+    *,
+    workbench_dir: str,
+    on_event: EventCallback | None = None,
+) -> FirstSync:
+    """Start syncing ``local_dir`` with ``remote_dir`` and wait for the first full cycle.
+
+    Raises ``SyncHalted`` (a side lost most of what was agreed: the message says how to go on)
+    or ``ContextError`` (the remote could not be reached); the session is stopped then."""
+    from workbench.sync.session import SyncSession
+
     started = time.monotonic()
-    quoted = shlex.quote(remote_dir)
-    command = f"mkdir -p {quoted} && tar -x --no-same-owner -m -C {quoted} -f -"
-    files = 0
-    size = 0
-    with ssh.exec_stream(command) as process:
-        try:
-            with tarfile.open(fileobj=process.stdin, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for path in _walk(local_dir):
-                    info = tar.gettarinfo(str(path), arcname=path.relative_to(local_dir).as_posix())
-                    if info.isreg():
-                        with open(path, "rb") as handle:
-                            tar.addfile(info, handle)
-                        files += 1
-                        size += info.size
-                    elif info.isdir() or info.issym():
-                        tar.addfile(info)
-            process.close_stdin()
-        except OSError as exc:
-            raise ContextError(
-                f"copying {local_dir} to {ssh.target.display()}:{remote_dir} failed: {exc}",
-                context=ssh.context,
-                hint="check the remote has free disk space and the connection is up",
-            ) from exc
-        status = process.wait(COPY_TIMEOUT_S)
-        stderr = process.stderr.read().decode("utf-8", "replace").strip()
-    if status != 0:
-        raise ContextError(
-            f"copying the project to {ssh.target.display()}:{remote_dir} failed "
-            f"(tar exited {status}): {stderr.splitlines()[-1] if stderr else 'no message'}",
-            context=ssh.context,
-            hint="check that the SSH user may write there and that tar is installed",
-        )
-    seconds = time.monotonic() - started
-    log.info("copied %d files (%d bytes) to %s in %.2f s", files, size, remote_dir, seconds)
-    return CopyResult(remote_dir, files, size, seconds)
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    for current, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-        here = Path(current)
-        for name in dirs:
-            yield here / name
-        for name in sorted(names):
-            yield here / name
+    session = SyncSession(
+        local_dir,
+        remote_dir,
+        connection,
+        state_dir,
+        workbench_dir=workbench_dir,
+        on_event=on_event,
+    )
+    session.start()
+    try:
+        report = session.wait_first_sync()
+    except BaseException:
+        session.stop()
+        raise
+    return FirstSync(
+        session,
+        report.files_sent,
+        report.bytes_sent,
+        list(report.new_conflicts),
+        time.monotonic() - started,
+    )

@@ -2,10 +2,11 @@
 
 This is what ``nvwb build|open|close|start|stop|logs`` (and later the service) drive. It joins
 the pieces: the spec and build inputs (``recipe``), the image (``builder``), the project's files
-on a remote (``remote_files``), the container (``runtime``), its apps (``apps``) and the forwards
-that make web apps reachable from this machine (``forwards``). The GPU check comes before
-anything is built, and every failure leaves the context as it was: a failed build creates no
-container, a container that cannot start is removed, an app that never gets healthy is stopped.
+on a remote (``remote_files``: the first sync, before the container starts), the container
+(``runtime``), its apps (``apps``) and the forwards that make web apps reachable from this
+machine (``forwards``). The GPU check comes before anything is built, and every failure leaves
+the context as it was: a failed build creates no container, a container that cannot start is
+removed, an app that never gets healthy is stopped.
 
 Everything the session names is keyed by the project's identity (``workbench.identity``), not by
 its ``meta.name``: the container ``project-<name>-<id>``, the remote folder
@@ -32,7 +33,12 @@ from workbench.container.builder import BuildOutcome, ProgressCallback, ensure_i
 from workbench.container.context_runtime import ContextRuntime
 from workbench.container.forwards import AppForwards, ForwardKey, PortInUse, port_is_free
 from workbench.container.recipe import recipe_for
-from workbench.container.remote_files import CopyResult, copy_project, remote_project_dir
+from workbench.container.remote_files import (
+    EventCallback,
+    FirstSync,
+    remote_project_dir,
+    start_sync,
+)
 from workbench.errors import NotFoundError, UsageError, WorkbenchError
 from workbench.identity import identify
 from workbench.paths import Paths
@@ -43,6 +49,8 @@ from workbench.spec import AppSpec, SpecDocument
 log = logging.getLogger(__name__)
 
 StageCallback = Callable[[str], None]
+# The files stage of an open on a remote context: the first sync, whose session lives on.
+FilesStage = Callable[[], FirstSync]
 
 
 @dataclass
@@ -50,7 +58,7 @@ class OpenResult:
     container: Any
     image: str
     build: BuildOutcome
-    copy: CopyResult | None = None
+    files: FirstSync | None = None  # remote contexts: the first sync (its session is live)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -127,11 +135,21 @@ class ProjectSession:
             return str(self.project.path)
         return remote_project_dir(self.runtime.workbench_dir, self.key)
 
-    def copy_files(self) -> CopyResult | None:
-        """Copy the project to the remote context (a no-op on the local context)."""
+    def sync_files(self, on_event: EventCallback | None = None) -> FirstSync:
+        """Make first contact with the project's folder on the remote: start the sync session
+        and wait for its first full cycle (the three-way rules against the agreed state: a
+        remote change is kept or becomes a conflict copy, ignored paths never travel). The
+        session lives on: the caller stops it (``FirstSync.session``)."""
         if self.runtime.ssh is None:
-            return None
-        return copy_project(self.runtime.ssh, self.project.path, self.project_source())
+            raise UsageError(f"context '{self.runtime.name}' has no remote files to sync")
+        return start_sync(
+            self.runtime.ssh,
+            self.project.path,
+            self.project_source(),
+            self.paths.state_dir,
+            workbench_dir=self.runtime.workbench_dir,
+            on_event=on_event,
+        )
 
     def open(
         self,
@@ -139,25 +157,33 @@ class ProjectSession:
         full_build: bool = False,
         on_progress: ProgressCallback | None = None,
         on_stage: StageCallback | None = None,
+        files: FilesStage | None = None,
     ) -> OpenResult:
-        """Build if needed, copy the files if remote, start the container."""
+        """Build if needed, make first contact with the remote's files (``files``, by default
+        ``sync_files``: the container then sees them in step), start the container. Nothing to
+        copy on the local context: the container mounts the project folder itself."""
         started = time.monotonic()
         stage = on_stage or (lambda _text: None)
         gpus = self.check_gpus()
         stage("image")
         outcome = self.build(full_build=full_build, on_progress=on_progress)
-        copied = None
+        synced = None
         if self.runtime.is_remote:
             stage("files")
-            copied = self.copy_files()
+            synced = files() if files is not None else self.sync_files()
         stage("container")
-        plan = self.plan(outcome.tag, gpus)
-        container = rt.start_container(self.runtime.docker, plan)
+        try:
+            plan = self.plan(outcome.tag, gpus)
+            container = rt.start_container(self.runtime.docker, plan)
+        except BaseException:
+            if synced is not None and files is None:
+                synced.session.stop()  # started here for this open: nothing else will
+            raise
         plan.warnings += self.name_keyed_leftovers(plan)
         for warning in plan.warnings:
             log.warning("%s", warning)
         return OpenResult(
-            container, outcome.tag, outcome, copied, plan.warnings, time.monotonic() - started
+            container, outcome.tag, outcome, synced, plan.warnings, time.monotonic() - started
         )
 
     def plan(self, image: str, gpus: int) -> rt.ContainerPlan:

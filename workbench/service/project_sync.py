@@ -1,11 +1,13 @@
 """The live two-way sync of an open project on a remote context, as the service runs it.
 
-Opening a project on a remote context copies its files once (``remote_files``) and then starts a
-``SyncSession`` between the project folder here and its folder on the remote, over the same SSH
-connection as the Docker runtime. Sync is a help, not a condition: a session that cannot start
-is reported in the project's status (``sync.state == "error"``) and the project stays open.
-``nvwb sync status|conflicts|resolve|pause|resume`` reach the session through its folder under
-the state dir, as they would any session.
+Opening a project on a remote context makes first contact through sync: the "files" stage of
+``ProjectSession.open`` starts a ``SyncSession`` between the project folder here and its folder
+on the remote, over the same SSH connection as the Docker runtime, and waits for its first full
+cycle (with progress events) before the container starts. An open that fails there (the remote
+lost most of the files: the session halts; the remote cannot be reached) fails as a whole, and
+the session is stopped. Once open, the same session keeps both sides in step until the project
+closes. ``nvwb sync status|conflicts|resolve|pause|resume|confirm-deletions|restore`` reach it
+through its folder under the state dir, as they would any session.
 """
 
 from __future__ import annotations
@@ -14,29 +16,30 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from workbench.container.remote_files import FirstSync
 from workbench.container.session import ProjectSession
-from workbench.errors import WorkbenchError
-from workbench.paths import Paths
-from workbench.sync.session import SyncSession
+from workbench.sync.session import SyncHalted, SyncSession
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[dict[str, Any]], None]
 
+# How long a re-open waits for a running session to catch up before starting the container.
+CATCH_UP_S = 600.0
+
 
 class ProjectSync:
-    """One project's sync session, or why there is none."""
+    """One project's sync session, or why there is none (a resume after a restart failed)."""
 
     def __init__(self, session: SyncSession | None, error: str = "") -> None:
         self.session = session
         self.error = error
 
     @classmethod
-    def start(cls, project: ProjectSession, paths: Paths, publish: Publish) -> ProjectSync:
-        """Start syncing ``project`` with its remote copy; never raises for a sync failure."""
+    def open(cls, project: ProjectSession, publish: Publish) -> FirstSync:
+        """First contact: start syncing ``project`` with its remote copy and wait for the first
+        full cycle, its events published. Raises (the session stopped) when it cannot finish."""
         runtime = project.runtime
-        if runtime.ssh is None:
-            return cls(None)
 
         def forward(kind: str, data: dict[str, Any]) -> None:
             publish(
@@ -49,27 +52,28 @@ class ProjectSync:
                 }
             )
 
-        try:
-            session = SyncSession(
-                project.project.path,
-                project.project_source(),
-                runtime.ssh,
-                paths.state_dir,
-                workbench_dir=runtime.workbench_dir,
-                on_event=forward,
+        return project.sync_files(on_event=forward)
+
+    @staticmethod
+    def catch_up(session: SyncSession) -> FirstSync:
+        """A re-open while a session runs: no new first contact, but the container starts only
+        once that session is in step (and never while it is halted)."""
+        if session.state == "halted":
+            raise SyncHalted(
+                session.message,
+                hint="'nvwb sync status' shows it; once settled, open the project again",
             )
-            session.start()
-        except (WorkbenchError, OSError) as exc:
-            log.warning("project %s on %s: sync not started: %s", project.name, runtime.name, exc)
-            return cls(None, str(exc))
-        return cls(session)
+        report = session.sync_now(CATCH_UP_S)
+        if session.state == "halted":
+            raise SyncHalted(session.message, hint="once settled, open the project again")
+        files = report.files_sent if report else 0
+        size = report.bytes_sent if report else 0
+        return FirstSync(session, files, size)
 
     def status(self) -> dict[str, Any] | None:
         if self.session is not None:
             return self.session.status()
-        if self.error:
-            return {"state": "error", "message": self.error}
-        return None
+        return {"state": "error", "message": self.error} if self.error else None
 
     def stop(self) -> None:
         session, self.session = self.session, None

@@ -3,9 +3,10 @@
 ``nvwb open`` and the app ask the service to open a project on a context. The service takes a
 lease for the holder (a client connection, or a process such as the shell that ran ``nvwb``),
 waits for the context to run (starting it, waiting for SSH, installing the agent: the machine's
-own progress events), then builds if the inputs changed and starts the container, streaming each
-stage and build line as events. App forwards are held here, so a URL outlives the command that
-printed it; the forwarded ports are told to the machine's idle guard.
+own progress events), then builds if the inputs changed, makes first contact with the remote's
+copy of the files through sync (``project_sync``) and starts the container, streaming each
+stage, build line and sync progress as events. App forwards are held here, so a URL outlives the
+command that printed it; the forwarded ports are told to the machine's idle guard.
 
 Open projects are keyed by ``(project id, context)`` (``workbench.identity``), never by
 ``meta.name``: two projects that share a name are two records, two containers, two sets of
@@ -35,6 +36,7 @@ from typing import Any
 from workbench.container.apps import app_port
 from workbench.container.builder import BuildProgress
 from workbench.container.forwards import ForwardKey
+from workbench.container.remote_files import FirstSync
 from workbench.container.runtime import published_ports
 from workbench.container.session import ProjectSession
 from workbench.errors import ContextError, WorkbenchError
@@ -55,7 +57,7 @@ RESUME_WAIT_SECONDS = 120.0
 
 STAGES = {
     "image": "building the image if its inputs changed",
-    "files": "copying the project files",
+    "files": "syncing the project files (both sides compared; nothing overwritten)",
     "container": "starting the container",
     "app": "starting the app",
 }
@@ -122,22 +124,19 @@ class ProjectHost:
                     full_build=full_build,
                     on_progress=lambda p: self._build_event(context, project, p),
                     on_stage=lambda s: self._stage(context, project, s),
+                    files=lambda: self._first_sync(record, session),
                 )
             except BaseException:
                 if fresh:
                     with self._lock:
                         record.leases.discard(lease.id)
-                        if not record.leases and self._open.get(key) is record:
+                        gone = not record.leases and self._open.get(key) is record
+                        if gone:
                             del self._open[key]
+                    if gone:
+                        record.stop_sync()
                     self.manager.release(lease.id)
                 raise
-            if record.sync is None or record.sync.session is None:
-                record.stop_sync()
-                if session.runtime.is_remote:
-                    self._say(context, project, "syncing the project files both ways")
-                record.sync = ProjectSync.start(session, self.paths, self.manager.publish)
-                if record.sync.error:
-                    self._say(context, project, f"sync not started: {record.sync.error}")
             sync = record.sync.status() if record.sync is not None else None
         return {
             "project": project.name,
@@ -146,7 +145,7 @@ class ProjectHost:
             "image": result.image,
             "built": result.build.built,
             "state": "running",
-            "files_copied": result.copy.files if result.copy else None,
+            "files_copied": result.files.files if result.files else None,
             "warnings": result.warnings,
             "seconds": round(result.seconds, 1),
             "lease": lease.to_dict(),
@@ -338,7 +337,7 @@ class ProjectHost:
                 self._say(
                     context, project, "the service restarted: syncing the project files again"
                 )
-                record.sync = ProjectSync.start(session, self.paths, self.manager.publish)
+                record.sync = ProjectSync(ProjectSync.open(session, self.manager.publish).session)
             except WorkbenchError as exc:
                 log.warning("project %s on %s: sync not resumed: %s", project.name, context, exc)
                 record.sync = ProjectSync(None, f"not resumed after a service restart: {exc}")
@@ -378,6 +377,24 @@ class ProjectHost:
         timing = machine.timing
         limit = timing.stop_timeout + timing.start_timeout + timing.ssh_timeout + 60
         machine.wait_until(lambda: machine.settled() and machine.state in done, limit)
+
+    def _first_sync(self, record: OpenProject, session: ProjectSession) -> FirstSync:
+        """The files stage: the project's sync session makes first contact (or, already running,
+        catches up) before the container starts; it then stays with the record."""
+        live = record.sync.session if record.sync is not None else None
+        if live is not None:
+            return ProjectSync.catch_up(live)
+        record.stop_sync()
+        first = ProjectSync.open(session, self.manager.publish)
+        record.sync = ProjectSync(first.session)
+        if first.conflicts:
+            self._say(
+                session.runtime.name,
+                record.project,
+                f"both sides changed {len(first.conflicts)} file(s): both versions kept "
+                "(see 'nvwb sync conflicts')",
+            )
+        return first
 
     def _session(self, handles: ContextHandles, project: Project) -> ProjectSession:
         # Made per request (cheap): a spec edited since the open is read afresh.

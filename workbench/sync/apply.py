@@ -201,6 +201,7 @@ def run(
         try:
             verdicts, results = remote.receive(
                 lambda out: local.write_stream(push.files, out),
+                [item.dest for item in push.files],
                 on_result=on_pushed,
                 size=sum(item.source.size for item in push.files),
             )
@@ -219,7 +220,7 @@ def run(
         _settle_files(outcome, "local", pull, [], results)
         _report(progress, results)
     elif pull.files:
-        results = remote.send(pull.files, local.read_stream)
+        results = remote.send(pull.files, lambda stream: local.read_stream(stream, pull.files))
         _settle_files(outcome, "local", pull, [], results)
         _report(progress, results)
     return outcome

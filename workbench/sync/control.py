@@ -19,6 +19,7 @@ from typing import Any
 from workbench import osproc
 from workbench.errors import NotFoundError
 from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
+from workbench.sync.loss import NAMES, Loss, root_gone
 from workbench.sync.session import apply_request
 from workbench.sync.state import StateStore
 
@@ -57,13 +58,16 @@ class SessionHandle:
         state = live.get("state") if running else ("paused" if stored.paused else "stopped")
         if running and stored.paused and state != "halted":
             state = "paused"  # saved before the live status file caught up
+        message = live.get("message", "")
+        if not running and stored.halt:
+            message = halt_message(stored.halt)  # halted when it last ran: still to be settled
         return {
             "project_dir": self.project_dir,
             "context": self.context,
             "remote": self.remote,
             "remote_root": self.remote_root,
             "state": state or "starting",
-            "message": live.get("message", ""),
+            "message": message,
             "last_sync": stored.last_sync or None,
             "pending": live.get("pending", 0),
             "waiting": live.get("waiting", []),
@@ -71,6 +75,7 @@ class SessionHandle:
             "problems": live.get("problems", []),
             "paths": len(stored.base),
             "transport": live.get("transport"),
+            "halt": stored.halt,
         }
 
     def conflicts(self) -> list[dict[str, Any]]:
@@ -92,10 +97,24 @@ class SessionHandle:
             state.paused = True
         elif kind == "resume":
             state.paused = False
-        elif kind == "resolve":
-            apply_request(state, fields)
+        elif kind in ("resolve", "confirm-deletions", "restore"):
+            apply_request(state, {"kind": kind, **fields})
         store.save(state)
         return "applied"
+
+    def halt(self) -> dict[str, Any] | None:
+        """Why sync is halted for lost files (side, lost, agreed), as last saved; None if not."""
+        return StateStore(self.folder).load().halt
+
+
+def halt_message(halt: dict[str, Any]) -> str:
+    """What a halt saved in the agreed state says, for a session that is not running."""
+    side = str(halt.get("side"))
+    if side not in NAMES:
+        return "sync halted; 'nvwb sync resume' looks again"
+    if halt.get("root"):
+        return root_gone(f"{NAMES[side]}'s folder was gone")
+    return Loss(side, int(halt.get("lost") or 0), int(halt.get("agreed") or 0)).message()  # type: ignore[arg-type]
 
 
 def find_sessions(

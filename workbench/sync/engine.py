@@ -19,6 +19,7 @@ from workbench.sync import apply as applier
 from workbench.sync import relpath
 from workbench.sync.ignore import IgnoreRules, base_rules, load_rules
 from workbench.sync.local import LocalTree
+from workbench.sync.loss import LossGuard, restore_plan, root_gone
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
 from workbench.sync.reconcile import Action, Plan, Side, hash_requests, plan
 from workbench.sync.remote import PYTHON, RemoteTree
@@ -73,6 +74,10 @@ class SyncEngine:
         self.store = store
         self.remote_only = tuple(remote_only)
         self.case_insensitive = tuple(case_insensitive)
+        # Where this machine's disk folds case, so do its ignore rules (as git's do there).
+        self.fold_case = "local" in self.case_insensitive
+        local.refuse = self._refused_here
+        self.losses = LossGuard()
         self.state: SyncState = store.load()
         if self.state.remote_python and remote.python == PYTHON:
             remote.python = self.state.remote_python
@@ -82,7 +87,9 @@ class SyncEngine:
         # The project's own ignore files are read by each full scan (a walk of the tree): until
         # the first, the defaults and remote-only folders stand in (they only filter watcher
         # events, which the first scan supersedes).
-        self.rules: IgnoreRules = base_rules(remote_only=self.remote_only)
+        self.rules: IgnoreRules = base_rules(
+            remote_only=self.remote_only, case_insensitive=self.fold_case
+        )
         self.caches: dict[Side, Manifest] = {"local": {}, "remote": {}}
         self.scan_problems: dict[Side, list[Problem]] = {"local": [], "remote": []}
         self.scanned = False
@@ -96,13 +103,28 @@ class SyncEngine:
         self.held: dict[str, tuple[int, float]] = {}
 
     def load_rules(self) -> IgnoreRules:
-        return load_rules(self.local.root, remote_only=self.remote_only)
+        return load_rules(
+            self.local.root, remote_only=self.remote_only, case_insensitive=self.fold_case
+        )
+
+    def _refused_here(self, path: str, is_dir: bool) -> str:
+        """Why nothing may be written at ``path`` on this machine ("" if it may)."""
+        return "it is ignored here" if self.rules.ignored(path, is_dir) else ""
+
+    def _admitted(self, path: str, entry: Entry | None) -> bool:
+        """Whether a remote entry may be taken in: never one at a path this machine ignores
+        (the remote was sent the same rules, but it may not have kept to them)."""
+        return not self.rules.ignored(path, entry is not None and entry.type == "dir")
+
+    def _may_create_remote_root(self) -> bool:
+        """A first sync creates the remote folder, and so does a ``restore`` of it."""
+        return not self.state.base or self.state.restore == "remote"
 
     def prepare(self) -> None:
         """Once per engine, before the remote watcher starts: the remote root exists (a first
         sync creates it). The first full scan also clears temp files a killed transfer left."""
         if not self.prepared:
-            self.remote.prepare(create=not self.state.base)
+            self.remote.prepare(create=self._may_create_remote_root())
             self._remember_python()
             self.prepared = True
 
@@ -124,7 +146,9 @@ class SyncEngine:
         def scan_remote() -> None:
             try:
                 remote_scan.append(
-                    self.remote.scan(self.rules, create=first and not self.state.base, clean=first)
+                    self.remote.scan(
+                        self.rules, create=first and self._may_create_remote_root(), clean=first
+                    )
                 )
             except BaseException as exc:  # re-raised below, on the cycle's thread
                 failure.append(exc)
@@ -142,13 +166,32 @@ class SyncEngine:
         if first:
             self._remember_python()
             self.cleaned = True
-        for scan in (local_scan, remote_scan[0]):
-            if not scan.root_ok:
-                return scan.root_message
-        self.caches = {"local": local_scan.entries, "remote": remote_scan[0].entries}
-        self.scan_problems = {"local": local_scan.problems, "remote": remote_scan[0].problems}
+        if not local_scan.root_ok:
+            return local_scan.root_message
+        found = remote_scan[0]
+        if not found.root_ok:
+            if not self.state.base:
+                return found.root_message
+            self.state.halt = {"side": "remote", "root": True, "at": time.time()}
+            self.store.save(self.state)
+            return root_gone(found.root_message)
+        self.caches = {"local": local_scan.entries, "remote": self._admit(found.entries)}
+        self.scan_problems = {"local": local_scan.problems, "remote": found.problems}
         self.scanned = True
         return None
+
+    def _admit(self, remote: Manifest) -> Manifest:
+        """The remote's scan, less what this machine ignores (the agent was sent the same
+        rules, but may not have kept to them): an entry its own rule ignores, and what an
+        ignored folder holds (a scan lists every entry's folder: ``untrusted.scan``)."""
+        dropped = {p for p, e in remote.items() if self.rules.matches(p, e.type == "dir")}
+        if not dropped:
+            return remote
+        return {
+            path: entry
+            for path, entry in remote.items()
+            if path not in dropped and not any(a in dropped for a in relpath.ancestors(path))
+        }
 
     def _bulk_likely(self, local: Manifest) -> bool:
         """Whether this machine holds more new or changed files than go inline."""
@@ -171,8 +214,14 @@ class SyncEngine:
         for path in sorted(set(paths), key=lambda p: p.count("/")):
             if not relpath.is_safe(path):
                 continue
-            entry = self.local.stat(path)
             self._forget_problem("local", path)
+            try:
+                entry = self.local.stat(path)
+            except OSError as exc:  # unreadable is never taken for gone
+                self.scan_problems["local"].append(
+                    Problem(path, "local", f"cannot read: {exc.strerror or exc}")
+                )
+                continue
             if entry is not None and self.rules.ignored(path, entry.type == "dir"):
                 continue
             self.touched.add(path)
@@ -191,6 +240,8 @@ class SyncEngine:
         """Apply the remote watcher's events (each already stat'ed by the agent)."""
         cache = self.caches["remote"]
         for path, entry in events:
+            if not relpath.is_safe(path) or not self._admitted(path, entry):
+                continue
             self._forget_problem("remote", path)
             self.touched.add(path)
             if entry is None or entry.type != "dir":
@@ -239,10 +290,13 @@ class SyncEngine:
         only = None if report.full else self._planning_set()
         touched, self.touched = self.touched, set()
         try:
-            return self._cycle(report, only, progress, on_plan, now)
+            done = self._cycle(report, only, progress, on_plan, now)
         except BaseException:
             self.touched |= touched  # not planned after all: the next cycle must see them
             raise
+        if done.halted:
+            self.touched |= touched  # nothing ran: still to be planned once settled
+        return done
 
     def _planning_set(self) -> set[str] | None:
         """What an incremental cycle looks at: the touched paths, their folders, what the
@@ -271,19 +325,28 @@ class SyncEngine:
         now: Callable[[], float],
     ) -> CycleReport:
         local, remote = self.caches["local"], self.caches["remote"]
+        if self.state.restore and report.full:
+            restore_plan(self.state, self.caches)  # forced copies back, planned below
         hash_problems = self._hash(local, remote, only)
         the_plan = self._plan(local, remote, hash_problems, only)
-        if the_plan.halt is None:
-            the_plan = self._verify_deletions(the_plan, local, remote, hash_problems, only)
+        the_plan = self._verify_deletions(the_plan, local, remote, hash_problems, only)
         report.problems = the_plan.problems
-        if the_plan.halt:
-            report.halted = the_plan.halt
+        loss = self.losses.check(the_plan, self.state, self.caches, the_plan.problems, now())
+        if loss is not None:
+            self.state.halt = loss.to_json()
+            self.store.save(self.state)
+            report.halted = loss.message()
             return report
         self._hold(the_plan, report, now())
         report.changes = the_plan.counts()
         if on_plan is not None:
             on_plan(the_plan)
         outcome = applier.run(the_plan, self.local, self.remote, now=now(), progress=progress)
+        gone = [path for path, agreed in outcome.agreed.items() if agreed is None]
+        self.losses.note(the_plan, gone, self.state, now())
+        if self.state.halt is not None:
+            self.state.halt = None  # not halted after all: the files are back, or confirmed
+            self.store.save(self.state)
         self._remember(the_plan, outcome)
         self._note_holds(the_plan, outcome, now(), set(report.held))
         if self.held:
@@ -379,7 +442,7 @@ class SyncEngine:
         results = self.remote.apply_ops([op("stat", p, None) for p in suspects])
         stale = False
         for result in results:
-            if result.ok and result.entry is not None:
+            if result.ok and result.entry is not None and self._admitted(result.path, result.entry):
                 remote[result.path] = result.entry
                 stale = True
         return self._plan(local, remote, extra, only) if stale else the_plan

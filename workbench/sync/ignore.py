@@ -19,6 +19,8 @@ from typing import Any
 IGNORE_FILES = (".gitignore", ".workbenchignore")
 
 # Never worth syncing: version control data, caches that rebuild themselves, OS litter.
+# ``.git`` itself is never synced in any letter case, file or folder, whatever the rules say
+# (``IgnoreRules.matches``): git runs what is there (hooks, ``core.fsmonitor``).
 DEFAULT_PATTERNS = (
     ".git/",
     ".hg/",
@@ -114,19 +116,31 @@ def _translate(pattern: str) -> str:
 
 
 class IgnoreRules:
-    """An ordered list of rules; the last rule that matches a path decides, as in git."""
+    """An ordered list of rules; the last rule that matches a path decides, as in git.
 
-    def __init__(self, rules: Iterable[Rule] = (), *, internal: Sequence[Rule] = ()) -> None:
+    ``case_insensitive``: match without regard to letter case, as git does on a disk that folds
+    case (macOS, Windows): there ``.ENV`` is the same file as ``.env``, so a rule for one must
+    keep the other off this machine too. The remote agent gets the same rules (``to_json``)."""
+
+    def __init__(
+        self,
+        rules: Iterable[Rule] = (),
+        *,
+        internal: Sequence[Rule] = (),
+        case_insensitive: bool = False,
+    ) -> None:
         self.rules = list(rules)
         self.tail = 0  # how many rules at the end always come last (remote-only folders)
         self.internal = list(internal) or [
             r for p in INTERNAL_PATTERNS if (r := compile_pattern(p)) is not None
         ]
+        self.case_insensitive = case_insensitive
         self._compiled: list[tuple[Rule, re.Pattern[str]]] = []
         self._refresh()
 
     def _refresh(self) -> None:
-        self._compiled = [(rule, re.compile(rule.regex, re.DOTALL)) for rule in self.rules]
+        flags = re.DOTALL | (re.IGNORECASE if self.case_insensitive else 0)
+        self._compiled = [(rule, re.compile(rule.regex, flags)) for rule in self.rules]
         self._internal = [re.compile(rule.regex, re.DOTALL) for rule in self.internal]
 
     def add(self, rules: Iterable[Rule]) -> None:
@@ -150,7 +164,7 @@ class IgnoreRules:
     def matches(self, path: str, is_dir: bool) -> bool:
         """Whether ``path`` itself is ignored (its folders are not looked at: see ``ignored``)."""
         name = path.rpartition("/")[2]
-        if any(rx.fullmatch(name) for rx in self._internal):
+        if name.casefold() == ".git" or any(rx.fullmatch(name) for rx in self._internal):
             return True
         ignored = False
         for rule, rx in self._compiled:
@@ -175,20 +189,28 @@ class IgnoreRules:
         return self.matches(path, is_dir)
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [rule.to_json() for rule in self.rules]
+        if not self.case_insensitive:
+            return [rule.to_json() for rule in self.rules]
+        return [{**rule.to_json(), "re": f"(?i:{rule.regex})"} for rule in self.rules]
 
     def fingerprint(self) -> str:
-        return repr([(r.base, r.regex, r.negate, r.dir_only) for r in self.rules])
+        rules = [(r.base, r.regex, r.negate, r.dir_only) for r in self.rules]
+        return repr((self.case_insensitive, rules))
 
 
 def parse_lines(text: str, base: str = "") -> list[Rule]:
     return [r for line in text.splitlines() if (r := compile_pattern(line, base)) is not None]
 
 
-def base_rules(*, remote_only: Sequence[str] = (), extra: Sequence[str] = ()) -> IgnoreRules:
+def base_rules(
+    *,
+    remote_only: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    case_insensitive: bool = False,
+) -> IgnoreRules:
     """Defaults, then ``remote_only`` folders (kept off the laptop: never synced) as the tail
     that always comes last; the project's own ignore files go in between."""
-    rules = IgnoreRules(parse_lines("\n".join(DEFAULT_PATTERNS)))
+    rules = IgnoreRules(parse_lines("\n".join(DEFAULT_PATTERNS)), case_insensitive=case_insensitive)
     anchored = [f"/{p.strip('/')}/" for p in remote_only if p.strip("/")]
     tail = parse_lines("\n".join([*anchored, *extra]))
     rules.add(tail)
@@ -201,6 +223,7 @@ def load_rules(
     *,
     remote_only: Sequence[str] = (),
     extra: Sequence[str] = (),
+    case_insensitive: bool = False,
 ) -> IgnoreRules:
     """Defaults, then every ``.gitignore``/``.workbenchignore`` under ``root`` (outer first, so
     deeper files override), then ``remote_only`` folders.
@@ -208,7 +231,7 @@ def load_rules(
     Folders are visited breadth first and each file's rules apply before its subfolders are
     entered, so an ignored ``node_modules/`` or ``.venv/`` is never walked.
     """
-    rules = base_rules(remote_only=remote_only, extra=extra)
+    rules = base_rules(remote_only=remote_only, extra=extra, case_insensitive=case_insensitive)
     queue: deque[str] = deque([""])
     while queue:
         folder = queue.popleft()

@@ -4,6 +4,12 @@ Every write goes to a temp file (``.wbsync-*``, always ignored) in the destinati
 checked (the sender's verdict, the path still holding what the planner saw) and only then
 renamed into place, so a reader never sees half a file and a concurrent edit is never clobbered.
 The remote agent implements the same contract (see ``workbench.sync.wire``).
+
+What lands here is what this machine asked for, nothing else: an incoming stream must carry the
+files asked for, in order, each checked against this machine's own expectation (never the
+sender's); permissions are this machine's (``untrusted.landing_mode``); nothing is ever written
+under ``.git`` in any letter case, nor at a path the engine's ``refuse`` hook turns down (an
+ignored one).
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from workbench import osproc
-from workbench.sync import relpath
+from workbench.sync import relpath, untrusted
 from workbench.sync.ignore import TEMP_PREFIX, IgnoreRules
 from workbench.sync.manifest import (
     Entry,
@@ -56,13 +62,30 @@ def set_executable(mode: int, executable: bool) -> int:
     return mode & ~0o111
 
 
+def under_git(path: str) -> bool:
+    """Whether ``path`` is ``.git`` or lies under one, in any letter case, at any depth: git
+    runs what is there (hooks, ``core.fsmonitor``), so sync never writes there."""
+    return any(part.casefold() == ".git" for part in path.split("/"))
+
+
 class LocalTree:
     """One folder on this machine as a sync side."""
 
     side = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, refuse: Callable[[str, bool], str] | None = None) -> None:
+        """``refuse(path, is_dir)``: why nothing may be written at ``path`` ("" when it may
+        be); the engine turns ignored paths down with it."""
         self.root = root
+        self.refuse = refuse
+
+    def check_write(self, path: str, is_dir: bool = False) -> None:
+        """Raise ``UnsafePath`` unless this machine may write at ``path``."""
+        if under_git(path):
+            raise relpath.UnsafePath(f"refused {path!r}: sync never writes under .git")
+        why = self.refuse(path, is_dir) if self.refuse is not None else ""
+        if why:
+            raise relpath.UnsafePath(f"refused {path!r}: {why}")
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -102,6 +125,9 @@ class LocalTree:
             current = stat_path(self.root, path)
             if op["op"] == "stat":
                 return Result(path, True, entry=current)
+            self.check_write(path, op["op"] == "mkdir")
+            if op["op"] == "rename":
+                self.check_write(str(op["origin"]))
             if op["op"] == "mkdir" and current is not None and current.type == "dir":
                 return Result(path, True, entry=current)  # already there (a rename made it)
             if not matches_expectation(current, expect):
@@ -115,7 +141,7 @@ class LocalTree:
                     _remove(full, current)
                 full.parent.mkdir(parents=True, exist_ok=True)
                 with contextlib.suppress(FileExistsError):
-                    full.mkdir(mode=int(op.get("mode", 0o755)) & 0o7777)
+                    full.mkdir(mode=untrusted.landing_mode(int(op.get("mode", 0o755)), folder=True))
             elif kind == "symlink":
                 full.parent.mkdir(parents=True, exist_ok=True)
                 tmp = temp_name(full)
@@ -188,29 +214,53 @@ class LocalTree:
 
     # -- receiving -------------------------------------------------------------------------
 
-    def read_stream(self, stream: IO[bytes]) -> list[Result]:
-        """Land a transfer stream read from ``stream``: each file only if whole and vouched for.
+    def read_stream(self, stream: IO[bytes], items: Sequence[SendItem]) -> list[Result]:
+        """Land a transfer stream read from ``stream``: the files ``items`` asked for, in that
+        order, each only if whole, vouched for and as this machine expected.
 
-        Raises ``EOFError`` (after discarding the partial file) when the stream breaks off."""
+        A header for anything else (another path, a file more than asked) raises
+        ``untrusted.ProtocolError`` before a byte of it is written; one whose size is not what
+        the planner saw is read and dropped (changed on the way: tried again). Raises
+        ``EOFError`` (after discarding the partial file) when the stream breaks off."""
         results: list[Result] = []
         buf = memoryview(bytearray(STREAM_CHUNK))
         ready: set[str] = set()
+        asked = iter(items)
         while line := stream.readline():
-            head = StreamHeader.decode(line)
-            landing = _Landing(self.root, head.path, ready)
+            item = next(asked, None)
+            if item is None:
+                raise untrusted.refuse("a file that was not asked for")
+            head = untrusted.stream_header(line, item)
+            landing = _Landing(self.root, item.dest, ready, check=self.check_write)
+            as_planned = head.size == item.source.size
+            if not as_planned:
+                landing.fail(reason="changed while it was being sent")
             left = head.size
-            while left:
-                got = stream.readinto(buf[: min(left, STREAM_CHUNK)])  # type: ignore[attr-defined]
-                if not got:
-                    break
-                landing.write(buf[:got])
-                left -= got
-            trailer = stream.readline() if not left else b""
+            try:
+                while left:
+                    got = stream.readinto(buf[: min(left, STREAM_CHUNK)])  # type: ignore[attr-defined]
+                    if not got:
+                        break
+                    landing.write(buf[:got])
+                    left -= got
+                trailer = stream.readline() if not left else b""
+            except BaseException:
+                landing.fail(reason="transfer ended early")  # no temp file outlives the stream
+                raise
             if not trailer.endswith(b"\n"):
                 landing.fail(reason="transfer ended early")
-                raise EOFError(f"the transfer broke off in {head.path!r}")
-            ok, reason = decode_trailer(trailer)
-            results.append(landing.commit(ok, reason, head.mode, head.mtime_ns, head.expect))
+                raise EOFError(f"the transfer broke off in {item.dest!r}")
+            try:
+                ok, reason = decode_trailer(trailer)
+            except (ValueError, AttributeError) as exc:
+                landing.fail(reason="a malformed trailer")
+                raise untrusted.refuse("a malformed trailer") from exc
+            if not as_planned:
+                results.append(Result(item.dest, False, landing.error, changed=True))
+                continue
+            results.append(
+                landing.commit(ok, untrusted.text(reason), head.mode, head.mtime_ns, item.expect)
+            )
         return results
 
     # -- small files, inline (see ``RemoteTree.put``/``get``) ------------------------------
@@ -248,20 +298,15 @@ class LocalTree:
             "expect": item.expect.to_json() if item.expect else None,
         }
 
-    def land_inline(self, item: SendItem, sent: dict[str, Any]) -> Result:
-        """Write one small file the agent's ``get`` returned, with the stream's checks."""
-        landing = _Landing(self.root, item.dest)
-        try:
-            landing.write(base64.b64decode(sent.get("data", "")))
-        except ValueError as exc:
-            landing.fail(reason=str(exc))
-        return landing.commit(
-            bool(sent.get("ok")),
-            str(sent.get("reason", "")),
-            int(sent.get("mode", 0o644)),
-            int(sent.get("mtime_ns", 0)),
-            item.expect,
-        )
+    def land_inline(self, item: SendItem, sent: untrusted.InlineFile) -> Result:
+        """Write one small file the agent's ``get`` returned (checked by ``untrusted``), with
+        the stream's checks."""
+        landing = _Landing(self.root, item.dest, check=self.check_write)
+        landing.write(sent.data)
+        result = landing.commit(sent.ok, sent.reason, sent.mode, sent.mtime_ns, item.expect)
+        if not sent.ok and sent.reason.startswith("changed"):
+            return Result(result.path, False, result.error, changed=True)
+        return result
 
 
 class _Landing:
@@ -270,15 +315,25 @@ class _Landing:
     what the planner saw. A write that fails (disk full) keeps the stream in step: the rest of
     the file is still read, and dropped, and the result says why."""
 
-    def __init__(self, root: Path, path: str, ready: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        path: str,
+        ready: set[str] | None = None,
+        *,
+        check: Callable[[str], None] | None = None,
+    ) -> None:
         """``ready``: folders this stream already made sure of (each file's own folder is
-        walked once per stream; the commit checks the whole path again before renaming)."""
+        walked once per stream; the commit checks the whole path again before renaming);
+        ``check(path)`` raises ``UnsafePath`` where nothing may be written."""
         self.root, self.path = root, path
         self.tmp: Path | None = None
         self.fd = -1
         self.error = ""
         self.sha = hashlib.sha256()
         try:
+            if check is not None:
+                check(path)
             folder = relpath.parent(path)
             if ready is not None and folder in ready:
                 full = root / relpath.check(path)
@@ -321,7 +376,7 @@ class _Landing:
             self.fail(reason=reason or "the sender could not read it")
             return Result(self.path, False, self.error, changed=self.error.startswith("changed"))
         try:
-            osproc.fchmod(self.fd, mode & 0o7777)
+            osproc.fchmod(self.fd, untrusted.landing_mode(mode))
             os.utime(self.fd, ns=(mtime_ns, mtime_ns))
             landed = os.fstat(self.fd)
             os.close(self.fd)
@@ -336,6 +391,9 @@ class _Landing:
             os.replace(self.tmp, full)
         except (OSError, relpath.UnsafePath) as exc:
             self.fail(exc)
+            return Result(self.path, False, self.error)
+        except OverflowError:
+            self.fail(reason="its time is out of range here")
             return Result(self.path, False, self.error)
         entry = entry_from_stat(self.path, landed)
         return Result(self.path, True, entry=entry, digest=self.sha.hexdigest())

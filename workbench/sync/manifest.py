@@ -8,6 +8,7 @@ a file: contents are hashed only where size and mtime disagree with the last agr
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -113,10 +114,12 @@ def stat_path(root: Path, path: str) -> Entry | None:
     try:
         st = os.lstat(full)
         target = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except NotADirectoryError:
-        return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return None  # a name this file system cannot hold: nothing can be there
+        raise
     return entry_from_stat(path, st, target)
 
 

@@ -4,7 +4,8 @@ Pure functions, no I/O: ``hash_requests`` says which files must be hashed to dec
 ``plan`` turns the (hashed) manifests into actions. The rules, after Mutagen's two-way-safe mode:
 a change on one side propagates; the same change on both sides is agreement; different changes
 on both sides are a conflict where both versions are kept; a deletion propagates only when the
-other side is unchanged (an edit beats a delete); and a plan that would empty a side halts.
+other side is unchanged (an edit beats a delete). Whether a plan may run at all (one side lost
+most of what was agreed) is ``workbench.sync.loss``'s to say.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ class Plan:
     # Paths gone from both sides: forget them.
     dropped: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
-    halt: str | None = None
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -270,7 +270,6 @@ def plan(
     _drop_under_conflicts(result)
     _renames(result, base)
     _ensure_parents(result, local, remote)
-    result.halt = _emptying(result, local, remote, base)
     return result
 
 
@@ -396,25 +395,6 @@ def _ensure_parents(result: Plan, local: Manifest, remote: Manifest) -> None:
     result.actions = [
         a for a in result.actions if a.kind != "delete" or id(a) in kept_deletes
     ] + extra
-
-
-def _emptying(
-    result: Plan, local: Manifest, remote: Manifest, base: Mapping[str, Agreed]
-) -> str | None:
-    """Why the plan must not run: it would delete everything a side holds."""
-    for side, manifest in (("local", local), ("remote", remote)):
-        deletes = sum(1 for a in result.actions if a.kind == "delete" and a.to == side)
-        if not deletes:
-            continue
-        creates = sum(1 for a in result.actions if a.kind == "copy" and a.to == side)
-        if deletes >= len(manifest) and not creates:
-            where = "laptop" if side == "remote" else "remote"
-            return (
-                f"the {where} side is empty but was not before: syncing would delete all "
-                f"{deletes} entries on the {side} side too, so sync halted. If the files should "
-                "go, delete them on both sides; otherwise restore them and resume"
-            )
-    return None
 
 
 def _case_collisions(paths: Collection[str]) -> list[set[str]]:

@@ -6,6 +6,7 @@ process, so they cost a round trip rather than a login shell and an interpreter 
 of milliseconds on a host whose shell runs ``pyenv``/``conda`` init); bulk transfers and the
 watcher get channels of their own. A request that breaks off (the link dropped) raises
 ``TransportError``; what it already did is safe, since each change was made whole or not at all.
+Every answer is checked by ``untrusted`` before anything here uses it: the remote may lie.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
+from workbench.sync import untrusted
 from workbench.sync.ignore import IgnoreRules
-from workbench.sync.manifest import Entry, Problem, ScanResult
+from workbench.sync.manifest import Problem, ScanResult
 from workbench.sync.transport import Proc, Runner, TransportError
 from workbench.sync.wire import Result, SendItem
 
@@ -159,8 +161,10 @@ class RemoteTree:
                 self._server = None
                 server.kill()
                 raise TransportError(f"the remote {cmd} broke off: {exc}") from exc
+        if not isinstance(reply, dict):
+            raise untrusted.refuse(f"a reply that is not an object to {cmd}")
         if reply.get("error"):
-            raise TransportError(f"the remote {cmd} failed: {reply['error']}")
+            raise TransportError(f"the remote {cmd} failed: {untrusted.text(reply['error'])}")
         return reply
 
     def _ask(self, server: Proc, cmd: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +175,7 @@ class RemoteTree:
         raw = server.stdout.readline()
         if not raw:
             raise EOFError(f"the agent's channel closed: {server.stderr_text().strip()[-200:]}")
-        reply: dict[str, Any] = json.loads(raw)
+        reply: dict[str, Any] = json.loads(raw)  # checked by the caller: it may not be an object
         return reply
 
     def _start_server(self) -> Proc:
@@ -186,8 +190,7 @@ class RemoteTree:
                 server.kill()
                 failure: Exception = exc
                 continue
-            found = str(reply.get("python", ""))
-            self.python = found if found.startswith("/") else python
+            self.python = untrusted.hello(reply, python) if isinstance(reply, dict) else python
             return server
         raise TransportError(f"the agent did not start on the remote: {failure}")
 
@@ -237,24 +240,13 @@ class RemoteTree:
         """The remote manifest; ``create`` makes the root first (a first sync), ``clean``
         deletes the temp files a killed transfer left, met on the way."""
         reply = self.request("scan", rules=rules.to_json(), create=create, clean=clean)
-        entries = {e["path"]: Entry.from_json(e) for e in reply["entries"]}
-        problems = [
-            Problem(str(p["path"]), self.side, str(p["problem"])) for p in reply["problems"]
-        ]
-        return ScanResult(entries, problems, bool(reply["root_ok"]), str(reply["message"]))
+        return untrusted.scan(reply)
 
     def hash(self, paths: Iterable[str]) -> tuple[dict[str, str], list[Problem]]:
         wanted = list(paths)
         if not wanted:
             return {}, []
-        digests: dict[str, str] = {}
-        problems: list[Problem] = []
-        for data in self.request("hash", paths=wanted)["results"]:
-            if "sha256" in data:
-                digests[str(data["path"])] = str(data["sha256"])
-            elif "error" in data:
-                problems.append(Problem(str(data["path"]), self.side, str(data["error"])))
-        return digests, problems
+        return untrusted.digests(self.request("hash", paths=wanted).get("results"), wanted)
 
     # -- changing --------------------------------------------------------------------------
 
@@ -262,26 +254,28 @@ class RemoteTree:
         batch = list(ops)
         if not batch:
             return []
-        return [Result.from_json(d) for d in self.request("apply", ops=batch)["results"]]
+        reply = self.request("apply", ops=batch)
+        return untrusted.results(reply.get("results"), [str(o["path"]) for o in batch])
 
     def put(self, files: list[dict[str, Any]]) -> list[Result]:
         """Land small files sent inline (``LocalTree.read_inline`` made them)."""
-        return [Result.from_json(d) for d in self.request("put", files=files)["results"]]
+        reply = self.request("put", files=files)
+        return untrusted.results(reply.get("results"), [str(f["path"]) for f in files])
 
-    def get(self, items: list[SendItem]) -> list[dict[str, Any]]:
-        """Read small files inline, for ``LocalTree.land_inline``."""
+    def get(self, items: list[SendItem]) -> list[untrusted.InlineFile]:
+        """Read small files inline, for ``LocalTree.land_inline``: one checked file per item."""
         reply = self.request("get", files=[i.to_json() for i in items])
-        files: list[dict[str, Any]] = reply["files"]
-        return files
+        return untrusted.inline_files(reply.get("files"), items)
 
     def receive(
         self,
         produce: Callable[[IO[bytes]], list[Result]],
+        dests: list[str],
         on_result: Callable[[Result], None] | None = None,
         size: int = 0,
     ) -> tuple[list[Result], list[Result]]:
         """Start the agent's ``receive`` and let ``produce`` write the transfer stream (about
-        ``size`` bytes) into it.
+        ``size`` bytes, the files ``dests`` in that order) into it.
 
         Returns the sender's verdicts and the remote's results (read as they come, so neither
         side's pipe ever fills up and stalls the other).
@@ -293,11 +287,13 @@ class RemoteTree:
         def read() -> None:
             try:
                 for data in _lines(proc.stdout):
-                    result = Result.from_json(data)
+                    if len(results) >= len(dests):
+                        raise untrusted.refuse("a result for a file that was not sent")
+                    result = untrusted.result(data, dests[len(results)])
                     results.append(result)
                     if on_result is not None:
                         on_result(result)
-            except (OSError, EOFError, ValueError) as exc:
+            except (OSError, EOFError, ValueError, TransportError) as exc:
                 failure.append(exc)
 
         reader = threading.Thread(target=read, daemon=True, name="sync-receive-results")
@@ -313,6 +309,8 @@ class RemoteTree:
         reader.join()
         if failure:
             proc.kill()
+            if isinstance(failure[0], TransportError):
+                raise failure[0]
             raise TransportError(f"the transfer to the remote broke off: {failure[0]}")
         self._finish(proc, "receive")
         return verdicts, results
@@ -326,6 +324,9 @@ class RemoteTree:
         try:
             _write_all(proc, payload.encode("utf-8"))
             results = consume(proc.stdout)
+        except TransportError:
+            proc.kill()
+            raise
         except (OSError, EOFError, ValueError) as exc:
             proc.kill()
             raise TransportError(f"the transfer from the remote broke off: {exc}") from exc

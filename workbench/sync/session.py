@@ -1,7 +1,8 @@
 """A live sync session: the engine on a thread of its own, fed by both watchers, with controls.
 
 ``SyncSession(project_dir, remote_root, connection, state_dir)`` installs the agent (if not
-given one), reconciles once (the first sync, with progress events), then watches both sides and
+given one), reconciles once (the first sync, with progress events: ``wait_first_sync`` waits for
+it, which is how ``nvwb open`` makes first contact), then watches both sides and
 syncs each batch of changes. A dropped link moves it to ``disconnected``; it retries with backoff
 and, once back, rescans both sides in full before going on, so nothing seen before the drop is
 trusted blindly. It halts, saying why, rather than run a plan that would empty a side.
@@ -25,11 +26,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench import osproc
-from workbench.errors import ContextError, InvalidValueError, NotFoundError
+from workbench.errors import ContextError, InvalidValueError, NotFoundError, UsageError
 from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
 from workbench.ssh import SshConnection
 from workbench.sync.engine import CycleReport, SyncEngine, local_root_case_insensitive
 from workbench.sync.local import LocalTree
+from workbench.sync.loss import SyncHalted, settle
 from workbench.sync.manifest import Entry
 from workbench.sync.reconcile import Plan, Side
 from workbench.sync.remote import PYTHON, RemoteTree
@@ -41,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 Keep = Literal["local", "remote", "both"]
 EventCallback = Callable[[str, dict[str, Any]], None]
+
+# How long a new session waits for one still stopping to let go of the folder's lock.
+LOCK_WAIT = 10.0
+# The first cycle of a session gives up (``wait_first_sync`` raises) after this many failures
+# in a row; the session itself keeps retrying.
+FIRST_TRIES = 3
 
 STATES = ("starting", "scanning", "syncing", "watching", "paused", "halted", "disconnected",
           "stopped")  # fmt: skip
@@ -63,7 +71,12 @@ def session_folder(state_dir: Path, project_dir: Path, remote_name: str, remote_
 
 
 def apply_request(engine_state: Any, request: dict[str, Any]) -> None:
-    """Carry out a ``resolve`` on an agreed state (in a session, or on disk with none running)."""
+    """Carry out a ``resolve``, ``confirm-deletions`` or ``restore`` on an agreed state (in a
+    session, or on disk with none running)."""
+    kind = request.get("kind", "resolve")
+    if kind in ("confirm-deletions", "restore"):
+        settle(engine_state, str(kind))
+        return
     path, keep = str(request["path"]), str(request["keep"])
     conflict = engine_state.conflicts.get(path)
     if conflict is None:
@@ -128,6 +141,11 @@ class SyncSession:
         self.last_report: CycleReport | None = None
         self._idle = threading.Event()
         self._paused = self._store.load().paused
+        # The first full cycle's outcome, for ``wait_first_sync``: set once it ran (or halted,
+        # or the link failed FIRST_TRIES times in a row before it could).
+        self._first = threading.Event()
+        self._first_error: Exception | None = None
+        self._failures = 0
 
     # -- control ---------------------------------------------------------------------------
 
@@ -160,6 +178,9 @@ class SyncSession:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+        if not self._first.is_set():
+            self._first_error = ContextError("sync stopped before its first round finished")
+            self._first.set()
         if self._thread is not None:
             self._thread.join(30.0)
             self._thread = None
@@ -203,6 +224,20 @@ class SyncSession:
         self._emit("conflicts", {"conflicts": self.conflicts()})
         self._poke(full="conflict resolved")
 
+    def settle_halt(self, how: str) -> None:
+        """``confirm-deletions`` (the lost files go on the other side too) or ``restore`` (they
+        are copied back) for the halt sync is in; sync then carries on (``UsageError`` when it
+        is not halted for lost files)."""
+        with self._lock:
+            state = self._engine.state if self._engine else self._store.load()
+            settle(state, how)
+            self._paused = False
+            if self._engine is not None:
+                self._engine.save()
+            else:
+                self._store.save(state)
+        self._poke(full="deletions confirmed" if how == "confirm-deletions" else "restore")
+
     def conflicts(self) -> list[dict[str, Any]]:
         with self._lock:
             state = self._engine.state if self._engine else self._store.load()
@@ -230,7 +265,34 @@ class SyncSession:
                 "remote_watch": self._remote_watcher.mode if self._remote_watcher else None,
                 "paths": len(state.base),
                 "cycles": self.cycles,
+                "halt": state.halt,
             }
+
+    def wait_first_sync(self, timeout: float | None = None) -> CycleReport:
+        """Wait for the session's first full cycle (both sides compared against the agreed
+        state, every change carried across) and return its report. Raises ``SyncHalted`` when
+        it halted (its message says why and how to go on), ``ContextError`` when the link failed
+        ``FIRST_TRIES`` times in a row first, or the session stopped, or ``timeout`` passed."""
+        if not self._first.wait(timeout):
+            raise ContextError(
+                f"the first sync did not finish within {timeout:g} s: {self.message}",
+                hint="'nvwb sync status' shows how far it got",
+            )
+        if self._first_error is not None:
+            raise self._first_error
+        assert self.last_report is not None
+        return self.last_report
+
+    def _first_done(self, report: CycleReport | None, error: Exception | None = None) -> None:
+        if self._first.is_set():
+            return
+        if report is not None and report.halted:
+            error = SyncHalted(
+                report.halted,
+                hint="'nvwb sync status' shows it; once settled, open the project again",
+            )
+        self._first_error = error
+        self._first.set()
 
     def sync_now(self, timeout: float = 60.0) -> CycleReport | None:
         """Ask for a full cycle and wait until the session is idle again (tests, the CLI)."""
@@ -299,6 +361,7 @@ class SyncSession:
     # -- the loop --------------------------------------------------------------------------
 
     _remote_lost = False
+    _watcher_starting = False  # the remote watcher is being started (not idle until it runs)
     _again = False
     _due_at = 0.0  # time.monotonic() when a held file may be tried again (0: none held)
     _status_stale = False
@@ -328,14 +391,11 @@ class SyncSession:
                     self._runner.decide_soon()  # after the first cycle, not competing with it
                 if report.full:
                     last_full = time.monotonic()
+                    self._first_done(report)
                 delay = self.options.retry_initial
+                self._failures = 0
                 if report.halted:
-                    self._set_state("halted", report.halted)
-                    with self._wake:
-                        self._full_reason = ""
-                        self._local_dirty.clear()
-                        self._remote_events.clear()
-                        self._paused = True
+                    self._halt(report.halted)
                     continue
                 if report.changed_anything or report.retry:
                     # Once more: carry what this cycle created (conflict copies) across, and
@@ -346,6 +406,9 @@ class SyncSession:
                     self._set_state("paused" if self._paused else "watching")
             except ContextError as exc:
                 self._set_state("disconnected", exc.message)
+                self._failures += 1
+                if self._failures >= FIRST_TRIES:
+                    self._first_done(None, exc)
                 self._drop_remote()
                 with self._wake:
                     self._want_full("reconnected")
@@ -355,8 +418,19 @@ class SyncSession:
             except Exception as exc:  # a bug must not kill the thread silently
                 logger.exception("sync session failed")
                 self._set_state("halted", f"internal error: {type(exc).__name__}: {exc}")
+                self._first_done(None, ContextError(f"sync failed: {self.message}"))
                 with self._wake:
                     self._paused = True
+
+    def _halt(self, why: str) -> None:
+        """Stop syncing until a person says how to go on (resume, confirm, restore): what is
+        pending is dropped, since going on rescans in full."""
+        self._set_state("halted", why)
+        with self._wake:
+            self._full_reason = ""
+            self._local_dirty.clear()
+            self._remote_events.clear()
+            self._paused = True
 
     def _wait_for_work(self, last_full: float) -> bool:
         """Sleep (a second at most) until there may be something to sync; False when stopping.
@@ -366,8 +440,8 @@ class SyncSession:
         """
         with self._wake:
             if not self._stopping and not self._has_work():
-                if not self._due_at or self._paused:
-                    self._idle.set()  # a held file is still to go: not idle yet
+                if (not self._due_at or self._paused) and not self._watcher_starting:
+                    self._idle.set()  # a held file is still to go, or a watcher: not idle yet
                 wait = 1.0  # paused, or nothing held: the next change wakes the loop
                 if self._due_at and not self._paused:
                     wait = min(1.0, max(0.01, self._due_at - time.monotonic()))
@@ -445,14 +519,35 @@ class SyncSession:
                     self._on_lost,
                 )
                 self._remote_watcher = watcher
-                watcher.start()
-                if not watcher.ready.is_set() or not watcher.mode:
-                    raise ContextError("the remote watcher did not start")
                 with self._wake:
-                    self._want_full("remote watcher started")
+                    self._watcher_starting = True
+                threading.Thread(
+                    target=self._start_watcher, args=(watcher,), daemon=True, name="sync-watch"
+                ).start()
             with self._wake:
                 reason, self._full_reason = self._full_reason, ""
                 return reason
+
+    def _start_watcher(self, watcher: RemoteWatcher) -> None:
+        """Start the remote watcher beside the cycle (a full one: it needs no watcher), so an
+        open waits for one less remote start; once it is ready, one more full cycle looks at
+        what changed before it was (nothing is missed)."""
+        try:
+            watcher.start()
+            started = watcher.ready.is_set() and bool(watcher.mode)
+            why = "" if started else "the remote watcher did not start"
+        except ContextError as exc:
+            started, why = False, f"the remote watcher did not start: {exc.message}"
+        with self._wake:
+            self._watcher_starting = False
+            current = self._remote_watcher is watcher and not self._stopping
+        if not current:
+            watcher.stop()  # replaced or dropped meanwhile: its channel must not outlive it
+            return
+        if started:
+            self._poke(full="remote watcher started")
+        else:
+            self._on_lost(why)
 
     def _transport_decided(self) -> None:
         """The bulk transport shows in status as soon as it is known."""
@@ -543,7 +638,9 @@ class SyncSession:
                     self.resume()
                 elif kind == "resolve":
                     self.resolve(str(request["path"]), request["keep"])
-            except (NotFoundError, InvalidValueError, ContextError) as exc:
+                elif kind in ("confirm-deletions", "restore"):
+                    self.settle_halt(str(kind))
+            except (NotFoundError, InvalidValueError, UsageError, ContextError) as exc:
                 logger.warning("sync request %s refused: %s", request, exc)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -570,17 +667,26 @@ class SyncSession:
         if self._runner is not None:
             self._runner.close()
 
-    def _take_lock(self) -> None:
+    def _take_lock(self, wait: float = LOCK_WAIT) -> None:
+        """One session per pair of folders. A session still stopping (its project closed a
+        moment ago, its context stopped) gets ``wait`` seconds to let go: an open right after
+        must not fail for it."""
         fd = os.open(self.folder / "session.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if not osproc.lock_fd(fd, wait=False):
-                raise BlockingIOError("held by another process")
-        except OSError as exc:
-            os.close(fd)
-            raise ContextError(
-                f"another sync session already runs for {self.project_dir}",
-                hint="stop it first (only one session per project and context)",
-            ) from exc
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                if not osproc.lock_fd(fd, wait=False):
+                    raise BlockingIOError("held by another process")
+                break
+            except OSError as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                os.close(fd)
+                raise ContextError(
+                    f"another sync session already runs for {self.project_dir}",
+                    hint="stop it first (only one session per project and context)",
+                ) from exc
         self._lock_fd = fd
 
     def _set_state(self, state: str, message: str = "") -> None:
@@ -631,4 +737,4 @@ def _report_json(report: CycleReport) -> dict[str, Any]:
     }
 
 
-__all__ = ["Entry", "Keep", "SessionOptions", "SyncSession", "session_folder"]
+__all__ = ["Entry", "Keep", "SessionOptions", "SyncHalted", "SyncSession", "session_folder"]

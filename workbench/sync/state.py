@@ -118,6 +118,12 @@ class SyncState:
     forced: dict[str, str] = field(default_factory=dict)
     # The remote's real interpreter, so a restart skips the ``python3`` shim lookup.
     remote_python: str = ""
+    # Why sync halted for lost files (``workbench.sync.loss``): side, lost, agreed; None if not.
+    halt: dict[str, Any] | None = None
+    # Losses confirmed with ``confirm-deletions``: side -> how many files may go.
+    allow_loss: dict[str, int] = field(default_factory=dict)
+    # A ``restore`` asked for: the side whose lost files are copied back ("" for none).
+    restore: str = ""
 
 
 def session_id(local_root: Path, remote_name: str, remote_root: str) -> str:
@@ -147,6 +153,9 @@ class StateStore:
             paused=bool(data.get("paused", False)),
             forced={str(k): str(v) for k, v in data.get("forced", {}).items()},
             remote_python=str(data.get("remote_python", "")),
+            halt=data["halt"] if isinstance(data.get("halt"), dict) else None,
+            allow_loss={str(k): int(v) for k, v in (data.get("allow_loss") or {}).items()},
+            restore=str(data.get("restore", "")),
         )
 
     def save(self, state: SyncState) -> None:
@@ -156,6 +165,9 @@ class StateStore:
             "paused": state.paused,
             "forced": state.forced,
             "remote_python": state.remote_python,
+            "halt": state.halt,
+            "allow_loss": state.allow_loss,
+            "restore": state.restore,
             "conflicts": [c.to_json() for c in state.conflicts.values()],
             "base": {p: a.to_json() for p, a in sorted(state.base.items())},
         }

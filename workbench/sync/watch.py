@@ -18,6 +18,8 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from workbench.errors import WorkbenchError
+from workbench.sync import untrusted
 from workbench.sync.ignore import IgnoreRules
 from workbench.sync.manifest import Entry
 from workbench.sync.remote import RemoteTree
@@ -69,8 +71,9 @@ class LocalWatcher:
 class RemoteWatcher:
     """Reads the agent's ``watch`` stream on a thread of its own.
 
-    ``on_events`` gets (path, entry or None) pairs; ``on_rescan`` is called when the agent lost
-    events; ``on_lost`` when the stream ended without being stopped (the link dropped).
+    ``on_events`` gets (path, entry or None) pairs, checked by ``untrusted`` (the engine drops
+    those at paths it ignores); ``on_rescan`` is called when the agent lost events; ``on_lost``
+    when the stream ended without being stopped (the link dropped).
     """
 
     def __init__(
@@ -93,7 +96,13 @@ class RemoteWatcher:
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        self._proc = self.remote.watch(self.rules)
+        proc = self.remote.watch(self.rules)
+        self._proc = proc
+        if self._stopping.is_set():  # stopped while it was starting: nothing may outlive that
+            self._proc = None
+            proc.close_stdin()
+            proc.kill()
+            return
         self._thread = threading.Thread(target=self._read, daemon=True, name="sync-remote-watch")
         self._thread.start()
         self.ready.wait(timeout)
@@ -105,20 +114,15 @@ class RemoteWatcher:
             for raw in proc.stdout:
                 if not raw.strip():
                     continue
-                data = json.loads(raw)
+                data = untrusted.mapping(json.loads(raw), "a watcher line")
                 if "ready" in data:
-                    self.mode = str(data["ready"])
+                    self.mode = untrusted.text(data["ready"], 20)
                     self.ready.set()
                 elif data.get("rescan"):
                     self.on_rescan()
                 elif "events" in data:
-                    self.on_events(
-                        [
-                            (str(e["path"]), Entry.from_json(e["entry"]) if e["entry"] else None)
-                            for e in data["events"]
-                        ]
-                    )
-        except (OSError, ValueError, EOFError) as exc:
+                    self.on_events(untrusted.events(data["events"]))
+        except (OSError, ValueError, EOFError, WorkbenchError) as exc:
             if not self._stopping.is_set():
                 self.on_lost(f"the remote watcher failed: {exc}")
             return

@@ -76,7 +76,8 @@ def open_project(inv: Invocation) -> Result:
     """``nvwb open [PROJECT]``: through the service, held for the calling shell until ``close``.
 
     The service starts the context if needed (a lease for the shell), builds if the inputs
-    changed, copies the files to a remote and starts the container; its events are the progress.
+    changed, syncs the files with a remote (first contact: nothing overwritten, ignored files
+    stay here) and starts the container; its events are the progress.
     """
     project = _project(inv)
     context = _context(inv)
@@ -339,7 +340,7 @@ def _open_browser(url: str) -> None:
 
 _STAGES = {
     "image": "Checking the image",
-    "files": "Copying the project files",
+    "files": "Syncing the project files",
     "container": "Starting the container",
     "app": "Starting the app",
 }
@@ -404,6 +405,7 @@ class _ServiceProgress:
         self.display = _ProgressDisplay(inv.stderr)
         self._lock = threading.Lock()
         self._done = False
+        self._sync_bar: Any = None
 
     def event(self, event: dict[str, Any]) -> None:
         if self.quiet or event.get("context") != self.context:
@@ -424,6 +426,8 @@ class _ServiceProgress:
                 text = _STAGES.get(stage) if isinstance(stage, str) else None
                 said = str(event.get("message") or "")
                 self.display.stage(text or said[:1].upper() + said[1:], dots=text is not None)
+            elif kind == "sync" and event.get("kind") == "progress":
+                self._sync_progress(event.get("data") or {})
             elif kind == "build":
                 from workbench.container.builder import BuildProgress
 
@@ -437,6 +441,24 @@ class _ServiceProgress:
                         docker_step=tuple(docker_step) if docker_step else None,
                     )
                 )
+
+    def _sync_progress(self, data: dict[str, Any]) -> None:
+        """The first sync's progress (the open's files stage): a bar on a terminal, one line
+        when it is done elsewhere."""
+        if not data.get("first"):
+            return
+        if self.display.tty:
+            from workbench.cli.commands.sync import ProgressBar
+
+            if self._sync_bar is None:
+                self._sync_bar = ProgressBar(self.display.out)
+            self._sync_bar("progress", data)
+            return
+        files, done = int(data.get("files") or 0), int(data.get("done_files") or 0)
+        if files and done >= files:
+            size = int(data.get("done_bytes") or 0) / 1e6
+            self.display.out.write(f"  {done} files ({size:.1f} MB) brought in step\n")
+            self.display.out.flush()
 
     def done(self) -> None:
         with self._lock:

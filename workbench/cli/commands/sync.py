@@ -1,4 +1,4 @@
-"""``nvwb sync status|conflicts|resolve|pause|resume``: the project's sync session, from outside.
+"""``nvwb sync status|conflicts|resolve|pause|resume|confirm-deletions|restore``: a project's sync.
 
 The session itself runs where the project is open (the service); these handlers read what it
 wrote and hand it requests through ``workbench.sync.control``, so they stay fast and work even
@@ -70,6 +70,9 @@ def status(inv: Invocation) -> Result:
     message = None
     if data.get("conflicts"):
         message = "conflicts: see 'nvwb sync conflicts', settle with 'nvwb sync resolve PATH'"
+    if data.get("halt") and data.get("state") != "halted":
+        # Halted when it last ran: the way on is the same as while it runs.
+        message = "halted for lost files: 'nvwb sync confirm-deletions' or 'nvwb sync restore'"
     return Result(data=data, fields=_STATUS_FIELDS, message=message)
 
 
@@ -92,6 +95,38 @@ def resolve(inv: Invocation) -> Result:
     note = "" if how == "sent" else " (the session is not running: applies when it starts)"
     return Result(
         data={"path": path, "keep": keep, "how": how}, message=f"{path}: keeping {kept}{note}"
+    )
+
+
+def confirm_deletions(inv: Invocation) -> Result:
+    """``nvwb sync confirm-deletions``: sync halted because one side lost most of its files;
+    they are gone for good, so let their deletion reach the other side."""
+    return _settle(inv, "confirm-deletions")
+
+
+def restore(inv: Invocation) -> Result:
+    """``nvwb sync restore``: sync halted because one side lost most of its files (or its
+    folder); copy them back there from the other side."""
+    return _settle(inv, "restore")
+
+
+def _settle(inv: Invocation, how: str) -> Result:
+    from workbench.sync.loss import NAMES, settle
+    from workbench.sync.state import SyncState
+
+    handle = _session(inv)
+    halt = handle.halt() or {}
+    settle(SyncState(halt=dict(halt) or None), how)  # refused here when there is no such halt
+    side = str(halt.get("side"))
+    sent = handle.request(how)
+    where, there = NAMES[side], NAMES["remote" if side == "local" else "local"]
+    if how == "confirm-deletions":
+        text = f"{halt.get('lost')} files {where} lost will be deleted on {there} too"
+    else:
+        text = f"the files {where} lost will be copied back from {there}"
+    note = "" if sent == "sent" else " (the session is not running: this applies when it starts)"
+    return Result(
+        data={"halt": halt, "how": sent, "action": how}, message=f"sync resumed: {text}{note}"
     )
 
 
