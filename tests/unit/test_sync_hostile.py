@@ -270,6 +270,16 @@ def test_a_scan_cannot_plant_files_under_git_in_any_case(laptop: Any) -> None:
     assert os.listdir(lap.root / "sub") == []
 
 
+def test_a_link_whose_name_is_too_long_to_land_leaves_no_temp_file(laptop: Any) -> None:
+    # Found by the property below: the link went to a temp name, the rename to a 300-letter
+    # name failed, and the temp link stayed in the project.
+    link = {"path": "x" * 300, "type": "symlink", "size": 0, "mtime_ns": 0, "mode": 0o644}
+    lap = laptop(Script(entries=[{**link, "target": "ok.txt"}]))
+    lap.cycle()
+    lap.cycle()
+    assert not [n for n in os.listdir(lap.root) if n.startswith(".wbsync-")]
+
+
 def test_ignored_names_stay_off_the_laptop_case_insensitively_where_the_disk_folds(
     laptop: Any,
 ) -> None:

@@ -172,6 +172,8 @@ ERROR_MODULES = (
     "workbench.ssh.dial",
     "workbench.ssh.keys",
     "workbench.sync.relpath",
+    "workbench.sync.loss",
+    "workbench.sync.untrusted",
     "workbench.sync.transport",
     "workbench.container.builder",
     "workbench.container.apps",

@@ -146,9 +146,14 @@ class LocalTree:
                 full.parent.mkdir(parents=True, exist_ok=True)
                 tmp = temp_name(full)
                 os.symlink(str(op["target"]), tmp)
-                if current is not None and current.type == "dir":
-                    full.rmdir()
-                os.replace(tmp, full)
+                try:
+                    if current is not None and current.type == "dir":
+                        full.rmdir()
+                    os.replace(tmp, full)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)  # a name too long to land, say: leave no temp behind
+                    raise
             elif kind == "chmod":
                 mode = set_executable(os.lstat(full).st_mode & 0o7777, bool(op["executable"]))
                 os.chmod(full, mode)
