@@ -63,8 +63,8 @@ def container_state(docker_client: Any, project: str) -> str:
 
 def leases_on(env: dict[str, str], context: str) -> list[dict[str, Any]]:
     with ServiceClient.connect(Paths.from_env(env), env, spawn=False) as client:
-        (snap,) = client.status([context])["contexts"]
-    return list(snap["leases"])
+        (snap,) = client.status([context]).contexts
+    return [lease.to_wire() for lease in snap.leases]  # as the wire (and -o json) has them
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_open_keeps_what_changed_on_the_remote_and_never_ships_ignored_files(
     (root / ".gitignore").write_text(".env\n")
     (root / ".env").write_text("API_KEY=laptop-secret\n")
     (root / "code" / "both.txt").write_text("base\n")
-    remote_copy = tmp_path / "remote-workbench" / "projects" / name
+    remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
     try:
         with holder() as shell:
             env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
@@ -242,7 +242,7 @@ def test_open_halts_when_the_remote_copy_was_wiped_and_restore_brings_it_back(
     register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
     name = "wbt-svc-wiped"
     root = make_project(paths, name)
-    remote_copy = tmp_path / "remote-workbench" / "projects" / name
+    remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
     try:
         with holder() as shell:
             env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
@@ -361,7 +361,7 @@ def test_a_forced_context_stop_drops_the_projects_forwards(
             listed = nvwb(env, "list", "apps", "-o", "json", cwd=root).json()
             assert listed[0]["state"] == "closed" and listed[0]["url"] is None
             with ServiceClient.connect(paths, env, spawn=False) as client:
-                assert client.project_status(str(root), "gpu")["open"] is False
+                assert client.project_status(str(root), "gpu").open is False
     finally:
         remove_container(docker_client, "wbt-svc-stop")
 
@@ -436,7 +436,7 @@ def test_brev_forwards_and_sync_go_through_openssh_trusting_only_the_contexts_pi
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
             )
             with ServiceClient.connect(paths, env, spawn=False) as client:
-                service_pid = int(client.service["pid"])
+                service_pid = int(client.service.pid)
             (master,) = _ssh_masters(service_pid, instance["port"])
             os.kill(master, signal.SIGKILL)
             wait_for(
