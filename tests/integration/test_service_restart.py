@@ -160,7 +160,8 @@ def test_a_client_that_does_not_come_back_loses_its_lease_after_the_window(env, 
         assert len(_snapshot(watcher).leases) == 1
         status = nvwb(env, "status")
         line = next(row for row in status.out.splitlines() if row.startswith("gpu"))
-        assert "(project window) (reconnecting)" in line
+        # A window's lease reads as its purpose, as in the app (workbench.presentation).
+        assert "project window (reconnecting)" in line
         snap = watcher.wait("gpu", ["stopped", "error"], 30)
         assert snap.state == "stopped"
         # Not before the window and the grace period had both run.
