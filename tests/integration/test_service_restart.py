@@ -28,8 +28,8 @@ from tests.support.service_env import FAST, add_brev_context, service_env, wait_
 from tests.support.sshd import SshServer, sshd_available
 from tests.support.workbench_service import holder
 from workbench.paths import Paths
-from workbench.service.messages import ContextSnapshot, Event
 from workbench.service.client import ServiceClient, ServiceGone
+from workbench.service.messages import ContextSnapshot, Event
 
 pytestmark = [
     pytest.mark.sshd,
@@ -92,7 +92,8 @@ def test_a_pid_lease_survives_a_killed_service_and_ends_with_its_holder(env, bre
         with ServiceClient.connect(paths, env) as client:  # a new service, as any client starts it
             assert client.service.pid != old
             snap = _snapshot(client)
-            assert [le.holder.to_wire() for le in snap.leases] == [{"kind": "pid", "pid": shell.pid}]
+            holders = [le.holder.to_wire() for le in snap.leases]
+            assert holders == [{"kind": "pid", "pid": shell.pid}]
             time.sleep(3.0)  # well past the grace period: a forgotten lease would be stopping
             snap = _snapshot(client)
             assert snap.state == "running" and snap.grace_remaining_seconds is None

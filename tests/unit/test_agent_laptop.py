@@ -12,8 +12,8 @@ from workbench.errors import ContextError
 from workbench.kinds.connect import trust
 from workbench.kinds.trust import NoAddressPins, PinOnFirstUse
 from workbench.paths import Paths
-from workbench.registry import DEFAULT_IDLE_STOP_COMMAND, Context, Registry
 from workbench.presentation import inactivity as _agent_note
+from workbench.registry import DEFAULT_IDLE_STOP_COMMAND, Context, Registry
 from workbench.service.link import ContextLink
 from workbench.service.messages import ContextSnapshot
 from workbench.service.timing import Timing

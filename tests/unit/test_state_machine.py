@@ -82,9 +82,7 @@ def _add(paths: Paths, ctx: Context) -> None:
         registry.create(ctx)
 
 
-def _wait_state(
-    manager: Manager, name: str, state: str, timeout: float = 5.0
-) -> ContextSnapshot:
+def _wait_state(manager: Manager, name: str, state: str, timeout: float = 5.0) -> ContextSnapshot:
     deadline = time.monotonic() + timeout
     while True:
         snap = manager.machine(name).snapshot()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -267,10 +268,20 @@ class ProjectHost:
 
     def sync(self, project_path: str, context: str) -> ProjectSync:
         """The sync this service runs for the project on ``context``, for the ``sync_*``
-        methods; ``SyncNotHosted`` when the project is not open here or has no sync."""
-        project = read_project(Path(project_path))
+        methods; ``SyncNotHosted`` when the project is not open here or has no sync.
+
+        Found by the folder of the open project, not by reading the folder again: a side that
+        lost its files (``.project`` included) must still be reachable to settle that."""
+        folder = os.path.realpath(project_path)
         with self._lock:
-            record = self._open.get(self._key(project, context))
+            record = next(
+                (
+                    record
+                    for (_, ctx), record in self._open.items()
+                    if ctx == context and str(record.project.path) == folder
+                ),
+                None,
+            )
         if record is None or record.sync is None or record.sync.session is None:
             why = (
                 "is not open in the Workbench service"
@@ -278,7 +289,7 @@ class ProjectHost:
                 else "has no running sync in the Workbench service"
             )
             raise SyncNotHosted(
-                f"project {project.name} {why} on {context}",
+                f"the project at {folder} {why} on {context}",
                 hint="its saved sync state is read and edited instead",
             )
         return record.sync
