@@ -35,6 +35,7 @@ _COLOURS: Mapping[str, Colour] = {
     "unknown": "purple",
     # apps
     "exited": "red",
+    "failed": "red",
     "closed": "grey",
     # sync
     "watching": "green",

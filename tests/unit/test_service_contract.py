@@ -265,3 +265,17 @@ def test_field_names_are_todays_json_keys():
     assert dormant.to_wire()["reconnecting"] is True  # said only when it is so
     row = messages.AppRow("web", "custom", "webapp", "8888", "running").to_wire()
     assert list(row) == ["name", "type", "class", "port", "state", "url"]
+
+
+def test_the_contract_tables_in_the_docs_are_up_to_date():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    check = subprocess.run(
+        [sys.executable, str(root / "scripts" / "gen-service-docs"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
