@@ -27,6 +27,8 @@ from workbench.spec.models import AppSpec
 
 NOT_YET = "waiting for the context to run"
 _COLUMNS = ("App", "Kind", "Port", "State", "URL")
+
+
 class AppsPane(QWidget):
     startRequested = Signal(str)
     stopRequested = Signal(str)

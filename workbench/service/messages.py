@@ -348,6 +348,8 @@ class StoppedContext(ContextSnapshot):
 
 @dataclass(frozen=True)
 class ServiceInfo(Message):
+    """The service itself: its pid, release, start time and how many clients it has."""
+
     pid: int
     version: str
     started_at: float
@@ -356,6 +358,8 @@ class ServiceInfo(Message):
 
 @dataclass(frozen=True)
 class StatusResult(Message):
+    """``status``'s answer: a snapshot of each context asked about, and the service."""
+
     contexts: tuple[ContextSnapshot, ...]
     service: ServiceInfo
 
@@ -377,16 +381,22 @@ class HelloResult(Message):
 
 @dataclass(frozen=True)
 class Released(Message):
+    """``release``'s answer: the leases it ended."""
+
     released: tuple[LeaseInfo, ...]
 
 
 @dataclass(frozen=True)
 class Subscribed(Message):
+    """``subscribe``'s answer: events follow on this connection."""
+
     subscribed: bool
 
 
 @dataclass(frozen=True)
 class ShuttingDown(Message):
+    """``shutdown``'s answer: the service is on its way out."""
+
     stopping: bool
 
 
@@ -430,6 +440,8 @@ class OpenedProject(Message):
 
 @dataclass(frozen=True)
 class ClosedProject(Message):
+    """``close_project``'s answer; ``closed`` False when it was not open there."""
+
     project: str
     context: str
     closed: bool  # False: it was not open there
@@ -437,6 +449,8 @@ class ClosedProject(Message):
 
 @dataclass(frozen=True)
 class StartedApp(Message):
+    """``start_app``'s answer: the app's state and URL (the service's forward)."""
+
     app: str
     project: str
     context: str
@@ -448,6 +462,8 @@ class StartedApp(Message):
 
 @dataclass(frozen=True)
 class StoppedApp(Message):
+    """``stop_app``'s answer, and where the app's output was kept."""
+
     app: str
     state: str
     log: str  # where the app's output was kept
@@ -513,6 +529,8 @@ class Conflict(Message):
 
 @dataclass(frozen=True)
 class ConflictList(Message):
+    """``sync_conflicts``' answer."""
+
     conflicts: tuple[Conflict, ...]
 
 
@@ -548,6 +566,8 @@ class Event(Message):
 
 @dataclass(frozen=True)
 class StateEvent(Event):
+    """A context's state changed (``methods.STATES``), with the service's message."""
+
     KIND: ClassVar[str] = "state"
     state: str
     message: str
@@ -555,6 +575,8 @@ class StateEvent(Event):
 
 @dataclass(frozen=True)
 class ProgressEvent(Event):
+    """A step of starting or stopping a context, in words."""
+
     KIND: ClassVar[str] = "progress"
     message: str
 
@@ -569,6 +591,8 @@ class GraceEvent(Event):
 
 @dataclass(frozen=True)
 class LeaseEvent(Event):
+    """A lease was acquired, released, lost (its holder ended) or restored."""
+
     KIND: ClassVar[str] = "lease"
     action: str  # acquired | released | lost | restored
     lease: LeaseInfo
