@@ -225,6 +225,23 @@ def test_nvwb_sync_steers_the_services_session_through_the_service(
                 "the remote's version on the laptop",
             )
             assert conflicts() == []
+
+            # A halt for lost files, settled through the service too.
+            for number in range(12):
+                (root / "data").mkdir(exist_ok=True)
+                (root / "data" / f"f{number}.txt").write_text(f"{number}\n")
+            wait_for((remote_copy / "data" / "f11.txt").exists, 30, "the data on the remote")
+
+            def state() -> str:
+                return str(nvwb(env, "sync", "status", "-o", "json", cwd=root).json()["state"])
+
+            wait_for(lambda: state() == "watching", 30, "sync to settle")
+            shutil.rmtree(remote_copy / "data")
+            wait_for(lambda: state() == "halted", 30, "the halt")
+            restored = nvwb(env, "sync", "restore", "-o", "json", cwd=root)
+            assert restored.code == 0, restored.err
+            assert restored.json()["how"] == "sent"
+            wait_for((remote_copy / "data" / "f3.txt").exists, 30, "the files copied back")
             # Nothing went through files for the session to pick up.
             assert not list((paths.state_dir / "sync").glob("*/requests"))
             assert nvwb(env, "close", cwd=root).code == 0
