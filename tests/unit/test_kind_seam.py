@@ -230,8 +230,8 @@ def test_every_kind_module_is_an_entry_point():
 
 def _wait_state(manager: Manager, name: str, state: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while (snap := manager.machine(name).snapshot())["state"] != state:
-        assert time.monotonic() < deadline, f"{name} is {snap['state']} ({snap['message']})"
+    while (snap := manager.machine(name).snapshot()).state != state:
+        assert time.monotonic() < deadline, f"{name} is {snap.state} ({snap.message})"
         time.sleep(0.02)
 
 

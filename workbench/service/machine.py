@@ -22,13 +22,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from workbench.errors import ConflictError, ContextError, WorkbenchError
 from workbench.kinds import Endpoint, Provider, ProviderState, wait_for_ssh_banner
 from workbench.registry import Context
 from workbench.service.cost import CostMeter
 from workbench.service.leases import Lease
+from workbench.service.messages import (
+    AgentInfo,
+    ContextSnapshot,
+    Event,
+    GraceEvent,
+    ProgressEvent,
+    StateEvent,
+)
 from workbench.service.timing import Timing
 
 if TYPE_CHECKING:
@@ -37,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 State = Literal["stopped", "starting", "running", "stopping", "error", "unknown"]
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[Event], None]
 Action = Callable[[], None]
 LinkFactory = Callable[[Context], "ContextLink"]
 
@@ -266,7 +274,7 @@ class ContextMachine:
         with self._cond:
             return self._cond.wait_for(predicate, timeout)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ContextSnapshot:
         with self._cond:
             rate = self.context.hourly_rate
             if rate is None:
@@ -274,28 +282,28 @@ class ContextMachine:
             grace = None
             if self._grace_deadline is not None:
                 grace = max(0.0, self._grace_deadline - time.monotonic())
-            return {
-                "name": self.context.name,
-                "kind": self.context.kind,
-                "state": self.state,
-                "message": self.message,
-                "state_since": self.state_since,
-                "stoppable": self.stoppable and not self.provider.always_on,
-                "always_on": self.provider.always_on,
-                "leases": [
-                    {**lease.to_dict(), "reconnecting": True}
-                    if lease.id in self.dormant
-                    else lease.to_dict()
+            agent = self._agent_snapshot()
+            return ContextSnapshot(
+                name=self.context.name,
+                kind=self.context.kind,
+                state=self.state,
+                message=self.message,
+                state_since=self.state_since,
+                stoppable=self.stoppable and not self.provider.always_on,
+                always_on=self.provider.always_on,
+                leases=tuple(
+                    lease.info(reconnecting=lease.id in self.dormant)
                     for lease in self.leases.values()
-                ],
-                "grace_period_seconds": self.context.grace_period_seconds,
-                "grace_remaining_seconds": grace,
+                ),
+                grace_period_seconds=self.context.grace_period_seconds,
+                grace_remaining_seconds=grace,
                 # This laptop or a shared server: no meter, it is not ours to pay for by the hour.
-                "uptime_seconds": None if self.provider.always_on else self.meter.uptime(),
-                "hourly_rate": rate,
-                "cost": self.meter.cost(rate),
-                **self._agent_snapshot(),
-            }
+                uptime_seconds=None if self.provider.always_on else self.meter.uptime(),
+                hourly_rate=rate,
+                cost=self.meter.cost(rate),
+                agent=agent,
+                inactive_seconds=agent.inactive_seconds if agent else None,
+            )
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -381,7 +389,7 @@ class ContextMachine:
         if self._grace_deadline is None:
             grace = float(self.context.grace_period_seconds)
             self._grace_deadline = time.monotonic() + grace
-            self._emit({"event": "grace", "seconds": grace})
+            self._emit(GraceEvent(self.context.name, time.time(), seconds=grace))
             self._progress(f"no lease left: stopping in {grace:g} s unless one comes back")
         return self._grace_deadline
 
@@ -615,15 +623,13 @@ class ContextMachine:
         if self._link is not None:
             self._link.set_leased(bool(self.leases))
 
-    def _agent_snapshot(self) -> dict[str, Any]:
-        """The agent's fields of ``snapshot`` (lock held)."""
-        agent: dict[str, Any] | None = None
+    def _agent_snapshot(self) -> AgentInfo | None:
+        """The agent's part of ``snapshot`` (lock held)."""
         if self._link is not None:
-            agent = self._link.snapshot()
-        elif self._link_error:
-            agent = {"installed": False, "error": self._link_error, "inactive_seconds": None}
-        inactive = agent.get("inactive_seconds") if agent else None
-        return {"agent": agent, "inactive_seconds": inactive}
+            return self._link.snapshot()
+        if self._link_error:
+            return AgentInfo(installed=False, error=self._link_error)
+        return None
 
     # -- events ----------------------------------------------------------------------------
 
@@ -637,14 +643,13 @@ class ContextMachine:
             self._cond.notify_all()
         if changed:
             log.info("context %s: %s %s", self.context.name, state, message)
-            self._emit({"event": "state", "state": state, "message": message})
+            self._emit(StateEvent(self.context.name, time.time(), state=state, message=message))
 
     def _progress(self, message: str) -> None:
         log.info("context %s: %s", self.context.name, message)
-        self._emit({"event": "progress", "message": message})
+        self._emit(ProgressEvent(self.context.name, time.time(), message=message))
 
-    def _emit(self, event: dict[str, Any]) -> None:
-        event = {**event, "context": self.context.name, "time": time.time()}
+    def _emit(self, event: Event) -> None:
         try:
             self._emit_event(event)
         except Exception:

@@ -7,9 +7,10 @@ syncs each batch of changes. A dropped link moves it to ``disconnected``; it ret
 and, once back, rescans both sides in full before going on, so nothing seen before the drop is
 trusted blindly. It halts, saying why, rather than run a plan that would empty a side.
 
-The session also writes ``status.json`` beside its state and takes requests (pause, resume,
-resolve) dropped into ``requests/`` by other processes (``workbench.sync.control``), so the CLI
-works the same whether the session runs in the service or in a test.
+The session also writes ``status.json`` beside its state. Other processes steer it through the
+process that runs it (the Workbench service's ``sync_*`` methods call ``pause``, ``resume``,
+``resolve`` and ``settle_halt``); with no session running, ``workbench.sync.control`` edits the
+saved state instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench import osproc
-from workbench.errors import ContextError, InvalidValueError, NotFoundError, UsageError
+from workbench.errors import ContextError, InvalidValueError, NotFoundError
 from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
 from workbench.ssh import SshConnection
 from workbench.sync.engine import CycleReport, SyncEngine, local_root_case_insensitive
@@ -375,7 +376,6 @@ class SyncSession:
             if self._status_stale:
                 with contextlib.suppress(OSError):
                     self._write_status()
-            self._take_requests()
             with self._wake:
                 if not self._has_work():
                     continue
@@ -611,37 +611,6 @@ class SyncSession:
                 self._remote_lost = True
             self._write_status()
             return report
-
-    def _take_requests(self) -> None:
-        """Requests other processes dropped in ``requests/`` (see ``workbench.sync.control``)."""
-        folder = self.folder / "requests"
-        try:
-            names = sorted(os.listdir(folder))
-        except FileNotFoundError:
-            return
-        for name in names:
-            if name.startswith(".") or not name.endswith(".json"):
-                continue  # a request still being written (atomic_write_text's temp file)
-            path = folder / name
-            try:
-                request = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            finally:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            kind = request.get("kind")
-            try:
-                if kind == "pause":
-                    self.pause()
-                elif kind == "resume":
-                    self.resume()
-                elif kind == "resolve":
-                    self.resolve(str(request["path"]), request["keep"])
-                elif kind in ("confirm-deletions", "restore"):
-                    self.settle_halt(str(kind))
-            except (NotFoundError, InvalidValueError, UsageError, ContextError) as exc:
-                logger.warning("sync request %s refused: %s", request, exc)
 
     # -- helpers ---------------------------------------------------------------------------
 
