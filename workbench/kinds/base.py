@@ -42,12 +42,17 @@ PROVIDER_STATUSES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a machine's SSH server listens and how to log in: the one endpoint type."""
+    """Where a machine's SSH server listens and how to log in: the one endpoint type.
+
+    ``jump``: the machine is reached through that SSH server (a cluster's login node, for a
+    compute node), as OpenSSH's ProxyJump; ``hostname`` is then dialled from the jump host.
+    """
 
     hostname: str
     port: int = 22
     username: str | None = None
     key_path: str | None = None
+    jump: Endpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,9 @@ class FieldRule:
     """One field of ``Context`` that a kind uses.
 
     The field's flag, form label and value check are the core's (``workbench.kinds.fields``):
-    a field means the same in every kind. ``default`` is set when the field is left empty;
+    a field means the same in every kind. ``default`` is set when the field is left empty (in a
+    string default, ``{name}`` stands for the context's name: the slurm kind's idle stop command
+    cancels that context's own allocation);
     ``form`` False keeps it out of the app's form for this kind; ``help`` says what the field
     means for this kind where that needs saying (the docs' table).
     """
@@ -193,10 +200,13 @@ def wait_for_ssh_banner(endpoint: Endpoint, timeout: float, *, interval: float =
     """Block until something answers ``SSH-2.0-`` on the endpoint, or raise with the last error.
 
     A booted instance accepts TCP before sshd is ready on some clouds, so the banner, not the
-    connect, is the sign that an SSH session can begin.
+    connect, is the sign that an SSH session can begin. An endpoint behind a jump host is not
+    dialled from here (a cluster's node answers once its job runs).
     """
     import socket
 
+    if endpoint.jump is not None:
+        return  # only the jump host can dial it: the SSH connection through it is the test
     deadline = time.monotonic() + timeout
     last = "no attempt made"
     while True:
