@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from workbench.errors import ContextError
-from workbench.kinds import Endpoint, FieldRule, HostKeyTrust, Kind, ProviderState, ProviderStatus
+from workbench.kinds import Endpoint, FieldRule, HostKeyTrust, Kind, ProviderState
 from workbench.registry import Context
 
 if TYPE_CHECKING:
@@ -220,7 +220,8 @@ class SlurmProvider:
 
     def _sacct_state(self, job_id: str) -> str | None:
         """The job's state in accounting; None where the cluster keeps none (or sacct fails)."""
-        done = self.run(shlex.join(["sacct", "--noheader", "-X", "-P", "-j", job_id, "-o", "State"]))
+        argv = ["sacct", "--noheader", "-X", "-P", "-j", job_id, "-o", "State"]
+        done = self.run(shlex.join(argv))
         if not done.ok:
             return None
         words = done.stdout_text.split()
@@ -250,13 +251,13 @@ class SlurmProvider:
         if self._last_job is not None:
             # Gone from the queue; where the cluster keeps accounting, it must have ended there
             # too (squeue and the controller can lag each other by a moment).
-            state = self._sacct_state(self._last_job)
+            last = self._last_job
+            state = self._sacct_state(last)
             if state in ("RUNNING", "PENDING", "REQUEUED", "COMPLETING", "SUSPENDED"):
-                return ProviderState("stopping", f"job {self._last_job} is {state.lower()} in sacct")
-            ended = self._last_job
+                return ProviderState("stopping", f"job {last} is {state.lower()} in sacct")
             self._last_job = None
             if state:
-                return ProviderState("stopped", f"the last allocation (job {ended}) {state.lower()}")
+                return ProviderState("stopped", f"the last allocation (job {last}) {state.lower()}")
         return ProviderState("stopped")
 
     def start(self) -> None:
@@ -326,7 +327,7 @@ class SlurmProvider:
         name = node.known_hosts_name
         lookup = node.host if node.port == 22 else f"[{node.host}]:{node.port}"
         script = (
-            f"for f in /etc/ssh/ssh_known_hosts \"$HOME/.ssh/known_hosts\"; do "
+            f'for f in /etc/ssh/ssh_known_hosts "$HOME/.ssh/known_hosts"; do '
             f'[ -r "$f" ] && ssh-keygen -F {shlex.quote(lookup)} -f "$f"; done 2>/dev/null '
             f"| grep -v '^#' | grep . || ssh-keyscan -T 10 -p {node.port} "
             f"{shlex.quote(node.host)} 2>/dev/null"

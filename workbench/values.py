@@ -154,8 +154,10 @@ class TimeLimit:
         if match is None:
             raise ValueError(shown)
         days_text, first, second, third = match.groups()
+        bounded: tuple[tuple[int, int], ...]
         if days_text is not None:  # D-H, D-H:M, D-H:M:S
-            days, hours, mins, seconds = int(days_text), int(first), int(second or 0), int(third or 0)
+            days, hours = int(days_text), int(first)
+            mins, seconds = int(second or 0), int(third or 0)
             bounded = (hours, 24), (mins, 60), (seconds, 60)
         elif third is not None:  # H:M:S
             days, hours, mins, seconds = 0, int(first), int(second), int(third)

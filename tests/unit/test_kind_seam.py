@@ -104,7 +104,10 @@ def test_a_kind_declared_in_a_test_works_end_to_end(
     assert nvwb(wb_env, "create", "context", "--help").code == 0
     shown = " ".join(capsys.readouterr().out.split())  # argparse prints help to sys.stdout
     assert "--type {local,ssh,brev,command,slurm,toy}" in shown
-    assert "--hostname HOSTNAME SSH host name or ~/.ssh/config alias [ssh, command, slurm, toy]" in shown
+    assert (
+        "--hostname HOSTNAME SSH host name or ~/.ssh/config alias [ssh, command, slurm, toy]"
+        in shown
+    )
 
     # The registry's rules come from the declaration: required, does not apply, defaults.
     missing = nvwb(wb_env, "create", "context", "t", "--type", "toy")

@@ -75,7 +75,7 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
 Adder = Callable[[argparse.ArgumentParser], None]
 
 
-def _number(kind: values.IntRange | values.FloatRange) -> Callable[[str], Any]:
+def _number(kind: values.IntRange | values.FloatRange | values.TimeLimit) -> Callable[[str], Any]:
     """An argparse ``type`` checking one kind of number of ``workbench.values``; argparse puts
     the flag's name before the message ("argument --grace-period: must be ...")."""
 

@@ -426,8 +426,7 @@ class SshConnection:
         except ContextError as exc:
             via = self.target.jump.display() if self.target.jump else self.target.proxy_jump
             raise HostUnreachable(
-                f"cannot reach {self.target.display()} through {via}: "
-                f"{exc.message}",
+                f"cannot reach {self.target.display()} through {via}: {exc.message}",
                 context=self.context,
                 hint=exc.hint,
             ) from exc
