@@ -35,11 +35,18 @@ def slurm(slurm_cluster: SlurmCluster) -> Iterator[SlurmCluster]:
 
 
 @pytest.fixture(scope="session")
-def login(slurm_cluster: SlurmCluster) -> Iterator[SshServer]:
-    """The cluster's login node (and its compute node): an sshd whose sessions see the cluster."""
+def login(
+    slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SshServer]:
+    """The cluster's login node (and its compute node): an sshd whose sessions see the cluster.
+
+    Its sessions have a HOME of their own, as a cluster user's shared home: nothing of the
+    machine's own user (its shell start files, its ``~/.nvwb``) takes part.
+    """
     if not sshd_available():
         service_missing("no OpenSSH server (/usr/sbin/sshd, ssh-keygen)")
-    server = SshServer(session_env=slurm_cluster.env())
+    home = tmp_path_factory.mktemp("cluster-user")
+    server = SshServer(session_env={**slurm_cluster.env(), "HOME": str(home)})
     try:
         server.start()
         yield server
