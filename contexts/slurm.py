@@ -37,6 +37,7 @@ from workbench.kinds import Endpoint, FieldRule, HostKeyTrust, Kind, ProviderSta
 from workbench.registry import Context
 
 if TYPE_CHECKING:
+    from contexts.slurm_jobs import SlurmJobs
     from workbench.ssh import ExecResult, SshConnection, SshTarget
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,11 @@ class SlurmProvider:
         self._last_job: str | None = None  # the last job seen, for sacct once it leaves squeue
 
     @property
+    def env(self) -> dict[str, str]:
+        """The environment its commands and connections use."""
+        return self._env
+
+    @property
     def always_on(self) -> bool:
         return False
 
@@ -180,7 +186,8 @@ class SlurmProvider:
         log.info("context %s: %s", self.context.name, command)
         return self.login().exec(command, timeout=timeout)
 
-    def _checked(self, command: str, what: str, timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
+    def checked(self, command: str, what: str, timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
+        """``command``'s output; ``ContextError`` saying ``what`` failed and why, if it did."""
         done = self.run(command, timeout)
         if not done.ok:
             said = (done.stderr_text or done.stdout_text).strip()
@@ -197,7 +204,7 @@ class SlurmProvider:
 
     def jobs(self) -> list[QueuedJob]:
         """This context's holder jobs in the queue (normally none or one)."""
-        out = self._checked(
+        out = self.checked(
             shlex.join(
                 [
                     "squeue",
@@ -283,7 +290,7 @@ class SlurmProvider:
         # The job only holds the nodes; the project runs there over SSH. Its time limit (or the
         # partition's) is the last backstop behind the service and the agent's guard.
         argv += ["--wrap", "exec sleep infinity"]
-        out = self._checked(shlex.join(argv), "sbatch (asking for an allocation)")
+        out = self.checked(shlex.join(argv), "sbatch (asking for an allocation)")
         job_id = out.strip().split(";")[0]
         if not job_id.isdigit():
             raise ContextError(
@@ -294,7 +301,7 @@ class SlurmProvider:
 
     def stop(self) -> None:
         command = shlex.join(["scancel", f"--name={holder_name(self.context)}"])
-        self._checked(command + ' --user="$(id -un)"', "scancel")
+        self.checked(command + ' --user="$(id -un)"', "scancel")
 
     def ssh_endpoint(self) -> Endpoint | None:
         running = [job for job in self.jobs() if job.state == "RUNNING"]
@@ -374,6 +381,12 @@ def _host(context: Context) -> str | None:
     return f"{host} ({context.partition})" if host else None
 
 
+def _jobs(context: Context, env: Mapping[str, str]) -> SlurmJobs:
+    from contexts.slurm_jobs import SlurmJobs
+
+    return SlurmJobs(context, env)
+
+
 KIND = Kind(
     name="slurm",
     title="Slurm cluster (an allocation)",
@@ -403,4 +416,5 @@ KIND = Kind(
     host=_host,
     called="a slurm context",
     order=40,
+    jobs=_jobs,
 )

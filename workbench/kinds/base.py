@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from workbench.errors import ContextError
+from workbench.kinds.jobs import JobRunnerFactory
 
 if TYPE_CHECKING:
     from workbench.registry import Context
@@ -163,7 +164,8 @@ class Kind:
     defaults; raises ``InvalidValueError`` naming the field. ``host``: what ``nvwb list
     contexts`` shows in its HOST column. ``called``: how messages name one context of the kind.
     ``order``: where it sits in lists (``--type``, the app's form, the docs; the built-in kinds
-    are 0 to 30), and which kind a flag given alone picks when two could take it.
+    are 0 to 30), and which kind a flag given alone picks when two could take it. ``jobs``: for
+    kinds whose machines take batch jobs, the runner that queues them (``workbench.kinds.jobs``).
     """
 
     name: str
@@ -181,6 +183,7 @@ class Kind:
     host: Callable[[Context], str | None] = _hostname_and_port
     called: str = ""
     order: int = 100
+    jobs: JobRunnerFactory | None = None
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
