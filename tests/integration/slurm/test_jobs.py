@@ -31,9 +31,7 @@ NAME = "wbt-jobs"
 
 
 @pytest.fixture
-def env(
-    wb_env: dict[str, str], slurm: SlurmCluster, login: SshServer
-) -> Iterator[dict[str, str]]:
+def env(wb_env: dict[str, str], slurm: SlurmCluster, login: SshServer) -> Iterator[dict[str, str]]:
     node_ssh_config(Path(wb_env["HOME"]), slurm, login)
     yield from service_env({**wb_env, **TIMING, "NVWB_CONTEXT": "hpc"})
 
