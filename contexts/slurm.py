@@ -381,6 +381,38 @@ def _host(context: Context) -> str | None:
     return f"{host} ({context.partition})" if host else None
 
 
+def probe_partition(connection: SshConnection, context: Context) -> str:
+    """What ``sinfo`` says about the context's partition on the login node: ``partition gpu:
+    up, 4 nodes (2 idle, 2 mixed), gpu:8``; ``ContextError`` naming the partitions there are
+    when the cluster has no such partition."""
+    partition = context.partition or ""
+    argv = ["sinfo", "--noheader", f"--partition={partition}", "--format=%a|%D|%T|%G"]
+    done = connection.exec(shlex.join(argv), timeout=COMMAND_TIMEOUT_SECONDS)
+    if not done.ok:
+        said = _last_line(done.stderr_text or done.stdout_text)
+        raise ContextError(
+            f"sinfo failed on {context.hostname} (exit {done.exit_status}): {said}",
+            context=context.name,
+            hint=INSTALL_HINT if done.exit_status == 127 else None,
+        )
+    rows = [line.split("|") for line in done.stdout_text.splitlines() if line.count("|") == 3]
+    if not rows:
+        there = connection.exec("sinfo --noheader --format=%R", timeout=COMMAND_TIMEOUT_SECONDS)
+        names = sorted({word for word in there.stdout_text.split() if word})
+        raise ContextError(
+            f"the cluster at {context.hostname} has no partition '{partition}'",
+            context=context.name,
+            hint="its partitions: " + (", ".join(names) or "none that you may see"),
+        )
+    availability = sorted({row[0] for row in rows})
+    count = sum(int(row[1]) for row in rows if row[1].isdigit())
+    states = ", ".join(f"{row[1]} {row[2]}" for row in rows)
+    gres = sorted({row[3] for row in rows if row[3] not in ("(null)", "")})
+    text = f"partition {partition}: {'/'.join(availability)}, {count} node{'s' * (count != 1)}"
+    text += f" ({states})"
+    return text + (f", {' '.join(gres)}" if gres else "")
+
+
 def _jobs(context: Context, env: Mapping[str, str]) -> SlurmJobs:
     from contexts.slurm_jobs import SlurmJobs
 
@@ -417,4 +449,6 @@ KIND = Kind(
     called="a slurm context",
     order=40,
     jobs=_jobs,
+    check_endpoint=login_endpoint,
+    probe=probe_partition,
 )

@@ -24,6 +24,7 @@ from workbench.kinds.jobs import JobRunnerFactory
 
 if TYPE_CHECKING:
     from workbench.registry import Context
+    from workbench.ssh import SshConnection
 
 # What a provider can say about its machine. ``failed`` is a machine the provider itself reports
 # broken (Brev's FAILURE); ``unknown`` is one we could not ask about (unreachable, bad output).
@@ -166,6 +167,10 @@ class Kind:
     ``order``: where it sits in lists (``--type``, the app's form, the docs; the built-in kinds
     are 0 to 30), and which kind a flag given alone picks when two could take it. ``jobs``: for
     kinds whose machines take batch jobs, the runner that queues them (``workbench.kinds.jobs``).
+    ``check_endpoint``: where a connection check goes when it is not the machine itself (a
+    cluster's login node: the compute node exists only while an allocation runs); ``probe``:
+    what the check runs there, returning the line it reports (raise ``ContextError`` when the
+    answer shows the context cannot work, e.g. a partition the cluster does not have).
     """
 
     name: str
@@ -184,6 +189,8 @@ class Kind:
     called: str = ""
     order: int = 100
     jobs: JobRunnerFactory | None = None
+    check_endpoint: Callable[[Context, Mapping[str, str]], Endpoint] | None = None
+    probe: Callable[[SshConnection, Context], str] | None = None
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
