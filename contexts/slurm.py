@@ -104,6 +104,29 @@ def holder_name(context: Context) -> str:
     return HOLDER_PREFIX + context.name
 
 
+def holder_script(context: Context) -> str:
+    """What the holder job runs: it sleeps, and when Slurm ends it (``scancel``, its time limit)
+    it ends the agent's guard on its node, which was started over SSH and so is not the job's:
+    left there, the guard would cancel the context's next allocation when it found itself idle.
+    The guard is told by its state folder (``<workbench dir>/agent/state``, as the agent resolves
+    it); it is given a second to write how its own stop went."""
+    folder = remote_word(context.workbench_dir.rstrip("/") + "/agent")
+    return (
+        f'state="$(mkdir -p {folder}/state && cd {folder} && pwd -P)/state"\n'
+        'trap \'sleep 1; pkill -u "$(id -u)" -f "agent.py guard --state-dir $state"; '
+        "exit 0' TERM INT\n"
+        "sleep infinity &\n"
+        "wait $!\n"
+    )
+
+
+def remote_word(path: str) -> str:
+    """``path`` as one word of the remote shell, ``~`` expanded there."""
+    if path == "~" or path.startswith("~/"):
+        return '"$HOME"' + shlex.quote(path[1:])
+    return shlex.quote(path)
+
+
 def login_endpoint(context: Context, env: Mapping[str, str]) -> Endpoint:
     """The login node: the context's ``hostname`` (maybe an ``~/.ssh/config`` alias, whose
     Port, User and IdentityFile count unless the context says otherwise)."""
@@ -247,7 +270,8 @@ class SlurmProvider:
         if waiting:
             job = waiting[0]
             self._last_job = job.job_id
-            return ProviderState("starting", f"job {job.job_id} {pending_message(job)}")
+            message = f"job {job.job_id} {pending_message(job)}"
+            return ProviderState("starting", message, billed=job.state == "CONFIGURING")
         held = [job for job in jobs if job.state in _HELD]
         if held:
             job = held[0]
@@ -289,7 +313,7 @@ class SlurmProvider:
             argv.append(f"--time={ctx.time_limit}")
         # The job only holds the nodes; the project runs there over SSH. Its time limit (or the
         # partition's) is the last backstop behind the service and the agent's guard.
-        argv += ["--wrap", "exec sleep infinity"]
+        argv += ["--wrap", holder_script(ctx)]
         out = self.checked(shlex.join(argv), "sbatch (asking for an allocation)")
         job_id = out.strip().split(";")[0]
         if not job_id.isdigit():

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from contexts.slurm import remote_word
 from workbench.errors import ConflictError, ContextError, NotFoundError
 from workbench.kinds.jobs import DISTRIBUTED_VARIABLES, JobInfo, JobRequest
 
@@ -49,15 +50,6 @@ _SECTION = "@@nvwb@@"
 
 def slurm_job_name(project_key: str, name: str) -> str:
     return f"{JOB_PREFIX}{project_key}-{name}"
-
-
-def remote_word(path: str) -> str:
-    """``path`` as one shell word for the remote shell, ``~`` expanded there."""
-    if path == "~":
-        return '"$HOME"'
-    if path.startswith("~/"):
-        return '"$HOME"' + shlex.quote(path[1:])
-    return shlex.quote(path)
 
 
 def _join(folder: str, *parts: str) -> str:

@@ -234,6 +234,9 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/none",
             "SchedulerType=sched/backfill",
+            # Every 2 s, not every 60 (30 for backfill): a queued job gets its reason (Resources)
+            # and starts when room is made within the tests' patience, also on a loaded machine.
+            "SchedulerParameters=sched_interval=2,bf_interval=2",
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core",
             "MpiDefault=none",

@@ -65,6 +65,9 @@ class ProviderState:
     message: str = ""
     # False where the provider says this machine can only be deleted, never stopped.
     stoppable: bool = True
+    # False while the machine costs nothing yet though asked for (an allocation in a queue):
+    # the cost meter starts once it runs.
+    billed: bool = True
 
 
 @runtime_checkable

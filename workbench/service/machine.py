@@ -563,6 +563,9 @@ class ContextMachine:
         last = ""
         while True:
             observed = self._observe()
+            if not observed.billed:
+                with self._cond:
+                    self.meter.end()  # asked for, not yet paid for (queued): it starts when up
             if observed.status == target or (target == "stopped" and observed.status == "notfound"):
                 return
             if observed.status in ("failed", "notfound"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def guard_state(tmp_path: Path) -> dict:
 def test_a_lease_starts_an_allocation_and_the_grace_period_cancels_it(
     env: dict[str, str], slurm: SlurmCluster, login: SshServer, tmp_path: Path
 ) -> None:
+    env = {**env, "NVWB_SERVICE_AGENT_IDLE_TIMEOUT": "120"}  # it must not end by firing
     paths = add_context(env, login, tmp_path, grace_period_seconds=1)
     with ServiceClient.connect(paths, env) as client:
         client.acquire("hpc", purpose="window")
@@ -80,10 +82,14 @@ def test_a_lease_starts_an_allocation_and_the_grace_period_cancels_it(
         assert guard_state(tmp_path)["stop_command"] == (
             'scancel --user="$(id -un)" --name=nvwb-alloc-hpc'
         )
+        guard_pid = int(guard_state(tmp_path)["guard_pid"])
         client.release(context="hpc")
         snap = client.wait("hpc", ["stopped", "error"], 60)
         assert snap["state"] == "stopped", snap["message"]
     assert slurm.jobs() == []
+    # The guard ends with the allocation: left on the node, it would cancel the context's next
+    # allocation when it found itself idle.
+    wait_for(lambda: not pid_alive(guard_pid), 15, "the guard to end with its allocation")
 
 
 def test_a_queued_allocation_shows_the_reason_and_a_stop_while_queued_leaves_nothing(
@@ -91,13 +97,16 @@ def test_a_queued_allocation_shows_the_reason_and_a_stop_while_queued_leaves_not
 ) -> None:
     blocker = slurm.submit(f"--ntasks={CPUS}", "--output=/dev/null", "--wrap", "sleep 300")
     wait_for(lambda: slurm.jobs()[0]["state"] == "RUNNING", 20, "the blocker to run")
-    paths = add_context(env, login, tmp_path)
+    paths = add_context(env, login, tmp_path, hourly_rate=3600.0)
     with ServiceClient.connect(paths, env) as client:
         client.start("hpc")
         wait_for(lambda: "Resources" in snapshot(client)["message"], 30, "the pending reason", 0.2)
+        time.sleep(1.5)
         snap = snapshot(client)
         assert snap["state"] == "starting"
         assert "pending in the queue: Resources" in snap["message"]
+        # A queued allocation costs nothing yet: the meter starts when the job runs.
+        assert snap["uptime_seconds"] is None and snap["cost"] is None, snap
         shown = nvwb(env, "status")
         assert shown.code == 0, shown.err
         (line,) = [row for row in shown.out.splitlines() if row.startswith("hpc")]
