@@ -38,6 +38,7 @@ from ui.format import error_text
 from ui.panes.apps_pane import AppsPane
 from ui.panes.environment_pane import EnvironmentPane
 from ui.panes.files_pane import FilesPane
+from ui.panes.jobs_pane import JobsPane
 from ui.panes.output_pane import OutputPane
 from ui.panes.variables_pane import VariablesPane
 from ui.project_runtime import AppState, BuildLine, OpenResult, ProjectLink
@@ -147,11 +148,19 @@ class ProjectWindow(QMainWindow):
             store=self.secrets,
             runner=bridge.tasks,
         )
+        self.jobs_pane = JobsPane(
+            project=project,
+            paths=bridge.paths,
+            env=bridge.env,
+            runner=bridge.tasks,
+            context=lambda: self.context,
+        )
         self.output = OutputPane()
         self.tabs.addTab(self.environment, icon("environment"), "Environment")
         self.tabs.addTab(self.apps, icon("apps"), "Apps")
         self.tabs.addTab(self.files, icon("files"), "Files")
         self.tabs.addTab(self.variables, icon("variables"), "Variables && secrets")
+        self.tabs.addTab(self.jobs_pane, icon("jobs"), "Jobs")
         self.tabs.addTab(self.output, icon("output"), "Output")
 
     def _follow_bridge(self) -> None:

@@ -56,6 +56,10 @@ class InvariantViolation(RuntimeError):
     """A bug: the machine was about to stop a context that a lease holds."""
 
 
+class _StartAbandoned(Exception):
+    """A stop was asked for while the start was still waiting (a queued allocation)."""
+
+
 class ContextMachine:
     """The state, leases and worker of one context."""
 
@@ -93,6 +97,7 @@ class ContextMachine:
         self._link: ContextLink | None = None
         self._link_error = ""
         self._link_retry_at = 0.0
+        self._last_observed = ""  # the provider's last status word
         # Every stop this machine committed to, with the lease count at that moment (always 0).
         self.stops_committed: list[tuple[float, int]] = []
         self._thread = threading.Thread(
@@ -410,6 +415,7 @@ class ContextMachine:
         state = self.provider.status()
         with self._cond:
             self.stoppable = self.provider.can_stop and state.stoppable
+            self._last_observed = state.status
         return state
 
     def _probe(self) -> None:
@@ -466,6 +472,7 @@ class ContextMachine:
 
     def _start(self) -> None:
         name = self.context.name
+        asked = False
         try:
             observed = self._observe()
             if observed.status == "notfound":
@@ -478,15 +485,35 @@ class ContextMachine:
                 observed = self._observe()
             if observed.status in ("stopped", "failed", "unknown"):
                 self._progress("asking the provider to start the machine")
+                asked = True
                 self.provider.start()
             with self._cond:
                 self.meter.begin()
             if observed.status != "running":
                 self._poll_until("running", self.timing.start_timeout)
             self._finish_start()
+        except _StartAbandoned:
+            # Stopped while still waiting (in a cluster's queue): withdraw the request, unless a
+            # lease came meanwhile (then the next decision starts it again).
+            with self._cond:
+                if self.leases:
+                    self._stop_wanted = False
+                    self._probe_wanted = True
+                    stop = None
+                else:
+                    stop = self._commit_stop()
+            if stop is None:
+                self._set_state("unknown", "a stop was asked for and then a lease came")
+            else:
+                stop()
         except WorkbenchError as exc:
             log.warning("context %s: start failed: %s", name, exc)
             self._set_state("error", f"start failed: {exc}")
+            with self._cond:
+                if asked and self._last_observed == "starting":
+                    # The provider may still be working on the start we asked for (an
+                    # allocation still queued): once no lease holds it, it is withdrawn.
+                    self._retry_stop_at = time.monotonic()
 
     def _finish_start(self) -> None:
         endpoint = self.provider.ssh_endpoint()
@@ -544,6 +571,9 @@ class ContextMachine:
         last = ""
         while True:
             observed = self._observe()
+            if not observed.billed:
+                with self._cond:
+                    self.meter.end()  # asked for, not yet paid for (queued): it starts when up
             if observed.status == target or (target == "stopped" and observed.status == "notfound"):
                 return
             if observed.status in ("failed", "notfound"):
@@ -556,7 +586,11 @@ class ContextMachine:
             )
             if said != last:
                 self._progress(said)
+                self._set_state(self.state, observed.message)  # why it waits (the queue's reason)
                 last = said
+            with self._cond:
+                if target == "running" and self._stop_wanted and not self.leases:
+                    raise _StartAbandoned()
             if time.monotonic() >= deadline:
                 raise ContextError(
                     f"not {target} after {timeout:g} s (last: {said})", context=self.context.name

@@ -392,7 +392,7 @@ class SshConnection:
 
     def _dial(self) -> Dialed:
         target = self.target
-        if target.proxy_jump:
+        if target.proxy_jump or target.jump:
             return Dialed(self._jump_channel())
         if target.proxy_command:
             return dial_proxy_command(target.proxy_command, target, context=self.context)
@@ -400,13 +400,16 @@ class SshConnection:
 
     def _jump_channel(self) -> paramiko.Channel:
         """A channel to the target through the ProxyJump host(s): ``a,b`` means via a, then b."""
-        assert self.target.proxy_jump is not None
         if self._jump is None:
-            hops = [h.strip() for h in self.target.proxy_jump.split(",") if h.strip()]
-            *earlier, last = hops
-            jump_target = resolve_target(last, config_path=self._ssh_config, env=self._env)
-            if earlier:
-                jump_target = _with_jump(jump_target, ",".join(earlier))
+            if self.target.jump is not None:
+                jump_target = self.target.jump
+            else:
+                assert self.target.proxy_jump is not None
+                hops = [h.strip() for h in self.target.proxy_jump.split(",") if h.strip()]
+                *earlier, last = hops
+                jump_target = resolve_target(last, config_path=self._ssh_config, env=self._env)
+                if earlier:
+                    jump_target = _with_jump(jump_target, ",".join(earlier))
             self._jump = SshConnection(
                 jump_target,
                 self.policy,
@@ -421,9 +424,9 @@ class SshConnection:
         try:
             return self._jump.open_direct_tcpip(self.target.host, self.target.port)
         except ContextError as exc:
+            via = self.target.jump.display() if self.target.jump else self.target.proxy_jump
             raise HostUnreachable(
-                f"cannot reach {self.target.display()} through {self.target.proxy_jump}: "
-                f"{exc.message}",
+                f"cannot reach {self.target.display()} through {via}: {exc.message}",
                 context=self.context,
                 hint=exc.hint,
             ) from exc
