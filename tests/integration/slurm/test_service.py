@@ -27,6 +27,7 @@ from workbench.osproc import pid_alive
 from workbench.paths import Paths
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
+from workbench.service.messages import ContextSnapshot
 from workbench.service.server import socket_path
 
 pytestmark = pytest.mark.timeout(180)
@@ -55,8 +56,8 @@ def add_context(env: dict[str, str], login: SshServer, tmp_path: Path, **fields:
     return paths
 
 
-def snapshot(client: ServiceClient) -> dict:
-    (snap,) = client.status(["hpc"])["contexts"]
+def snapshot(client: ServiceClient) -> ContextSnapshot:
+    (snap,) = client.status(["hpc"]).contexts
     return snap
 
 
@@ -73,11 +74,11 @@ def test_a_lease_starts_an_allocation_and_the_grace_period_cancels_it(
     with ServiceClient.connect(paths, env) as client:
         client.acquire("hpc", purpose="window")
         snap = client.wait("hpc", ["running", "error"], 60)
-        assert snap["state"] == "running", snap["message"]
+        assert snap.state == "running", snap.message
         (job,) = slurm.jobs()
         assert (job["name"], job["state"]) == ("nvwb-alloc-hpc", "RUNNING")
         # The agent is on the node, its guard armed to cancel this allocation only.
-        assert snap["agent"]["installed"] and snap["agent"]["guard_wanted"], snap["agent"]
+        assert snap.agent.installed and snap.agent.guard_wanted, snap.agent
         wait_for(lambda: guard_state(tmp_path).get("state") == "watching", 15, "the guard")
         assert guard_state(tmp_path)["stop_command"] == (
             'scancel --user="$(id -un)" --name=nvwb-alloc-hpc'
@@ -85,7 +86,7 @@ def test_a_lease_starts_an_allocation_and_the_grace_period_cancels_it(
         guard_pid = int(guard_state(tmp_path)["guard_pid"])
         client.release(context="hpc")
         snap = client.wait("hpc", ["stopped", "error"], 60)
-        assert snap["state"] == "stopped", snap["message"]
+        assert snap.state == "stopped", snap.message
     assert slurm.jobs() == []
     # The guard ends with the allocation: left on the node, it would cancel the context's next
     # allocation when it found itself idle.
@@ -100,13 +101,13 @@ def test_a_queued_allocation_shows_the_reason_and_a_stop_while_queued_leaves_not
     paths = add_context(env, login, tmp_path, hourly_rate=3600.0)
     with ServiceClient.connect(paths, env) as client:
         client.start("hpc")
-        wait_for(lambda: "Resources" in snapshot(client)["message"], 30, "the pending reason", 0.2)
+        wait_for(lambda: "Resources" in snapshot(client).message, 30, "the pending reason", 0.2)
         time.sleep(1.5)
         snap = snapshot(client)
-        assert snap["state"] == "starting"
-        assert "pending in the queue: Resources" in snap["message"]
+        assert snap.state == "starting"
+        assert "pending in the queue: Resources" in snap.message
         # A queued allocation costs nothing yet: the meter starts when the job runs.
-        assert snap["uptime_seconds"] is None and snap["cost"] is None, snap
+        assert snap.uptime_seconds is None and snap.cost is None, snap
         shown = nvwb(env, "status")
         assert shown.code == 0, shown.err
         (line,) = [row for row in shown.out.splitlines() if row.startswith("hpc")]
@@ -114,7 +115,7 @@ def test_a_queued_allocation_shows_the_reason_and_a_stop_while_queued_leaves_not
         assert "pending in the queue: Resources (waiting for nodes to be free)" in line
         client.stop("hpc")
         snap = client.wait("hpc", ["stopped", "error"], 30)
-        assert snap["state"] == "stopped", snap["message"]
+        assert snap.state == "stopped", snap.message
     assert [job["id"] for job in slurm.jobs()] == [blocker]
 
 
@@ -125,7 +126,7 @@ def test_service_killed_with_sigkill_the_guard_cancels_the_allocation(
     client = ServiceClient.connect(paths, env)
     client.acquire("hpc", purpose="window")
     snap = client.wait("hpc", ["running", "error"], 60)
-    assert snap["state"] == "running", snap["message"]
+    assert snap.state == "running", snap.message
     state_dir = tmp_path / "cluster-home" / ".nvwb" / "agent" / "state"
     wait_for((state_dir / "guard.pid").exists, 15, "the guard")
     guard_pid = int((state_dir / "guard.pid").read_text())
@@ -133,7 +134,7 @@ def test_service_killed_with_sigkill_the_guard_cancels_the_allocation(
     wait_for(beats.exists, 10, "a first heartbeat")
     first = float(beats.read_text())
     wait_for(lambda: float(beats.read_text()) > first, 10, "a heartbeat from the sender")
-    os.kill(client.service["pid"], signal.SIGKILL)
+    os.kill(client.service.pid, signal.SIGKILL)
     client.close()
     wait_for(lambda: slurm.jobs() == [], IDLE + 30, "the guard to cancel the allocation", 0.2)
     wait_for(lambda: not pid_alive(guard_pid), 10, "the guard to exit")
@@ -156,9 +157,9 @@ def test_a_start_that_times_out_in_the_queue_is_withdrawn_once_nobody_holds_it(
     with ServiceClient.connect(paths, env) as client:
         client.acquire("hpc", purpose="window")
         snap = client.wait("hpc", ["error", "running"], 30)
-        assert snap["state"] == "error"
-        assert "not running after 4 s" in snap["message"]
-        assert "pending in the queue" in snap["message"]
+        assert snap.state == "error"
+        assert "not running after 4 s" in snap.message
+        assert "pending in the queue" in snap.message
         assert len(slurm.jobs()) == 2  # still queued while the lease holds it: it may yet run
         client.release(context="hpc")
         snap = client.wait("hpc", ["stopped"], 30)
