@@ -4,7 +4,7 @@ Why a script of its own and not debhelper: the folder is already built (PyInstal
 package is a file tree plus metadata, and ``dpkg-deb`` alone makes it without a source package or
 any build tool beyond Debian's base. The tree:
 
-* ``/opt/workbench/``: the standalone folder as built;
+* ``/usr/lib/workbench/``: the standalone folder as built;
 * ``/usr/bin/nvwb``, ``/usr/bin/workbench``: links into it;
 * ``/usr/share/applications/workbench.desktop``: the menu entry, also the ``nvwb://`` link
   handler (``MimeType=x-scheme-handler/nvwb``); its name is the app's ``desktopFileName``;
@@ -29,12 +29,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "workbench"
-PREFIX = Path("opt/workbench")
+# Not /opt: no package owns /opt on Debian, so dpkg would remove the folder (there before the
+# install) along with the package once it is empty; /usr/lib/PACKAGE is where Debian keeps a
+# package's private files.
+PREFIX = Path("usr/lib/workbench")
 ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
 
 # What the frozen folder needs from the system (glibc aside): the libraries Qt's xcb platform
 # plugin, OpenGL/EGL, fonts and D-Bus load (PyInstaller bundles Qt itself, not these), the
-# desktop database that registers the link handler, and the certificates HTTPS uses.
+# desktop database that registers the link handler, the certificates HTTPS uses, and git
+# (creating and cloning a project).
 # packaging/check-deb installs the package on a bare Debian and fails on any library left
 # unresolved, so a missing entry here shows there.
 DEPENDS = (
@@ -64,12 +68,16 @@ DEPENDS = (
     "libxcb-xfixes0",
     "libxcb-xinerama0",
     "libxcb-xkb1",
+    "libwayland-client0",
+    "libwayland-cursor0",
+    "libwayland-egl1",
     "desktop-file-utils",
+    "git",
     "ca-certificates",
 )
 # Not needed to start, needed to do the work: the local Docker engine, the system ssh (faster
-# forwards and sync), git (clone), xdg-utils (open an app's URL in the browser).
-RECOMMENDS = ("docker.io | docker-ce", "openssh-client", "git", "xdg-utils")
+# forwards and sync), xdg-utils (open an app's URL in the browser).
+RECOMMENDS = ("docker.io | docker-ce", "openssh-client", "xdg-utils")
 
 DESKTOP_ENTRY = """\
 [Desktop Entry]
@@ -114,7 +122,7 @@ Upstream-Name: workbench
 Files: *
 License: Apache-2.0
  The bundled Python, Qt (LGPL-3.0, as shipped in PySide6-Essentials) and Python packages keep
- their own licenses; see /opt/workbench/_internal/*.dist-info.
+ their own licenses; see /usr/lib/workbench/_internal/*.dist-info.
 """
 
 
@@ -185,6 +193,19 @@ def md5sums(root: Path) -> str:
     return "\n".join(sorted(lines, key=lambda line: line[34:])) + "\n"
 
 
+def clamp_times(root: Path, epoch: int | None) -> None:
+    """Every file's time no later than ``epoch`` (the last commit), so the package's file list
+    does not change with the time of the build."""
+    if epoch is None:
+        return
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            if path.lstat().st_mtime > epoch:
+                os.utime(path, (epoch, epoch), follow_symlinks=False)
+    os.utime(root, (epoch, epoch))
+
+
 def build(bundle: Path, work: Path, out: Path) -> Path:
     for exe in ("workbench", "nvwb", "nvwb-service"):
         if not (bundle / exe).is_file():
@@ -216,7 +237,7 @@ def build(bundle: Path, work: Path, out: Path) -> Path:
             " Keep a project in NVIDIA AI Workbench's format and run it on this machine, an SSH",
             " host with a GPU, a Brev instance or any cloud VM: the app, the nvwb command and",
             " the per-user service that starts and stops machines, with their own Python and Qt",
-            " under /opt/workbench.",
+            " under /usr/lib/workbench.",
             "",
         ]
     )
@@ -224,6 +245,7 @@ def build(bundle: Path, work: Path, out: Path) -> Path:
     write(root / "DEBIAN/postinst", POSTINST, 0o755)
     write(root / "DEBIAN/postrm", POSTRM, 0o755)
     write(root / "DEBIAN/md5sums", md5sums(root))
+    clamp_times(root, int(os.environ.get("SOURCE_DATE_EPOCH", "0")) or None)
 
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{PACKAGE}_{ver}_{arch}.deb"
