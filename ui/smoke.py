@@ -16,20 +16,23 @@ service did not answer within ``timeout_s`` (the JSON line then carries ``"error
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
 
-import psutil
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
+
+from workbench import osproc
 
 FLAG = "--smoke-test"
 TIMEOUT_S = 60.0
 
 
 def _since_start() -> float:
-    return round(time.time() - psutil.Process().create_time(), 3)
+    started = osproc.process_start_time(os.getpid()) or time.time()
+    return round(time.time() - started, 3)
 
 
 def run_smoke_test(qt_app: QApplication, timeout_s: float = TIMEOUT_S) -> int:
