@@ -71,9 +71,7 @@ def stop_service(env: dict[str, str]) -> None:
 
 def cli_once(exe: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(
-        [str(exe), "list", "contexts"], env=env, check=True, stdout=subprocess.DEVNULL
-    )
+    subprocess.run([str(exe), "list", "contexts"], env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 

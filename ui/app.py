@@ -2,8 +2,9 @@
 
 ``run()`` is the GUI script declared in ``pyproject.toml``. ``build_app`` makes the same pieces
 without entering the event loop, for tests and for ``scripts/screenshots``; ``workbench
---smoke-test`` shows the window, waits for the service and quits (``ui/smoke.py``). Like ``nvwb/``, this
-is a composition root: it registers the kinds of context (``contexts``) before anything asks.
+--smoke-test`` shows the window, waits for the service and quits (``ui/smoke.py``). Like
+``nvwb/``, this is a composition root: it registers the kinds of context (``contexts``) before
+anything asks.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def test_docker_not_installed_names_the_install_command(tmp_path: Path) -> None:
 def test_engine_installed_but_not_running_says_start_it(tmp_path: Path) -> None:
     """A socket file nobody listens on (a stopped engine leaves one) is 'not running'."""
     path = tmp_path / "docker.sock"
-    stale = socket.socket(socket.AF_UNIX)  # noqa: portability-test (tests are not laptop code)
+    stale = socket.socket(socket.AF_UNIX)  # tests are not laptop code: Linux only here
     stale.bind(str(path))
     stale.close()
     error = local_engine_error("Connection refused", {"PATH": ""}, socket=path)

@@ -57,8 +57,14 @@ def _service_pid(lock: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def run(bundle: Path, exe: str, *args: str, env: dict[str, str], cwd: Path | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    bundle: Path,
+    exe: str,
+    *args: str,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(bundle / exe), *args],
         env=env,

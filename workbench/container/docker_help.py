@@ -70,8 +70,7 @@ def local_engine_error(
         )
     if not installed and not socket.exists():
         return ContextError(
-            f"Docker is not installed on this machine (no 'docker' command, no engine at "
-            f"{socket})",
+            f"Docker is not installed on this machine (no 'docker' command, no engine at {socket})",
             context=context,
             hint=_install_hint(_os_release() if os_release is None else os_release),
         )
