@@ -320,6 +320,11 @@ class ServiceClient:
     sync_pause = _derived(methods.SYNC_PAUSE)
     sync_resume = _derived(methods.SYNC_RESUME)
     sync_settle = _derived(methods.SYNC_SETTLE)
+    attach_target = _derived(methods.ATTACH_TARGET)
+    compose_up = _derived(methods.COMPOSE_UP)
+    compose_down = _derived(methods.COMPOSE_DOWN)
+    compose_status = _derived(methods.COMPOSE_STATUS)
+    compose_logs = _derived(methods.COMPOSE_LOGS)
     shutdown = _derived(methods.SHUTDOWN)
 
     def subscribe(self, callback: EventCallback) -> None:

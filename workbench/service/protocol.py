@@ -192,6 +192,7 @@ ERROR_MODULES = (
     "workbench.container.builder",
     "workbench.container.apps",
     "workbench.container.runtime",
+    "workbench.container.compose",
     "workbench.container.forwards",
     "workbench.service.protocol",
 )

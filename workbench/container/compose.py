@@ -1,0 +1,472 @@
+"""A project's compose services (the spec's ``environment.compose_file_path``) on its context.
+
+Many NVIDIA example projects run sidecars (a NIM, a vector database) from a compose file beside
+the project container. They run through the context's own Docker engine with Docker's own
+compose: ``docker compose`` (the plugin) where the host has it, else ``docker-compose`` (the
+standalone program, Debian's ``docker-compose`` package); a host with neither is told how to get
+one (``ComposeMissing``). On a remote context the command runs on the host over the context's SSH
+connection; the project's folder there is the synced copy.
+
+What comes from the project is checked before use, as everything from a stranger's repository:
+
+- the compose file is read on this machine through ``project_files`` (a regular file inside the
+  project, no symbolic link on the way, at most 1 MiB, YAML within ``yaml_limits``) and handed to
+  compose on its standard input (``-f -``), so what runs is what was checked, never a file the
+  remote or a link put in its place;
+- service and profile names must be compose names (letters, digits, ``_.-``), so they are safe
+  on a command line, in a label filter and in the app;
+- the project's variables (``variables.env``) and secrets (the keyring) reach compose as the
+  environment it interpolates the file with; on a remote host they are sent inside the script on
+  the SSH channel's standard input (``sh -s``), never on a command line.
+
+Secrets stay out of ``docker inspect`` (``docs/security.md``): before ``up`` the file is resolved
+(``compose config``) with the secrets set, and if a secret's value would land in a service's
+definition (its ``environment``, a label, a command: all of which the engine shows and stores)
+the ``up`` is refused naming the service and the variable. Compose's own secrets
+(``secrets: NAME: environment: NAME``, read in the container from ``/run/secrets/NAME``) keep the
+value out of the container's definition. ``allow_secret_environment`` lets the user say
+otherwise for one ``up``.
+
+Status and logs come from the engine's API (the ``com.docker.compose.project`` label), the same
+for both compose programs. ``down`` enables every profile the file names, then removes whatever
+still carries the label, so no profile's service is left behind; closing the project calls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets as random
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from workbench.errors import CommandFailed, ContextError, InvalidValueError, SpecError, UsageError
+from workbench.project_files import ProjectFileError, read_project_text
+
+log = logging.getLogger(__name__)
+
+MAX_COMPOSE_BYTES = 1024 * 1024
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+COMMAND_TIMEOUT_S = 600.0
+_COMPOSE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_PROJECT_SLUG = re.compile(r"[^a-z0-9_-]+")
+ENGINES: tuple[tuple[str, ...], ...] = (("docker", "compose"), ("docker-compose",))
+HOW_TO_GET = (
+    "install Docker's compose plugin on that host (Docker's own packages: "
+    "docker-compose-plugin; https://docs.docker.com/compose/install/), or the standalone "
+    "docker-compose (Debian and Ubuntu: apt-get install docker-compose)"
+)
+
+
+class ComposeMissing(ContextError):
+    """The context's host has neither ``docker compose`` nor ``docker-compose``."""
+
+    code = "compose_missing"
+
+
+class SecretInComposeDefinition(UsageError):
+    """A secret's value would be part of a compose service's definition (``docker inspect``)."""
+
+    code = "secret_in_compose"
+
+    def __init__(self, variables: list[str], services: list[str]) -> None:
+        super().__init__(
+            f"the compose file would put the secret(s) {', '.join(variables)} into the "
+            f"definition of service(s) {', '.join(services)}, which 'docker inspect' shows and "
+            "the engine stores; nothing was started",
+            hint="give them as compose secrets (top level 'secrets: NAME: environment: NAME', "
+            "and 'secrets: [NAME]' in the service, read from /run/secrets/NAME), or, knowing "
+            "what it shows, pass --secrets-in-environment",
+        )
+        self.variables = variables
+        self.services = services
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "variables": self.variables, "services": self.services}
+
+
+@dataclass(frozen=True)
+class ComposeFile:
+    """The checked compose file: where it is in the project, its text, services and profiles."""
+
+    relative: str
+    text: str
+    services: tuple[str, ...]
+    profiles: tuple[str, ...]
+    service_profiles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        """The file's folder, relative to the project (compose's project directory)."""
+        parent = PurePosixPath(self.relative).parent
+        return "" if str(parent) == "." else str(parent)
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    state: str  # running | exited | created | ... | absent
+    containers: tuple[str, ...] = ()
+    health: str | None = None
+    profiles: tuple[str, ...] = ()
+
+
+def compose_path(spec: Any) -> str:
+    """The spec's ``compose_file_path``, or "" when the project has none."""
+    return str(spec.environment.compose_file_path or "").strip()
+
+
+def read_compose_file(project_dir: Any, relative: str) -> ComposeFile:
+    """The compose file at ``relative`` in the project, checked (see the module)."""
+    from workbench.yaml_limits import check_yaml
+
+    shown = f"environment.compose_file_path ({relative!r})"
+    try:
+        text = read_project_text(project_dir, relative, max_bytes=MAX_COMPOSE_BYTES)
+    except ValueError:
+        raise SpecError(
+            "must be a path inside the project (no '..', not absolute)",
+            field="environment.compose_file_path",
+        ) from None
+    except ProjectFileError:
+        raise
+    if text is None:
+        raise SpecError(
+            f"names a file that does not exist in the project: {relative}",
+            field="environment.compose_file_path",
+        )
+    check_yaml(text, shown)
+    data = _load(text, relative)
+    services = data.get("services")
+    if not isinstance(services, dict) or not services:
+        raise SpecError("has no services", file=relative, field="services")
+    names: list[str] = []
+    profiles: set[str] = set()
+    per_service: dict[str, tuple[str, ...]] = {}
+    for name, body in services.items():
+        _check_name("service", name, relative)
+        names.append(name)
+        own: list[str] = []
+        if isinstance(body, dict) and body.get("profiles") is not None:
+            listed = body["profiles"]
+            if not isinstance(listed, list):
+                raise SpecError("must be a list", file=relative, field=f"services.{name}.profiles")
+            for profile in listed:
+                _check_name("profile", profile, relative)
+                own.append(profile)
+        per_service[name] = tuple(own)
+        profiles.update(own)
+    return ComposeFile(relative, text, tuple(names), tuple(sorted(profiles)), per_service)
+
+
+def _load(text: str, relative: str) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise SpecError(f"is not valid YAML: {exc}", file=relative) from None
+    if not isinstance(data, dict):
+        raise SpecError("must be a mapping with 'services'", file=relative)
+    return data
+
+
+def _check_name(what: str, value: Any, relative: str) -> str:
+    if not isinstance(value, str) or not _COMPOSE_NAME.fullmatch(value):
+        raise SpecError(
+            f"{what} name {str(value)[:80]!r} is not a compose name (letters, digits, '_', '.', "
+            "'-'; at most 63)",
+            file=relative,
+        )
+    return value
+
+
+def project_name(key: str) -> str:
+    """The compose project of a project ``<name>-<id>``: ``nvwb-<name>-<id>`` as compose spells
+    project names (lower case, digits, ``_-``)."""
+    return "nvwb-" + (_PROJECT_SLUG.sub("-", key.lower()).strip("-") or "project")
+
+
+class ComposeRunner:
+    """Runs compose for one project on one context: locally, or on the host over SSH."""
+
+    def __init__(
+        self,
+        *,
+        docker: Any,
+        name: str,
+        project_dir: str,
+        compose: ComposeFile,
+        ssh: Any | None = None,
+        local_env: Mapping[str, str] | None = None,
+        context: str = "",
+    ) -> None:
+        self.docker = docker
+        self.name = name
+        self.project_dir = project_dir  # on the context's host
+        self.compose = compose
+        self.ssh = ssh
+        self.local_env = dict(local_env or {})
+        self.context = context
+        self._engine: tuple[str, ...] | None = None
+
+    # -- which compose -------------------------------------------------------------------
+
+    def engine(self) -> tuple[str, ...]:
+        """``("docker", "compose")`` or ``("docker-compose",)``: the first the host has."""
+        if self._engine is not None:
+            return self._engine
+        for words in ENGINES:
+            command = " ".join(words) + " version"
+            if self.ssh is not None:
+                result = self.ssh.exec(command, timeout=60)
+                ok = result.ok
+            else:
+                ok = (
+                    shutil.which(words[0]) is not None
+                    and _run_local([*words, "version"], env=self.local_env, timeout=60)[0] == 0
+                )
+            if ok:
+                self._engine = words
+                return words
+        where = f"context '{self.context}'" if self.context else "this machine"
+        raise ComposeMissing(
+            f"{where} has no Docker compose (neither 'docker compose' nor 'docker-compose')",
+            context=self.context or None,
+            hint=HOW_TO_GET,
+        )
+
+    # -- commands ------------------------------------------------------------------------
+
+    def up(
+        self,
+        profiles: Sequence[str],
+        variables: Mapping[str, str],
+        secrets: Mapping[str, str],
+        *,
+        allow_secret_environment: bool = False,
+    ) -> None:
+        """``up -d`` with ``profiles``; refused first if a secret would be in a definition."""
+        for profile in profiles:
+            if profile not in self.compose.profiles:
+                known = ", ".join(self.compose.profiles) or "none"
+                raise InvalidValueError(
+                    "--profile", f"{profile!r} is not a profile of the compose file (its: {known})"
+                )
+        if secrets and not allow_secret_environment:
+            resolved = self._run(["config"], profiles, variables, secrets).strip()
+            found = secrets_in_definition(resolved, secrets)
+            if found:
+                raise SecretInComposeDefinition(
+                    sorted(found), sorted({svc for svcs in found.values() for svc in svcs})
+                )
+        self._run(["up", "-d", "--remove-orphans"], profiles, variables, secrets)
+
+    def down(self, variables: Mapping[str, str], secrets: Mapping[str, str]) -> None:
+        """Stop and remove every service of the file, whatever its profile, and its network."""
+        with contextlib.suppress(ComposeMissing):
+            self._run(["down", "--remove-orphans"], self.compose.profiles, variables, secrets)
+        # What compose left (a service renamed in the file since it was started): by label.
+        for container in self._containers():
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+        with contextlib.suppress(Exception):
+            for network in self.docker.networks.list(filters={"label": self._label()}):
+                with contextlib.suppress(Exception):
+                    network.remove()
+
+    def status_any(self) -> bool:
+        """Whether any container of the project's compose services exists, running or not."""
+        return bool(self._containers())
+
+    def status(self) -> list[ServiceState]:
+        """Each service of the file with its container's state (``absent`` when none)."""
+        by_service: dict[str, list[Any]] = {}
+        for container in self._containers():
+            service = (container.labels or {}).get(LABEL_SERVICE, "")
+            by_service.setdefault(service, []).append(container)
+        rows = []
+        for name in self.compose.services:
+            found = by_service.pop(name, [])
+            rows.append(self._row(name, found))
+        for name, found in sorted(by_service.items()):  # no longer in the file
+            if _COMPOSE_NAME.fullmatch(name):
+                rows.append(self._row(name, found))
+        return rows
+
+    def logs(self, service: str | None, tail: int | None) -> str:
+        """The output of ``service``'s containers (every service's, prefixed, without one)."""
+        if service is not None and service not in self.compose.services:
+            raise InvalidValueError("service", f"{service!r} is not a service of the compose file")
+        parts = []
+        for container in self._containers(service):
+            raw = container.logs(tail=tail if tail else "all", timestamps=False)
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            if service is None:
+                label = (container.labels or {}).get(LABEL_SERVICE, "?")
+                text = "".join(f"{label} | {line}\n" for line in text.splitlines())
+            parts.append(text)
+        return "".join(parts)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _label(self) -> str:
+        return f"{LABEL_PROJECT}={self.name}"
+
+    def _containers(self, service: str | None = None) -> list[Any]:
+        labels = [self._label()]
+        if service is not None:
+            labels.append(f"{LABEL_SERVICE}={service}")
+        return list(self.docker.containers.list(all=True, filters={"label": labels}))
+
+    def _row(self, name: str, containers: list[Any]) -> ServiceState:
+        profiles = tuple(self.compose.service_profiles.get(name, ()))
+        if not containers:
+            return ServiceState(name, "absent", profiles=profiles)
+        states = [str(c.status) for c in containers]
+        state = "running" if "running" in states else states[0]
+        health = None
+        with contextlib.suppress(Exception):
+            health = (containers[0].attrs.get("State") or {}).get("Health", {}).get("Status")
+        return ServiceState(name, state, tuple(c.name for c in containers), health, profiles)
+
+    def _argv(self, command: Sequence[str], profiles: Sequence[str]) -> list[str]:
+        folder = self.project_dir.rstrip("/")
+        if self.compose.folder:
+            folder = f"{folder}/{self.compose.folder}"
+        argv = [*self.engine(), "-p", self.name, "-f", "-", "--project-directory", folder]
+        for profile in profiles:
+            argv += ["--profile", profile]
+        return argv + list(command)
+
+    def _run(
+        self,
+        command: Sequence[str],
+        profiles: Sequence[str],
+        variables: Mapping[str, str],
+        secrets: Mapping[str, str],
+    ) -> str:
+        argv = self._argv(command, profiles)
+        environment = {**variables, **secrets}
+        shown = " ".join(["compose", *command])
+        if self.ssh is None:
+            code, out, err = _run_local(
+                argv, env={**self.local_env, **environment}, stdin=self.compose.text
+            )
+        else:
+            result = self.ssh.exec("sh -s", input=_script(argv, environment, self.compose.text))
+            code, out, err = result.exit_status, result.stdout_text, result.stderr_text
+        if code != 0:
+            raise CommandFailed(shown, code, _scrub(err or out, secrets))
+        return out
+
+
+def runner_for(session: Any) -> ComposeRunner | None:
+    """The compose runner of a ``ProjectSession``, or None when its spec names no compose file."""
+    relative = compose_path(session.spec)
+    if not relative:
+        return None
+    return ComposeRunner(
+        docker=session.runtime.docker,
+        name=project_name(session.key),
+        project_dir=session.project_source(),
+        compose=read_compose_file(session.project.path, relative),
+        ssh=session.runtime.ssh,
+        local_env=session.env,
+        context=session.runtime.name,
+    )
+
+
+def _script(argv: Sequence[str], environment: Mapping[str, str], text: str) -> str:
+    """A ``sh -s`` script: the environment exported (values never on a command line), then
+    compose with the file as a here-document under a delimiter the file does not hold."""
+    lines = ["set -e"]
+    for name, value in environment.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise InvalidValueError("variable", f"{name!r} is not a variable name")
+        lines.append(f"export {name}={shlex.quote(value)}")
+    delimiter = "NVWB_COMPOSE_" + random.token_hex(8)
+    while delimiter in text:
+        delimiter = "NVWB_COMPOSE_" + random.token_hex(8)
+    body = text if text.endswith("\n") else text + "\n"
+    command = " ".join(shlex.quote(word) for word in argv)
+    return "\n".join(lines) + f"\nexec {command} <<'{delimiter}'\n{body}{delimiter}\n"
+
+
+def _run_local(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    stdin: str | None = None,
+    timeout: float = COMMAND_TIMEOUT_S,
+) -> tuple[int, str, str]:
+    try:
+        done = subprocess.run(
+            list(argv),
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            env=dict(env),
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        return 127, "", f"{argv[0]}: not found"
+    except subprocess.TimeoutExpired:
+        return 124, "", f"timed out after {timeout:g} s"
+    return done.returncode, done.stdout, done.stderr
+
+
+def secrets_in_definition(resolved: str, secrets: Mapping[str, str]) -> dict[str, set[str]]:
+    """Which secret (by variable) appears in which service of a resolved compose file."""
+    found: dict[str, set[str]] = {}
+    try:
+        data = _load(resolved, "the resolved compose file")
+    except SpecError:
+        data = {}
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        # Unreadable: be safe and look at the whole text.
+        services = {"(the compose file)": resolved}
+    for service, body in services.items():
+        for scalar in _scalars(body):
+            for variable, value in secrets.items():
+                if value and _holds(scalar, value):
+                    found.setdefault(variable, set()).add(str(service))
+    return found
+
+
+def _holds(scalar: str, value: str) -> bool:
+    return (
+        value in scalar
+        if len(value) >= 4
+        else scalar.strip() == value or scalar.endswith("=" + value)
+    )
+
+
+def _scalars(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, item in node.items():
+            yield str(key)
+            yield from _scalars(item)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _scalars(item)
+    elif node is not None:
+        yield str(node)
+
+
+def _scrub(text: str, secrets: Mapping[str, str]) -> str:
+    """Compose's error text with every secret it was given replaced (an error may quote one)."""
+    for value in sorted(secrets.values(), key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text.strip()[-2000:]
