@@ -39,7 +39,9 @@ class LargeFiles(ConflictError):
         super().__init__(
             f"large files would go into git history: {listed}; nothing was committed",
             hint="keep them out with .gitignore (models/, data/ are usual places), or track them "
-            "with Git LFS ('git lfs track PATTERN'); or commit anyway with --overrideWarnings",
+            "with Git LFS ('git lfs install' once, then 'git lfs track PATTERN'; a path marked "
+            "for LFS in .gitattributes counts only once Git LFS is installed); or commit anyway "
+            "with --overrideWarnings",
         )
         self.paths = paths
         self.sizes = sizes
@@ -309,8 +311,13 @@ class Repo:
             raise InvalidValueError(what, f"{name!r} is not a valid {what} name")
 
     def _in_lfs(self, path: str) -> bool:
+        """Whether git would hand ``path`` to Git LFS: its attributes say ``filter=lfs`` *and*
+        that filter is set up here (without ``git lfs install`` git stores it as it is)."""
         out = self._git(["check-attr", "filter", "--", path], check=False).stdout
-        return out.strip().endswith(": lfs")
+        if not out.strip().endswith(": lfs"):
+            return False
+        clean = self._git(["config", "--get", "filter.lfs.clean"], check=False).stdout
+        return bool(clean.strip())
 
     def _git(
         self, args: Sequence[str], *, check: bool = True, input: str | None = None
