@@ -120,6 +120,13 @@ def test_every_request_the_python_client_sends_fits_its_declaration(tmp_path: Pa
         client.sync_pause(project, "gpu")
         client.sync_resume(project, "gpu")
         client.sync_settle(project, "gpu", "restore")
+        client.attach_target("gpu", project=project)
+        client.attach_target("gpu")
+        client.compose_up(project, "gpu", profiles=["nim"], holder_pid=42)
+        client.compose_up(project, "gpu", secrets_in_environment=True)
+        client.compose_down(project, "gpu")
+        client.compose_status(project, "gpu")
+        client.compose_logs(project, "gpu", service="db", tail=100)
         client.subscribe(lambda event: None)
         client.shutdown(force=True)
     finally:

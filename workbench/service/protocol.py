@@ -193,6 +193,7 @@ ERROR_MODULES = (
     "workbench.container.apps",
     "workbench.container.runtime",
     "workbench.container.compose",
+    "workbench.vcs",
     "workbench.container.forwards",
     "workbench.service.protocol",
 )

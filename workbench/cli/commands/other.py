@@ -90,7 +90,7 @@ def list_brev(inv: Invocation) -> Result:
         kind_named("brev")
     except Exception as exc:
         raise ContextError("the brev kind of context is not installed") from exc
-    probe = Context(name="brev-instances", kind="brev", brev_instance_name="-")
+    probe = Context(name="brev-instances", kind="brev", brev_instance_name="list")
     provider: Any = provider_for(probe, inv.env)
     rows = []
     for entry in provider._entries():
