@@ -255,6 +255,15 @@ class ProjectSession:
         secrets = self.secret_env() if with_secrets else None
         return AppRunner(container, self.name, app, self.app_log_dir, secrets=secrets)
 
+    def app_logs(self, name: str, tail: int | None = None) -> str:
+        """The app's output: live from the running container, else the copy kept when it
+        stopped (``nvwb logs``)."""
+        app = self.app(name)
+        container = self.container()
+        if container is not None:
+            return self._runner(container, app, with_secrets=False).logs(tail)
+        return AppRunner(None, self.name, app, self.app_log_dir).logs(tail)
+
     def start_app(
         self,
         name: str,

@@ -289,6 +289,19 @@ METHODS: Mapping[str, Method] = {
         ),
         Method("stop_app", (_PROJECT, _CONTEXT, _APP), blocking=True),
         Method("project_status", (_PROJECT, _CONTEXT)),
+        Method(
+            "build_project",
+            (_PROJECT, _CONTEXT, Param("full_build", "boolean", default=False)),
+            blocking=True,
+            doc="build the image on a context the service is connected to, with no new login; "
+            "connected false when it is not (the caller connects itself)",
+        ),
+        Method(
+            "app_logs",
+            (_PROJECT, _CONTEXT, _APP, Param("tail", "integer", minimum=1, maximum=10_000_000)),
+            blocking=True,
+            doc="an app's output, over the service's connection; connected false without one",
+        ),
         Method("subscribe", doc="events from now on, as notifications on this connection"),
         Method("shutdown", (_FORCE,), doc="exit; refused while anything is held, unless force"),
     )

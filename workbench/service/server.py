@@ -505,6 +505,18 @@ class Connection:
     def _m_project_status(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.projects.status(params["project"], params["context"])
 
+    @_handles("build_project")
+    def _m_build_project(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.projects.build(
+            params["project"], params["context"], full_build=params["full_build"]
+        )
+
+    @_handles("app_logs")
+    def _m_app_logs(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.projects.app_logs(
+            params["project"], params["context"], params["app"], params["tail"]
+        )
+
     @_handles("subscribe")
     def _m_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         if self._subscription is None:

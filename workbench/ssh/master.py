@@ -83,6 +83,11 @@ class OpenSshMaster:
             self._forwards.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
 
+    def running(self) -> bool:
+        """Whether its process runs (no round trip: ``alive`` asks the master itself)."""
+        process = self._process
+        return process is not None and process.poll() is None
+
     def alive(self) -> bool:
         process = self._process
         return process is not None and process.poll() is None and self._check()

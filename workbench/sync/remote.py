@@ -65,6 +65,7 @@ class RemoteTree:
         self._lock = threading.Lock()
         self._next_id = 0
         self._spare: Proc | None = None
+        self._spare_bulk = False  # the spare is as ``start_bulk`` makes it (fit for any size)
         self._spare_lock = threading.Lock()
         self._warming: threading.Thread | None = None
 
@@ -105,30 +106,36 @@ class RemoteTree:
 
     def _make_spare(self) -> None:
         try:
-            spare: Proc | None = self.bulk.start_bulk(self._argv(self.python, "stream"))
+            spare: Proc | None
+            spare, as_bulk = self.bulk.start_spare(self._argv(self.python, "stream"))
         except TransportError as exc:
             logger.debug("no transfer process ahead of need: %s", exc)
-            spare = None
+            spare, as_bulk = None, False
         with self._spare_lock:
             old, self._spare, self._warming = self._spare, spare, None
+            self._spare_bulk = as_bulk
         if old is not None:
             old.kill()
 
-    def _take_spare(self) -> Proc | None:
-        """The process started ahead (waiting for its start if under way), now the caller's."""
+    def _take_spare(self, size: int = 0) -> Proc | None:
+        """The process started ahead (waiting for its start if under way), now the caller's;
+        for a large transfer only one on a connection of its own (a spare on the shared master
+        then stays for a later, smaller one)."""
         with self._spare_lock:
             warming = self._warming
         if warming is not None:
             warming.join(60.0)
         with self._spare_lock:
+            if size >= BULK_OWN_CONNECTION and not self._spare_bulk:
+                return None
             spare, self._spare = self._spare, None
         return spare
 
     def _transfer_process(self, kind: str, size: int) -> Proc:
         """A process to ``receive`` or ``send`` ``size`` bytes: the one started ahead if it is
-        still alive, else a new one (on a connection of its own for a large transfer, where the
-        relay through the shared master costs more than a login)."""
-        spare = self._take_spare()
+        still alive and fits, else a new one (on a connection of its own for a large transfer,
+        where the relay through the shared master costs more than a login)."""
+        spare = self._take_spare(size)
         if spare is not None and not spare.alive():
             spare.kill()
             spare = None

@@ -68,6 +68,12 @@ class Runner(Protocol):
         """A command that will carry much data (where it matters, on a connection of its own)."""
         ...
 
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        """A command started ahead of need: on a connection already made where there is one
+        (no login for what may go unused), else as ``start_bulk``; and whether it is as
+        ``start_bulk`` would make it (fit for a large transfer)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -124,6 +130,9 @@ class ParamikoRunner:
 
     def start_bulk(self, argv: list[str]) -> Proc:
         return self.start(argv)
+
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        return self.start(argv), True
 
     def close(self) -> None:
         """The connection belongs to the caller."""
@@ -227,6 +236,11 @@ class OpenSshRunner:
     def start_bulk(self, argv: list[str]) -> Proc:
         return self._start(self._openssh.command("-T", remote=shlex.join(argv)))
 
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        if self.master.running():
+            return self.start(argv), False
+        return self.start_bulk(argv), True
+
     def _start(self, command: list[str]) -> Proc:
         try:
             popen = subprocess.Popen(
@@ -329,6 +343,17 @@ class BulkRunner:
         if ahead is not None:
             ahead.kill()
         return chosen.start_bulk(argv)
+
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        """On the master when it already runs (app forwards started it: no login), else as
+        ``start_bulk``."""
+        self.decide_soon()
+        chosen, candidate = self._chosen, self._candidate
+        if chosen is not None:
+            return chosen.start_spare(argv)
+        if candidate is not None and candidate.master.running():
+            return candidate.start_spare(argv)
+        return self.start_bulk(argv), True
 
     def close(self) -> None:
         with self._lock:
