@@ -184,7 +184,7 @@ def test_open_keeps_what_changed_on_the_remote_and_never_ships_ignored_files(
     (root / ".gitignore").write_text(".env\n")
     (root / ".env").write_text("API_KEY=laptop-secret\n")
     (root / "code" / "both.txt").write_text("base\n")
-    remote_copy = tmp_path / "remote-workbench" / "projects" / name
+    remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
     try:
         with holder() as shell:
             env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
@@ -242,7 +242,7 @@ def test_open_halts_when_the_remote_copy_was_wiped_and_restore_brings_it_back(
     register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
     name = "wbt-svc-wiped"
     root = make_project(paths, name)
-    remote_copy = tmp_path / "remote-workbench" / "projects" / name
+    remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
     try:
         with holder() as shell:
             env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
