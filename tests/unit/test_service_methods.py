@@ -113,6 +113,8 @@ def test_every_request_the_python_client_sends_fits_its_declaration(tmp_path: Pa
         client.start_app(project, "gpu", "jupyterlab", holder_pid=42, local_port=8888, timeout=5)
         client.stop_app(project, "gpu", "jupyterlab")
         client.project_status(project, "gpu")
+        client.build_project(project, "gpu", full_build=True)
+        client.app_logs(project, "gpu", "jupyterlab", tail=20)
         client.subscribe(lambda event: None)
         client.shutdown(force=True)
     finally:

@@ -336,6 +336,28 @@ class ServiceClient:
         )
         return result
 
+    def build_project(
+        self, project: str, context: str, *, full_build: bool = False
+    ) -> dict[str, Any]:
+        """Build over the connection the service holds to ``context``; ``connected`` false
+        (nothing done) when it holds none."""
+        result: dict[str, Any] = self.call(
+            "build_project",
+            {"project": project, "context": context, "full_build": full_build},
+            timeout=None,
+        )
+        return result
+
+    def app_logs(
+        self, project: str, context: str, app: str, *, tail: int | None = None
+    ) -> dict[str, Any]:
+        """An app's output over the service's connection; ``connected`` false without one."""
+        params: dict[str, Any] = {"project": project, "context": context, "app": app}
+        if tail is not None:
+            params["tail"] = tail
+        result: dict[str, Any] = self.call("app_logs", params, timeout=None)
+        return result
+
     def subscribe(self, callback: EventCallback) -> None:
         """Call ``callback`` (on the reader thread) with every event from now on."""
         with self._lock:

@@ -71,7 +71,7 @@ def through_master(control_path: str) -> tuple[str, ...]:
 def as_master(control_path: str) -> tuple[str, ...]:
     """Control options for the master itself (its life is its process's: no persistence)."""
     return (
-        "-o", "ControlMaster=yes",
+        "-M",  # ControlMaster=yes
         "-o", f"ControlPath={escape_tokens(control_path)}",
         "-o", "ControlPersist=no",
     )  # fmt: skip

@@ -61,8 +61,7 @@ def build(inv: Invocation) -> Result:
         inv,
         context,
         project,
-        "build_project",
-        {"full_build": full_build},
+        lambda client: client.build_project(str(project.path), context.name, full_build=full_build),
     )
     if data is None:
         with _session(inv, project) as session:
@@ -193,8 +192,15 @@ def app_logs(inv: Invocation) -> Result:
     name = str(inv.args.app)
     tail = getattr(inv.args, "tail", None)
     project = _project(inv)
-    params = {"app": name, "tail": int(tail) if tail else None}
-    data = _over_the_service(inv, _context(inv), project, "app_logs", params)
+    context = _context(inv)
+    data = _over_the_service(
+        inv,
+        context,
+        project,
+        lambda client: client.app_logs(
+            str(project.path), context.name, name, tail=int(tail) if tail else None
+        ),
+    )
     if data is not None:
         text = str(data["log"])
     else:
@@ -305,9 +311,12 @@ def _service(inv: Invocation) -> ServiceClient:
 
 
 def _over_the_service(
-    inv: Invocation, context: Context, project: Project, method: str, params: dict[str, Any]
+    inv: Invocation,
+    context: Context,
+    project: Project,
+    call: Callable[[ServiceClient], dict[str, Any]],
 ) -> dict[str, Any] | None:
-    """``method`` done by a running service over the connection it holds to ``context`` (no
+    """``call`` done by a running service over the connection it holds to ``context`` (no
     login here); None when no service runs (none is started for this), it holds no connection
     there, or the context is this machine (nothing to log in to)."""
     if not context.is_remote:
@@ -320,11 +329,7 @@ def _over_the_service(
         display = _ServiceProgress(inv, context.name, project.name)
         client.subscribe(display.event)
         try:
-            data: dict[str, Any] = client.call(
-                method,
-                {"project": str(project.path), "context": context.name, **params},
-                timeout=None,
-            )
+            data = call(client)
         except ServiceGone:
             return None  # it went away meanwhile: connect here instead
         except WorkbenchError as exc:
