@@ -608,6 +608,9 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 SYNC_TEMP_PREFIX = ".wbsync-"
 SYNC_CHUNK = 1 << 20
+# Never synced, in any letter case (the laptop's ``workbench/sync/ignore.py`` ALWAYS_IGNORED):
+# ".git" (git runs what is in it) and ".nvwb-identity" (the laptop's identity token).
+SYNC_ALWAYS_IGNORED = frozenset({".git", ".nvwb-identity"})
 
 
 class SyncRules:
@@ -623,8 +626,8 @@ class SyncRules:
 
     def matches(self, path: str, is_dir: bool) -> bool:
         name = path.rpartition("/")[2]
-        # Our temp files, and ".git" in any letter case (git runs what is in it), always.
-        if name.startswith(SYNC_TEMP_PREFIX) or name.casefold() == ".git":
+        # Our temp files, and SYNC_ALWAYS_IGNORED in any letter case, always.
+        if name.startswith(SYNC_TEMP_PREFIX) or name.casefold() in SYNC_ALWAYS_IGNORED:
             return True
         ignored = False
         for base, rx, neg, dir_only in self.rules:

@@ -3,6 +3,7 @@ alike with the paramiko connection (ciphers, keep-alive, timeouts)."""
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from pathlib import Path
 
@@ -22,7 +23,7 @@ POLICY = ("Ciphers", "ServerAliveInterval", "ServerAliveCountMax", "ConnectTimeo
 
 def _options(argv: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for flag, value in zip(argv, argv[1:], strict=False):
+    for flag, value in itertools.pairwise(argv):
         if flag == "-o":
             key, _, val = value.partition("=")
             found.setdefault(key, val)

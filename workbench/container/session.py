@@ -149,6 +149,7 @@ class ProjectSession:
             self.paths.state_dir,
             workbench_dir=self.runtime.workbench_dir,
             on_event=on_event,
+            project_id=self.id,  # the agreed state follows the project, not its folder's path
         )
 
     def open(

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.sync import apply as applier
-from workbench.sync import relpath
+from workbench.sync import choices, relpath
 from workbench.sync.ignore import IgnoreRules, base_rules, load_rules
 from workbench.sync.local import LocalTree
-from workbench.sync.loss import LossGuard, restore_plan, root_gone
+from workbench.sync.loss import LossGuard, restore_plan, root_gone, settle
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
 from workbench.sync.reconcile import Action, Plan, Side, hash_requests, plan
 from workbench.sync.remote import PYTHON, RemoteTree
@@ -55,6 +55,20 @@ class CycleReport:
     @property
     def changed_anything(self) -> bool:
         return bool(self.changes)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "full": self.full,
+            "seconds": round(self.seconds, 4),
+            "halted": self.halted,
+            "changes": self.changes,
+            "problems": [p.to_json() for p in self.problems],
+            "new_conflicts": self.new_conflicts,
+            "retry": self.retry,
+            "held": self.held,
+            "files_sent": self.files_sent,
+            "bytes_sent": self.bytes_sent,
+        }
 
 
 class SyncEngine:
@@ -479,6 +493,37 @@ class SyncEngine:
 
     def save(self) -> None:
         self.store.save(self.state)
+
+    # -- controls (what a live session asks of it) -----------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
+
+    def pause(self) -> None:
+        """Sync nothing until ``resume``; kept in the agreed state (a restart stays paused)."""
+        self.state.paused = True
+        self.save()
+
+    def resume(self) -> None:
+        self.state.paused = False
+        self.save()
+
+    def resolve(self, path: str, keep: choices.Keep) -> None:
+        """Settle a conflict (``choices.resolve``); the next cycle carries it out."""
+        choices.resolve(self.state, path, keep)
+        self.save()
+
+    def settle(self, how: str) -> None:
+        """``confirm-deletions`` or ``restore`` the halt the agreed state records."""
+        settle(self.state, how)
+        self.save()
+
+    def disconnect(self) -> None:
+        """The link dropped, or the session stops: the remote's processes go, and the next
+        cycle scans both sides in full (nothing seen before the drop is trusted blindly)."""
+        self.remote.close()
+        self.scanned = False
 
 
 def _drop_subtree(cache: Manifest, path: str) -> list[str]:

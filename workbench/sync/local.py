@@ -8,8 +8,8 @@ The remote agent implements the same contract (see ``workbench.sync.wire``).
 What lands here is what this machine asked for, nothing else: an incoming stream must carry the
 files asked for, in order, each checked against this machine's own expectation (never the
 sender's); permissions are this machine's (``untrusted.landing_mode``); nothing is ever written
-under ``.git`` in any letter case, nor at a path the engine's ``refuse`` hook turns down (an
-ignored one).
+under ``.git`` or at ``.nvwb-identity`` in any letter case, nor at a path the engine's ``refuse``
+hook turns down (an ignored one).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from workbench import osproc
 from workbench.sync import relpath, untrusted
-from workbench.sync.ignore import TEMP_PREFIX, IgnoreRules
+from workbench.sync.ignore import ALWAYS_IGNORED, TEMP_PREFIX, IgnoreRules
 from workbench.sync.manifest import (
     Entry,
     Problem,
@@ -62,10 +62,11 @@ def set_executable(mode: int, executable: bool) -> int:
     return mode & ~0o111
 
 
-def under_git(path: str) -> bool:
-    """Whether ``path`` is ``.git`` or lies under one, in any letter case, at any depth: git
-    runs what is there (hooks, ``core.fsmonitor``), so sync never writes there."""
-    return any(part.casefold() == ".git" for part in path.split("/"))
+def never_written(path: str) -> str:
+    """The always-ignored name (``ignore.ALWAYS_IGNORED``: ``.git``, whose hooks git runs, and
+    the identity token ``.nvwb-identity``) that ``path`` is or lies under, in any letter case,
+    at any depth ("" when none): sync never writes there, whatever the rules say."""
+    return next((p for p in path.split("/") if p.casefold() in ALWAYS_IGNORED), "")
 
 
 class LocalTree:
@@ -81,8 +82,10 @@ class LocalTree:
 
     def check_write(self, path: str, is_dir: bool = False) -> None:
         """Raise ``UnsafePath`` unless this machine may write at ``path``."""
-        if under_git(path):
-            raise relpath.UnsafePath(f"refused {path!r}: sync never writes under .git")
+        name = never_written(path)
+        if name:
+            where = "under .git" if name.casefold() == ".git" else name
+            raise relpath.UnsafePath(f"refused {path!r}: sync never writes {where}")
         why = self.refuse(path, is_dir) if self.refuse is not None else ""
         if why:
             raise relpath.UnsafePath(f"refused {path!r}: {why}")

@@ -366,6 +366,4 @@ class BulkRunner:
 
 def openssh_wanted(*, prefer_openssh: bool = True) -> bool:
     """Whether to try the system ``ssh`` at all: installed, and not turned off."""
-    return (
-        prefer_openssh and openssh_available() and os.environ.get("NVWB_SYNC_SSH") != "paramiko"
-    )
+    return prefer_openssh and openssh_available() and os.environ.get("NVWB_SYNC_SSH") != "paramiko"
