@@ -35,6 +35,7 @@ from workbench.sync.manifest import (
     ScanResult,
     entry_from_stat,
     hash_file,
+    os_message,
     scan,
     stat_path,
 )
@@ -175,7 +176,7 @@ class LocalTree:
         except relpath.UnsafePath as exc:
             return Result(path, False, exc.message)
         except OSError as exc:
-            return Result(path, False, _os_message(exc))
+            return Result(path, False, os_message(exc))
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -511,16 +512,4 @@ def _discard(tmp: Path | None) -> None:
 
 
 def _reason(exc: OSError | relpath.UnsafePath) -> str:
-    return exc.message if isinstance(exc, relpath.UnsafePath) else _os_message(exc)
-
-
-def _os_message(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on the device"
-    if exc.errno == errno.ENAMETOOLONG:
-        return "the name is too long for this file system"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if exc.errno == errno.ENOTEMPTY:
-        return "the folder is not empty (it holds files that are not synced)"
-    return exc.strerror or str(exc)
+    return exc.message if isinstance(exc, relpath.UnsafePath) else os_message(exc)
