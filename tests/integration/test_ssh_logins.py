@@ -113,6 +113,26 @@ def test_logins_of_an_ssh_context_from_open_to_close(
     }
 
 
+def test_a_large_first_sync_gets_one_connection_of_its_own(
+    env: dict[str, str], paths: Paths, fresh_sshd: SshServer, tmp_path: Path, docker_client: Any,
+    test_base_image: str,
+) -> None:  # fmt: skip
+    """A project holding 40 MB opens with one login more than a small one: its transfer gets a
+    connection of its own (started while the trees are scanned), not the master's relay."""
+    register(paths, ssh_context(fresh_sshd, tmp_path / "remote-workbench"))
+    root = make_project(paths, "wbt-logins-big")
+    (root / "data").mkdir()
+    (root / "data" / "big.bin").write_bytes(b"\0" * (40 << 20))
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
+            opened = counted(fresh_sshd, lambda: nvwb(env, "open", cwd=root))
+            assert nvwb(env, "close", cwd=root).code == 0
+    finally:
+        remove_container(docker_client, "wbt-logins-big")
+    assert opened == 3
+
+
 def test_build_and_logs_with_no_service_holding_the_context_log_in_once_each(
     env: dict[str, str], paths: Paths, fresh_sshd: SshServer, tmp_path: Path, docker_client: Any,
     test_base_image: str,

@@ -22,7 +22,7 @@ from workbench.sync.local import LocalTree
 from workbench.sync.loss import LossGuard, restore_plan, root_gone, settle
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
 from workbench.sync.reconcile import Action, Plan, Side, hash_requests, plan
-from workbench.sync.remote import PYTHON, RemoteTree
+from workbench.sync.remote import BULK_OWN_CONNECTION, PYTHON, RemoteTree
 from workbench.sync.state import StateStore, SyncState
 from workbench.sync.wire import op
 
@@ -170,10 +170,11 @@ class SyncEngine:
         worker = threading.Thread(target=scan_remote, daemon=True, name="sync-remote-scan")
         worker.start()
         local_scan = self.local.scan(self.rules, clean=first)
-        if self._bulk_likely(local_scan.entries):
+        bulk, large = self._outgoing(local_scan.entries)
+        if bulk:
             # Files to send: start a transfer process now, so the remote shell and interpreter
             # start while the remote scan runs rather than after the plan.
-            self.remote.warm_bulk()
+            self.remote.warm_bulk(large=large)
         worker.join()
         if failure:
             raise failure[0]
@@ -207,8 +208,9 @@ class SyncEngine:
             if path not in dropped and not any(a in dropped for a in relpath.ancestors(path))
         }
 
-    def _bulk_likely(self, local: Manifest) -> bool:
-        """Whether this machine holds more new or changed files than go inline."""
+    def _outgoing(self, local: Manifest) -> tuple[bool, bool]:
+        """Whether this machine holds more new or changed files than go inline, and whether
+        they weigh enough for a transfer on a connection of its own."""
         base = self.state.base
         count = size = 0
         for path, entry in local.items():
@@ -218,9 +220,9 @@ class SyncEngine:
             if agreed is None or not agreed.stat_matches(entry, "local"):
                 count += 1
                 size += entry.size
-                if count > applier.INLINE_MAX_FILES or size > applier.INLINE_MAX_BYTES:
-                    return True
-        return False
+                if size >= BULK_OWN_CONNECTION:
+                    return True, True
+        return count > applier.INLINE_MAX_FILES or size > applier.INLINE_MAX_BYTES, False
 
     def refresh_local(self, paths: Iterable[str]) -> None:
         """Re-read ``paths`` on this machine (a watcher saw them change)."""
