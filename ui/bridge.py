@@ -31,6 +31,19 @@ from workbench.paths import Paths
 from workbench.registry import Context, Registry
 from workbench.service.client import ServiceClient, ServiceUnavailable
 from workbench.service.leases import new_client_id
+from workbench.service.messages import (
+    BuildLineEvent,
+    ContextSnapshot,
+    Event,
+    GraceEvent,
+    HelloResult,
+    LeaseEvent,
+    LeaseInfo,
+    ProgressEvent,
+    ProjectEvent,
+    StateEvent,
+    SyncEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +58,7 @@ class ContextsView:
     """The contexts as the registry lists them and as the service last saw them."""
 
     contexts: list[Context]
-    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    snapshots: dict[str, ContextSnapshot] = field(default_factory=dict)
     problem: str | None = None  # why the registry or the service could not be read
 
 
@@ -58,19 +71,20 @@ class _Wanted:
 class ServiceBridge(QObject):
     """Talks to the service for the whole app. Create one, call ``start()``, ``close()`` at exit."""
 
-    connected = Signal(dict)  # the service's hello: pid, version
+    connected = Signal(object)  # the service's hello (HelloResult): pid, version
     serviceLost = Signal(str)  # why; the bridge is already trying to reconnect
     reconnecting = Signal(float)  # seconds until the next try
     contextsUpdated = Signal(object)  # ContextsView
     stateChanged = Signal(str, str, str)  # context, state, message
     progress = Signal(str, str)  # context, message
-    leaseEvent = Signal(dict)  # the service's lease event: acquired, released, lost
+    leaseEvent = Signal(object)  # the service's LeaseEvent: acquired, released, lost
     graceStarted = Signal(str, float)  # context, seconds
-    leaseAcquired = Signal(str, dict)  # key, lease
+    leaseAcquired = Signal(str, object)  # key, LeaseInfo
     leaseFailed = Signal(str, object)  # key, exception
     leaseEnded = Signal(str, str)  # key, why: the service ended a lease we held (a forced stop)
-    projectEvent = Signal(dict)  # the service's project, build and sync events (project windows)
-    _eventArrived = Signal(dict)  # from the client's reader thread
+    # The service's ProjectEvent, BuildLineEvent and SyncEvent (project windows).
+    projectEvent = Signal(object)
+    _eventArrived = Signal(object)  # an Event, from the client's reader thread
 
     def __init__(
         self,
@@ -91,7 +105,7 @@ class ServiceBridge(QObject):
         self._lock = threading.Lock()
         self._client: ServiceClient | None = None
         self._client_id = new_client_id()  # kept across reconnects: the leases' holder
-        self._service: dict[str, Any] = {}
+        self._service: HelloResult | None = None
         self._wanted: dict[str, _Wanted] = {}  # GUI thread and workers: under _lock
         self._lease_ids: dict[str, str] = {}  # key -> lease id on the current connection
         self._connecting = False
@@ -120,8 +134,9 @@ class ServiceBridge(QObject):
         return self._client is not None
 
     @property
-    def service_info(self) -> dict[str, Any]:
-        return dict(self._service)
+    def service_info(self) -> HelloResult | None:
+        """What the service said when the bridge last connected (None before that)."""
+        return self._service
 
     def start(self) -> None:
         """Connect (starting the service if needed) and begin polling its status."""
@@ -151,21 +166,21 @@ class ServiceBridge(QObject):
         self._connecting = True
         self._serial.submit(self._connect_job, self._on_connected, self._on_connect_failed)
 
-    def _connect_job(self) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    def _connect_job(self) -> tuple[HelloResult, list[tuple[str, LeaseInfo]]]:
         client = ServiceClient.connect(self.paths, self.env, client_id=self._client_id)
         try:
             client.subscribe(self._eventArrived.emit)
             with self._lock:
                 wanted = dict(self._wanted)
             # Leases this client still holds on the service (a restarted one kept them).
-            held: list[dict[str, Any]] = list(client.service.get("leases") or [])
+            held = list(client.service.leases)
             acquired = []
             for key, want in wanted.items():
                 lease = next(
                     (
                         le
                         for le in held
-                        if le.get("context") == want.context and le.get("purpose") == want.purpose
+                        if le.context == want.context and le.purpose == want.purpose
                     ),
                     None,
                 )
@@ -175,7 +190,7 @@ class ServiceBridge(QObject):
                     lease = client.acquire(want.context, purpose=want.purpose)
                 acquired.append((key, lease))
             for unwanted in held:  # their windows closed while the service was away
-                client.release(str(unwanted["id"]))
+                client.release(unwanted.id)
         except BaseException:
             client.close()
             raise
@@ -186,17 +201,15 @@ class ServiceBridge(QObject):
             self._client = client
             for key, lease in acquired:
                 if key in self._wanted:
-                    self._lease_ids[key] = lease["id"]
+                    self._lease_ids[key] = lease.id
         return client.service, acquired
 
-    def _on_connected(
-        self, result: tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]
-    ) -> None:
+    def _on_connected(self, result: tuple[HelloResult, list[tuple[str, LeaseInfo]]]) -> None:
         info, acquired = result
         self._connecting = False
         self._attempts = 0
         self._service = info
-        log.info("connected to the service (pid %s)", info.get("pid"))
+        log.info("connected to the service (pid %s)", info.pid)
         self.connected.emit(info)
         for key, lease in acquired:
             self.leaseAcquired.emit(key, lease)
@@ -272,7 +285,7 @@ class ServiceBridge(QObject):
     ) -> None:
         """Start a context by hand and wait (on a worker) until it runs or fails."""
 
-        def job(client: ServiceClient) -> dict[str, Any]:
+        def job(client: ServiceClient) -> ContextSnapshot:
             client.start(name)
             return client.wait(name, ["running", "error"], timeout)
 
@@ -290,7 +303,7 @@ class ServiceBridge(QObject):
     ) -> None:
         """Stop a context by hand (``force`` ends the leases on it) and wait for the result."""
 
-        def job(client: ServiceClient) -> dict[str, Any]:
+        def job(client: ServiceClient) -> ContextSnapshot:
             client.stop(name, force=force)
             return client.wait(name, ["stopped", "error"], timeout)
 
@@ -308,7 +321,7 @@ class ServiceBridge(QObject):
             self._wanted[key] = _Wanted(context, purpose)
         holder: dict[str, ServiceClient] = {}
 
-        def job() -> dict[str, Any] | None:
+        def job() -> LeaseInfo | None:
             client = self._current()
             holder["client"] = client
             with self._lock:
@@ -317,12 +330,12 @@ class ServiceBridge(QObject):
             lease = client.acquire(context, purpose=purpose)
             with self._lock:
                 if key in self._wanted and client is self._client:
-                    self._lease_ids[key] = lease["id"]
+                    self._lease_ids[key] = lease.id
                     return lease
-            client.release(lease["id"])  # released while the call was in flight
+            client.release(lease.id)  # released while the call was in flight
             return None
 
-        def done(lease: dict[str, Any] | None) -> None:
+        def done(lease: LeaseInfo | None) -> None:
             if lease is not None:
                 self.leaseAcquired.emit(key, lease)
 
@@ -403,7 +416,7 @@ class ServiceBridge(QObject):
             except WorkbenchError as exc:
                 # The contexts are still worth showing, with the reason their states are not.
                 return ContextsView(contexts, {}, f"the service could not report status: {exc}")
-            snapshots = {snap["name"]: snap for snap in result.get("contexts", [])}
+            snapshots = {snap.name: snap for snap in result.contexts}
             return ContextsView(contexts, snapshots, None)
 
         def done(view: ContextsView) -> None:
@@ -428,21 +441,20 @@ class ServiceBridge(QObject):
 
     # -- events --------------------------------------------------------------------------
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        context = str(event.get("context", ""))
-        if kind == "state":
-            self.stateChanged.emit(context, str(event.get("state")), str(event.get("message", "")))
-        elif kind == "progress":
-            self.progress.emit(context, str(event.get("message", "")))
-        elif kind == "lease":
+    def _dispatch(self, event: Event) -> None:
+        context = event.context
+        if isinstance(event, StateEvent):
+            self.stateChanged.emit(context, event.state, event.message)
+        elif isinstance(event, ProgressEvent):
+            self.progress.emit(context, event.message)
+        elif isinstance(event, LeaseEvent):
             self.leaseEvent.emit(event)
-            if event.get("action") == "lost":
-                self._lease_lost(str((event.get("lease") or {}).get("id")), context)
-        elif kind == "grace":
-            self.graceStarted.emit(context, float(event.get("seconds") or 0))
-        elif kind in ("project", "build", "sync"):
+            if event.action == "lost":
+                self._lease_lost(event.lease.id, context)
+        elif isinstance(event, GraceEvent):
+            self.graceStarted.emit(context, event.seconds)
+        elif isinstance(event, ProjectEvent | BuildLineEvent | SyncEvent):
             self.projectEvent.emit(event)
-            if kind != "project":
+            if not isinstance(event, ProjectEvent):
                 return  # build lines and sync events change no context's status
         self._soon.start()

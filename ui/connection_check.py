@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from workbench.kinds import kind_named
 from workbench.kinds.connect import connect
 from workbench.paths import Paths
 from workbench.registry import Context, record_host_key
@@ -25,16 +26,25 @@ def check_connection(
     ask: HostKeyPolicy,
     passphrase_provider: Callable[[Path], str | None],
 ) -> str:
-    """Connect, run ``uname -srm``, close; returns a line saying what answered."""
+    """Connect, run ``uname -srm`` (or the kind's own ``probe``: a cluster is asked about its
+    partition), close; returns a line saying what answered."""
     paths = Paths.from_env(env)
+    kind = kind_named(context.kind)
 
     def record_pin(offered: str) -> None:
         record_host_key(paths, context.name, offered)
 
     connection = connect(
-        context, env, ask=ask, record_pin=record_pin, passphrase_provider=passphrase_provider
+        context,
+        env,
+        endpoint=kind.check_endpoint(context, env) if kind.check_endpoint else None,
+        ask=ask,
+        record_pin=record_pin,
+        passphrase_provider=passphrase_provider,
     )
     try:
+        if kind.probe is not None:
+            return f"connected as {connection.target.display()}: {kind.probe(connection, context)}"
         result = connection.exec("uname -srm", timeout=30)
         system = result.stdout_text.strip() or "no answer to uname"
         return f"connected as {connection.target.display()}: {system}"

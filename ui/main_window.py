@@ -48,6 +48,7 @@ from workbench.errors import WorkbenchError
 from workbench.projects import Project, delete_project, find_project, list_projects, load_catalog
 from workbench.registry import LOCAL_CONTEXT
 from workbench.secrets import SecretStore
+from workbench.service.messages import HelloResult
 
 log = logging.getLogger(__name__)
 
@@ -302,9 +303,11 @@ class MainWindow(QMainWindow):
             self.banner.hide()  # the problem it showed has gone
         self._selection_changed()
         running = [
-            r for r in self.contexts_model.rows() if r.running and r.snapshot.get("uptime_seconds")
+            r.snapshot
+            for r in self.contexts_model.rows()
+            if r.running and r.snapshot is not None and r.snapshot.uptime_seconds
         ]
-        cost = sum(float(r.snapshot.get("cost") or 0) for r in running)
+        cost = sum(snap.cost or 0.0 for snap in running if snap is not None)
         summary = f"{len(running)} remote running" + (f", ${cost:,.2f} so far" if cost else "")
         self.statusBar().showMessage(summary)
 
@@ -320,10 +323,10 @@ class MainWindow(QMainWindow):
     def _reconnecting(self, seconds: float) -> None:
         self.service_label.setText(f"Service: reconnecting in {seconds:g} s")
 
-    def _connected(self, info: dict[str, object]) -> None:
+    def _connected(self, info: HelloResult) -> None:
         if self.banner.isVisible() and "service" in self.banner.text():
             self.banner.hide()
-        self.service_label.setText(f"Service: connected (pid {info.get('pid')})")
+        self.service_label.setText(f"Service: connected (pid {info.pid})")
 
     def _notice(self, notice: Notice) -> None:
         self.statusBar().showMessage(f"{notice.title}: {notice.text}", 15000)

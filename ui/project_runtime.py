@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from workbench.errors import HostKeyRejected
 from workbench.paths import Paths
@@ -27,6 +27,7 @@ from workbench.projects import Project
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient, ServiceUnavailable
 from workbench.service.leases import new_client_id
+from workbench.service.messages import BuildLineEvent, ProjectStatus
 
 T = TypeVar("T")
 AskHostKey = Callable[[str, str], bool]  # host, fingerprint -> trust it
@@ -41,19 +42,16 @@ class BuildLine:
     step: str | None
 
     @classmethod
-    def of_event(cls, event: Mapping[str, Any]) -> BuildLine:
-        """From the service's ``build`` event (the builder's ``BuildProgress`` as a dict)."""
-        step_number = int(event.get("step_number") or 0)
-        step_count = int(event.get("step_count") or 0)
-        docker_step = event.get("docker_step")
+    def of_event(cls, event: BuildLineEvent) -> BuildLine:
+        """From the service's build event (the builder's ``BuildProgress``)."""
+        docker_step = event.docker_step
         fraction: float | None = None
-        if isinstance(docker_step, list | tuple) and len(docker_step) == 2 and docker_step[1]:
-            done, total = int(docker_step[0]), int(docker_step[1])
+        if docker_step is not None and len(docker_step) == 2 and docker_step[1]:
+            done, total = docker_step
             fraction = max(0.0, min(1.0, (done - 1) / total))
-        elif step_count:
-            fraction = max(0.0, min(1.0, (step_number - 1) / step_count))
-        step = event.get("step")
-        return cls(str(event.get("line") or ""), fraction, str(step) if step else None)
+        elif event.step_count:
+            fraction = max(0.0, min(1.0, (event.step_number - 1) / event.step_count))
+        return cls(event.line, fraction, event.step or None)
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ class ProjectLink:
     def connection_id(self) -> str | None:
         with self._lock:
             client = self._client
-        return str(client.service.get("connection")) if client is not None else None
+        return client.service.connection if client is not None else None
 
     def forget_connection(self) -> None:
         """The service went away: the connection (and what it held) is gone; the next call
@@ -147,40 +145,34 @@ class ProjectLink:
         """Open the project (start the context, build if needed, start the container).
 
         Also what Build does: the service builds only when the inputs changed."""
-        result: dict[str, Any] = self._call(
+        result = self._call(
             lambda c: c.open_project(self.path, self.context, full_build=full_build)
         )
-        lease = result.get("lease") or {}
-        self.lease_id = str(lease["id"]) if lease.get("id") else None
+        self.lease_id = result.lease.id
         return OpenResult(
-            image=str(result.get("image") or ""),
-            built=bool(result.get("built")),
-            container=str(result.get("container") or ""),
+            image=result.image,
+            built=result.built,
+            container=result.container,
             lease_id=self.lease_id,
-            warnings=tuple(str(w) for w in result.get("warnings") or ()),
-            sync=str(result["sync"]) if result.get("sync") else None,
+            warnings=result.warnings,
+            sync=result.sync,
         )
 
     def start_app(self, name: str) -> AppState:
         """Start ``name`` (the service opens the project first if needed); its URL is the
         service's forward (remote) or the published port (local)."""
-        result: dict[str, Any] = self._call(lambda c: c.start_app(self.path, self.context, name))
-        url = result.get("url")
-        return AppState(name, str(result.get("state") or "running"), str(url) if url else None)
+        result = self._call(lambda c: c.start_app(self.path, self.context, name))
+        return AppState(name, result.state, result.url)
 
     def stop_app(self, name: str) -> AppState:
-        result: dict[str, Any] = self._call(lambda c: c.stop_app(self.path, self.context, name))
-        return AppState(name, str(result.get("state") or "stopped"))
+        result = self._call(lambda c: c.stop_app(self.path, self.context, name))
+        return AppState(name, result.state)
 
-    def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(lambda c: c.project_status(self.path, self.context))
-        return result
+    def status(self) -> ProjectStatus:
+        return self._call(lambda c: c.project_status(self.path, self.context))
 
     def app_states(self) -> list[AppState]:
-        return [
-            AppState(str(row["name"]), str(row.get("state") or "unknown"), row.get("url") or None)
-            for row in self.status().get("apps") or []
-        ]
+        return [AppState(row.name, row.state, row.url) for row in self.status().apps]
 
     def close(self) -> bool:
         """Close the project if this window is its last holder, then drop the connection.
@@ -207,7 +199,7 @@ class ProjectLink:
         closed = False
         try:
             if client is not None and self._last_holder(client):
-                client.close_project(self.path, self.context, timeout=180.0)
+                client.close_project(self.path, self.context, reply_timeout=180.0)
                 closed = True
         finally:
             with self._lock:
@@ -219,16 +211,15 @@ class ProjectLink:
 
     def _last_holder(self, client: ServiceClient) -> bool:
         """Whether the project is open and every lease keeping it open is this connection's."""
-        held = set(client.project_status(self.path, self.context).get("leases") or [])
+        held = set(client.project_status(self.path, self.context).leases)
         if not held:
             return False
-        me = client.service.get("connection")
-        contexts = client.status([self.context]).get("contexts") or []
+        me = client.service.connection
         mine = {
-            str(lease.get("id"))
-            for snapshot in contexts
-            for lease in snapshot.get("leases") or []
-            if (lease.get("holder") or {}).get("connection") == me
+            lease.id
+            for snapshot in client.status([self.context]).contexts
+            for lease in snapshot.leases
+            if lease.holder.connection == me
         }
         return held <= mine
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShowEvent
@@ -39,6 +38,7 @@ from ui.format import error_text
 from ui.panes.apps_pane import AppsPane
 from ui.panes.environment_pane import EnvironmentPane
 from ui.panes.files_pane import FilesPane
+from ui.panes.jobs_pane import JobsPane
 from ui.panes.output_pane import OutputPane
 from ui.panes.variables_pane import VariablesPane
 from ui.project_runtime import AppState, BuildLine, OpenResult, ProjectLink
@@ -51,6 +51,14 @@ from workbench.errors import SpecError, WorkbenchError
 from workbench.projects import Project
 from workbench.secrets import SecretStore
 from workbench.service.client import ServiceUnavailable
+from workbench.service.messages import (
+    BuildLineEvent,
+    ContextSnapshot,
+    Event,
+    HelloResult,
+    LeaseInfo,
+    ProjectEvent,
+)
 from workbench.spec.document import SpecDocument
 
 log = logging.getLogger(__name__)
@@ -83,7 +91,7 @@ class ProjectWindow(QMainWindow):
         self.tray = tray
         self.secrets = secrets or SecretStore(env=bridge.env)
         self.lease_key = f"window-{next(_window_numbers)}:{project.name}"
-        self.lease: dict[str, Any] | None = None
+        self.lease: LeaseInfo | None = None
         self.state = "unknown"
         self.link: ProjectLink | None = None
         self.project_state = "closed"  # closed | opening | open | failed
@@ -131,7 +139,7 @@ class ProjectWindow(QMainWindow):
         self.apps.startRequested.connect(self.start_app)
         self.apps.stopRequested.connect(self.stop_app)
         self.files = FilesPane(
-            project.path, state_dir=bridge.paths.state_dir, context=lambda: self.context
+            project.path, paths=bridge.paths, env=bridge.env, context=lambda: self.context
         )
         self.variables = VariablesPane(
             project=project,
@@ -140,11 +148,19 @@ class ProjectWindow(QMainWindow):
             store=self.secrets,
             runner=bridge.tasks,
         )
+        self.jobs_pane = JobsPane(
+            project=project,
+            paths=bridge.paths,
+            env=bridge.env,
+            runner=bridge.tasks,
+            context=lambda: self.context,
+        )
         self.output = OutputPane()
         self.tabs.addTab(self.environment, icon("environment"), "Environment")
         self.tabs.addTab(self.apps, icon("apps"), "Apps")
         self.tabs.addTab(self.files, icon("files"), "Files")
         self.tabs.addTab(self.variables, icon("variables"), "Variables && secrets")
+        self.tabs.addTab(self.jobs_pane, icon("jobs"), "Jobs")
         self.tabs.addTab(self.output, icon("output"), "Output")
 
     def _follow_bridge(self) -> None:
@@ -251,11 +267,11 @@ class ProjectWindow(QMainWindow):
         # at once, the container stops behind it.
         self.bridge.long_tasks.submit(link.close, None, failed)
 
-    def _lease_acquired(self, key: str, lease: dict[str, Any]) -> None:
+    def _lease_acquired(self, key: str, lease: LeaseInfo) -> None:
         if key != self.lease_key:
             return
         self.lease = lease
-        self.output.append(f"holding {self.context} (lease {lease.get('id')})")
+        self.output.append(f"holding {self.context} (lease {lease.id})")
         self.progress_label.setText("")
         self.bridge.refresh()
 
@@ -306,8 +322,8 @@ class ProjectWindow(QMainWindow):
             return
         self.output.append(f"retrying the start of {self.context}")
 
-        def started(snapshot: dict[str, Any]) -> None:
-            if snapshot.get("state") == "running":
+        def started(snapshot: ContextSnapshot) -> None:
+            if snapshot.state == "running":
                 self.open_project()
 
         self.bridge.start_context(
@@ -341,7 +357,7 @@ class ProjectWindow(QMainWindow):
             self.context_combo.blockSignals(False)
         snapshot = view.snapshots.get(self.context)
         if snapshot is not None:
-            self._set_state(str(snapshot.get("state")), str(snapshot.get("message") or ""))
+            self._set_state(snapshot.state, snapshot.message)
 
     def _set_state(self, state: str, message: str) -> None:
         was = self.state
@@ -382,7 +398,7 @@ class ProjectWindow(QMainWindow):
         )
         self.output.append(f"service lost: {reason}")
 
-    def _service_back(self, _info: dict[str, Any]) -> None:
+    def _service_back(self, _info: HelloResult) -> None:
         if self.banner.isVisible() and self.banner.button.isHidden():
             self.banner.hide()
         self.output.append("service connected")
@@ -394,19 +410,17 @@ class ProjectWindow(QMainWindow):
             self.project_state = "closed"
             self.open_project()
 
-    def _project_event(self, event: dict[str, Any]) -> None:
-        if event.get("context") != self.context or event.get("project") != self.project.name:
+    def _project_event(self, event: Event) -> None:
+        if not isinstance(event, ProjectEvent | BuildLineEvent) or event.context != self.context:
             return
-        path = event.get("project_path")
-        if path is not None and path != str(self.project.path):
-            return  # a project of the same name, elsewhere
-        kind = event.get("event")
-        if kind == "project":
-            message = str(event.get("message") or "")
+        if event.project_path != str(self.project.path):
+            return  # another project, maybe of the same name
+        if isinstance(event, ProjectEvent):
+            message = event.message
             self.output.append(f"{self.project.name}: {message}")
             if self.project_state == "opening":
                 self.progress_label.setText(message)
-        elif kind == "build":
+        else:
             line = BuildLine.of_event(event)
             self.output.append(line.text.rstrip())
             self.environment.show_progress(line.fraction, line.step)

@@ -11,29 +11,29 @@ from functools import cache
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import QApplication
 
+from workbench.presentation import Colour, state_colour
 from workbench.resources import resource_path
 
-# Background and text colour of each context state: readable on white, never colour alone (the
-# state's word is always shown with it).
-STATE_COLOURS: dict[str, tuple[str, str]] = {
-    "running": ("#e3f4e4", "#1b5e20"),
-    "starting": ("#fff4e0", "#8a4b00"),
-    "stopping": ("#fff4e0", "#8a4b00"),
-    "stopped": ("#eceff1", "#455a64"),
-    "error": ("#fde7e7", "#b71c1c"),
-    "unknown": ("#ede7f6", "#4527a0"),
+# Background and text of each colour a state is shown in; which colour a state word gets is
+# ``workbench.presentation.state_colour``'s (shared with ``nvwb``). Readable on white, never colour
+# alone (the state's word is always shown with it).
+COLOURS: dict[Colour, tuple[str, str]] = {
+    "green": ("#e3f4e4", "#1b5e20"),
+    "amber": ("#fff4e0", "#8a4b00"),
+    "grey": ("#eceff1", "#455a64"),
+    "red": ("#fde7e7", "#b71c1c"),
+    "purple": ("#ede7f6", "#4527a0"),
 }
-_FALLBACK = ("#eceff1", "#455a64")
 
 
 def state_colours(state: str) -> tuple[QColor, QColor]:
-    """(background, foreground) for a context state word."""
-    background, foreground = STATE_COLOURS.get(state, _FALLBACK)
+    """(background, foreground) for a state word: a context's, an app's or a sync's."""
+    background, foreground = COLOURS[state_colour(state)]
     return QColor(background), QColor(foreground)
 
 
 def state_badge_css(state: str) -> str:
-    background, foreground = STATE_COLOURS.get(state, _FALLBACK)
+    background, foreground = COLOURS[state_colour(state)]
     return f"background: {background}; color: {foreground};"
 
 

@@ -118,15 +118,19 @@ class Tray(QObject):
     def _contexts_updated(self, view: ContextsView) -> None:
         entries = []
         for ctx in view.contexts:
-            snap = view.snapshots.get(ctx.name, {})
-            if snap.get("state") != "running" or snap.get("always_on"):
+            snap = view.snapshots.get(ctx.name)
+            if snap is None or snap.state != "running" or snap.always_on:
                 continue
             cost = fmt.uptime_and_cost(snap)
             entries.append(RunningEntry(ctx.name, f"{ctx.name} — {cost}" if cost else ctx.name))
         if entries != self._running:
             self._running = entries
             self._rebuild()
-        total = sum(float(view.snapshots.get(e.name, {}).get("cost") or 0.0) for e in self._running)
+        total = sum(
+            (snap.cost or 0.0)
+            for snap in (view.snapshots.get(e.name) for e in self._running)
+            if snap is not None
+        )
         tip = f"Workbench: {len(entries)} running"
         if total:
             tip += f", {fmt.money(total)} so far"
@@ -182,7 +186,8 @@ class Tray(QObject):
     def _in_use_text(self, name: str, exc: ConflictError) -> str:
         """Who holds ``name``, by purpose ("project window: demo") rather than connection id."""
         view = self.bridge.last_view
-        leases = (view.snapshots.get(name, {}).get("leases") if view else None) or []
+        snap = view.snapshots.get(name) if view else None
+        leases = snap.leases if snap is not None else ()
         if not leases:
             return f"{exc.message}."
         return f"{name} is in use by {fmt.holders(leases)}."

@@ -62,6 +62,7 @@ _SECRET_WORDS: Final = (
 _HOSTNAME: Final = r"[A-Za-z0-9_:\[][A-Za-z0-9_.:%\[\]-]*"  # names, IPv4, IPv6; no leading '-'
 _USERNAME: Final = r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?"
 _HOST_KEY: Final = r"SHA256:[A-Za-z0-9+/]{43}=?"
+_SCHEDULER_NAME: Final = r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}"  # partitions, accounts, QOS
 
 
 def _now_iso() -> str:
@@ -95,6 +96,12 @@ class Context:
     start_command: str | None = None
     stop_command: str | None = None
     status_command: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gpus_per_node: int | None = None
+    nodes: int | None = None
+    time_limit: str | None = None
     hourly_rate: float | None = None
     idle_timeout_minutes: int = DEFAULT_IDLE_TIMEOUT_MINUTES
     idle_gpu_busy_percent: int = 0
@@ -214,6 +221,10 @@ def _validate(ctx: Context) -> None:
         "start_command",
         "stop_command",
         "status_command",
+        "partition",
+        "account",
+        "qos",
+        "time_limit",
         "accepted_host_key",
         "stop_command_on_idle",
     ):
@@ -235,6 +246,20 @@ def _validate(ctx: Context) -> None:
         check_name("brev_instance_name", ctx.brev_instance_name)
     if ctx.ssh_port is not None:
         values.PORT.check("ssh_port", ctx.ssh_port)
+    for name in ("partition", "account", "qos"):
+        value = getattr(ctx, name)
+        if value is not None and not re.fullmatch(_SCHEDULER_NAME, value):
+            raise InvalidValueError(
+                name,
+                f"{value!r} is not a Slurm {name} name",
+                hint="letters, digits, '_', '.', '+' and '-', not starting with '-'",
+            )
+    if ctx.gpus_per_node is not None:
+        values.GPUS_PER_NODE.check("gpus_per_node", ctx.gpus_per_node)
+    if ctx.nodes is not None:
+        values.NODES.check("nodes", ctx.nodes)
+    if ctx.time_limit is not None:
+        values.TIME_LIMIT.check("time_limit", ctx.time_limit)
     if ctx.accepted_host_key is not None and not re.fullmatch(_HOST_KEY, ctx.accepted_host_key):
         raise InvalidValueError(
             "accepted_host_key",
@@ -292,7 +317,10 @@ def _check_kind_rules(ctx: Context, kind: Kind) -> None:
             raise InvalidValueError(rule.name, f"is required for {kind.a_context}")
     for rule in rules:
         if rule.default is not None and getattr(ctx, rule.name) is None:
-            _set(ctx, rule.name, rule.default)
+            default = rule.default
+            if isinstance(default, str):
+                default = default.replace("{name}", ctx.name)  # a default of its own per context
+            _set(ctx, rule.name, default)
     kind.check(ctx)
 
 

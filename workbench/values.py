@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from workbench.errors import InvalidValueError
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+_TIME_LIMIT = re.compile(r"(?:([0-9]{1,4})-)?([0-9]{1,7})(?::([0-9]{1,2}))?(?::([0-9]{1,2}))?")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})")
 
 
@@ -122,3 +123,79 @@ GPUS = IntRange(0, 1024)
 SHARED_MEMORY_MB = IntRange(0, 1024 * 1024, "MB, up to 1 TiB")
 APP_TIMEOUT_SECONDS = IntRange(0, 7 * 24 * 3600, "seconds, up to a week")
 LOG_LINES = IntRange(1, 10_000_000, "lines")
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """A job's time limit as Slurm writes it (``sbatch --time``): ``MINUTES``, ``MINUTES:SECONDS``,
+    ``HOURS:MINUTES:SECONDS``, ``DAYS-HOURS``, ``DAYS-HOURS:MINUTES``,
+    ``DAYS-HOURS:MINUTES:SECONDS``, or ``UNLIMITED``; kept as typed, checked here.
+
+    Slurm reads a limit of 0 as none at all; here that is spelled ``UNLIMITED``, so a typo cannot
+    lift the backstop. Up to ``max_days``.
+    """
+
+    max_days: int = 365
+
+    @property
+    def expected(self) -> str:
+        return (
+            "a time limit as Slurm writes it (MINUTES, HOURS:MINUTES:SECONDS, "
+            f"DAYS-HOURS:MINUTES:SECONDS or UNLIMITED), up to {self.max_days} days"
+        )
+
+    def minutes(self, text: str) -> int | None:
+        """The limit in whole minutes (seconds round up); None for no limit. ``ValueError``
+        when ``text`` is not a limit."""
+        shown = text.strip()
+        if shown.upper() in ("UNLIMITED", "INFINITE"):
+            return None
+        match = _TIME_LIMIT.fullmatch(shown)
+        if match is None:
+            raise ValueError(shown)
+        days_text, first, second, third = match.groups()
+        bounded: tuple[tuple[int, int], ...]
+        if days_text is not None:  # D-H, D-H:M, D-H:M:S
+            days, hours = int(days_text), int(first)
+            mins, seconds = int(second or 0), int(third or 0)
+            bounded = (hours, 24), (mins, 60), (seconds, 60)
+        elif third is not None:  # H:M:S
+            days, hours, mins, seconds = 0, int(first), int(second), int(third)
+            bounded = (mins, 60), (seconds, 60)
+        else:  # M, M:S
+            days, hours, mins, seconds = 0, 0, int(first), int(second or 0)
+            bounded = ((seconds, 60),)
+        if any(part >= limit for part, limit in bounded):
+            raise ValueError(shown)
+        total = ((days * 24 + hours) * 60 + mins) * 60 + seconds
+        return -(-total // 60)
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str):
+            return f"must be {self.expected}, not {value!r}"
+        try:
+            minutes = self.minutes(value)
+        except ValueError:
+            return f"must be {self.expected}, not {_shorten(value.strip())!r}"
+        if minutes is not None and not 1 <= minutes <= self.max_days * 24 * 60:
+            return f"must be {self.expected}, not {_shorten(value.strip())!r}"
+        return None
+
+    def check(self, field: str, value: object) -> str:
+        problem = self.problem(value)
+        if problem:
+            raise InvalidValueError(field, problem)
+        assert isinstance(value, str)
+        return value.strip()
+
+    def text_problem(self, text: str) -> str | None:
+        return self.problem(text)
+
+    def parse(self, field: str, text: str) -> str:
+        return self.check(field, text)
+
+
+NODES = IntRange(1, 100_000, "nodes")
+GPUS_PER_NODE = IntRange(0, 1024, "GPUs on each node")
+TASKS_PER_NODE = IntRange(1, 4096, "tasks on each node")
+TIME_LIMIT = TimeLimit()

@@ -27,6 +27,7 @@ from workbench.paths import Paths
 from workbench.registry import Registry
 from workbench.resources import resource_path
 from workbench.service.client import ServiceClient
+from workbench.service.messages import ContextSnapshot, Event
 from workbench.service.server import socket_path
 
 pytestmark = [
@@ -71,15 +72,15 @@ def guard_status(brev: FakeBrev) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def snapshot(client: ServiceClient) -> dict:
-    (snap,) = client.status(["gpu"])["contexts"]
+def snapshot(client: ServiceClient) -> ContextSnapshot:
+    (snap,) = client.status(["gpu"]).contexts
     return snap
 
 
-def start_leased(client: ServiceClient, brev: FakeBrev) -> dict:
+def start_leased(client: ServiceClient, brev: FakeBrev) -> ContextSnapshot:
     client.acquire("gpu", purpose="window")
     snap = client.wait("gpu", ["running", "error"], 30)
-    assert snap["state"] == "running", snap["message"]
+    assert snap.state == "running", snap.message
     return snap
 
 
@@ -87,7 +88,7 @@ def test_a_started_instance_gets_the_agent_and_a_guard(env, brev: FakeBrev):
     brev.create("gpu-1", boot_delay=0.2)
     paths = brev_context(env, brev)
     with ServiceClient.connect(paths, env) as client:
-        events: list[dict] = []
+        events: list[Event] = []
         client.subscribe(events.append)
         snap = start_leased(client, brev)
         installed = agent_dir(brev) / "agent.py"
@@ -95,11 +96,12 @@ def test_a_started_instance_gets_the_agent_and_a_guard(env, brev: FakeBrev):
         assert installed.read_bytes() == shipped
         pid = int((agent_dir(brev) / "state" / "guard.pid").read_text())
         assert pid_alive(pid)
-        assert any("installing the Workbench agent" in e.get("message", "") for e in events)
-        agent = snap["agent"]
-        assert agent["installed"] and agent["guard_wanted"]
-        assert agent["version"] == hashlib.sha256(shipped).hexdigest()[:12]
-        wait_for(lambda: snapshot(client)["agent"].get("guard_pid") == pid, 10, "a status read")
+        assert any("installing the Workbench agent" in getattr(e, "message", "") for e in events)
+        agent = snap.agent
+        assert agent is not None
+        assert agent.installed and agent.guard_wanted
+        assert agent.version == hashlib.sha256(shipped).hexdigest()[:12]
+        wait_for(lambda: snapshot(client).agent.guard_pid == pid, 10, "a status read")
     # Brev's ssh_config turns host key checking off; the first key was pinned for the instance.
     pinned = Registry.load(paths).get("gpu").accepted_host_key
     assert pinned == brev.instance("gpu-1")["host_key_fingerprint"]
@@ -121,7 +123,7 @@ def test_heartbeats_keep_it_up_past_the_idle_timeout_while_leased(env, brev: Fak
         assert status["state"] == "watching"
         assert status["updated_at"] - status["armed_at"] >= idle  # past it, on the guard's clock
         assert status["inactive_seconds"] < idle
-        assert snapshot(client)["agent"]["heartbeats"] is True
+        assert snapshot(client).agent.heartbeats is True
 
 
 def test_service_killed_with_sigkill_the_guard_stops_the_instance(env, brev: FakeBrev):
@@ -135,7 +137,7 @@ def test_service_killed_with_sigkill_the_guard_stops_the_instance(env, brev: Fak
     beats = agent_dir(brev) / "state" / "heartbeat"
     first_beat = float(beats.read_text())
     wait_for(lambda: float(beats.read_text()) > first_beat, 10, "a heartbeat from the sender")
-    service_pid = client.service["pid"]
+    service_pid = client.service.pid
     os.kill(service_pid, signal.SIGKILL)
     client.close()
     brev.wait_status("gpu-1", "STOPPED", timeout=IDLE + 15)
@@ -157,14 +159,14 @@ def test_a_release_stops_the_heartbeats_and_status_shows_the_idle_time(env, brev
     env = {**env, "NVWB_SERVICE_AGENT_IDLE_TIMEOUT": "120"}
     with ServiceClient.connect(paths, env) as client:
         lease = client.acquire("gpu", purpose="window")
-        assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
-        client.release(lease["id"])
+        assert client.wait("gpu", ["running", "error"], 30).state == "running"
+        client.release(lease.id)
         wait_for(
-            lambda: (snapshot(client).get("inactive_seconds") or 0) >= 2.0,
+            lambda: (snapshot(client).inactive_seconds or 0) >= 2.0,
             15,
             "the agent to report idle time",
         )
-        assert snapshot(client)["agent"]["heartbeats"] is False
+        assert snapshot(client).agent.heartbeats is False
         out = _nvwb(env, "status")
         line = next(row for row in out.splitlines() if row.startswith("gpu"))
         assert "inactive for" in line and "s" in line

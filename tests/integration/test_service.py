@@ -26,6 +26,7 @@ from tests.support.sshd import sshd_available
 from workbench.errors import NotFoundError
 from workbench.paths import Paths
 from workbench.service.client import ServiceClient
+from workbench.service.messages import ContextSnapshot, Event, StateEvent
 from workbench.service.server import socket_path
 
 pytestmark = [
@@ -44,8 +45,8 @@ def _brev_context(env: dict[str, str], *, grace: int = 1) -> Paths:
     return add_brev_context(env, grace_period_seconds=grace, hourly_rate=2.0)
 
 
-def _state(client: ServiceClient, name: str = "gpu") -> dict:
-    (snap,) = client.status([name])["contexts"]
+def _state(client: ServiceClient, name: str = "gpu") -> ContextSnapshot:
+    (snap,) = client.status([name]).contexts
     return snap
 
 
@@ -53,11 +54,11 @@ def test_a_lease_starts_a_stopped_instance_and_ssh_works(env, brev: FakeBrev):
     brev.create("gpu-1", boot_delay=0.5)
     paths = _brev_context(env)
     with ServiceClient.connect(paths, env) as client:
-        events: list[dict] = []
+        events: list[Event] = []
         client.subscribe(events.append)
         client.acquire("gpu", purpose="window")
         snap = client.wait("gpu", ["running", "error"], 30)
-        assert snap["state"] == "running", snap["message"]
+        assert snap.state == "running", snap.message
         assert brev.status("gpu-1") == "RUNNING"
         # SSH works once running is reported, at the address brev refresh wrote.
         inst = brev.instance("gpu-1")
@@ -76,14 +77,14 @@ def test_a_lease_starts_a_stopped_instance_and_ssh_works(env, brev: FakeBrev):
         ssh.close()
 
         def states() -> list[str]:
-            return [e["state"] for e in events if e.get("event") == "state"]
+            return [e.state for e in events if isinstance(e, StateEvent)]
 
         # State events reach subscribers through the service's dispatcher thread, so the wait's
         # reply may beat the "running" event: give it time to arrive, then check the sequence.
         wait_for(lambda: states()[-1:] == ["running"], 10, "the running state event")
         assert states()[-2:] == ["starting", "running"]
-        assert any("waiting for SSH" in e.get("message", "") for e in events)
-        assert snap["hourly_rate"] == 2.0 and snap["cost"] is not None
+        assert any("waiting for SSH" in getattr(e, "message", "") for e in events)
+        assert snap.hourly_rate == 2.0 and snap.cost is not None
 
 
 def test_two_holders_one_released_then_last_released_stops(env, brev: FakeBrev):
@@ -92,16 +93,16 @@ def test_two_holders_one_released_then_last_released_stops(env, brev: FakeBrev):
     with ServiceClient.connect(paths, env) as one, ServiceClient.connect(paths, env) as two:
         first = one.acquire("gpu", purpose="window A")
         two.acquire("gpu", purpose="window B")
-        assert one.wait("gpu", ["running", "error"], 30)["state"] == "running"
-        one.release(first["id"])
+        assert one.wait("gpu", ["running", "error"], 30).state == "running"
+        one.release(first.id)
         time.sleep(2.0)  # past the grace period: the other lease keeps it up
-        assert _state(one)["state"] == "running"
+        assert _state(one).state == "running"
         assert brev.status("gpu-1") == "RUNNING"
         released_at = time.monotonic()
         two.release(context="gpu")
         snap = one.wait("gpu", ["stopped", "error"], 30)
         elapsed = time.monotonic() - released_at
-    assert snap["state"] == "stopped", snap["message"]
+    assert snap.state == "stopped", snap.message
     assert elapsed >= 1.0
     assert brev.status("gpu-1") == "STOPPED"
     assert not brev.sshd_alive("gpu-1")
@@ -130,9 +131,9 @@ def test_a_client_connection_that_drops_loses_its_lease(env, brev: FakeBrev):
     with ServiceClient.connect(paths, env) as watcher:
         app = ServiceClient.connect(paths, env)
         app.acquire("gpu", purpose="project window")
-        assert watcher.wait("gpu", ["running", "error"], 30)["state"] == "running"
+        assert watcher.wait("gpu", ["running", "error"], 30).state == "running"
         app.close()  # the app crashed
-        assert watcher.wait("gpu", ["stopped", "error"], 30)["state"] == "stopped"
+        assert watcher.wait("gpu", ["stopped", "error"], 30).state == "stopped"
 
 
 def test_a_lease_during_the_grace_period_keeps_it_running(env, brev: FakeBrev):
@@ -143,20 +144,20 @@ def test_a_lease_during_the_grace_period_keeps_it_running(env, brev: FakeBrev):
     paths = _brev_context(env, grace=grace)
     with ServiceClient.connect(paths, env) as client:
         lease = client.acquire("gpu")
-        assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
-        client.release(lease["id"])
+        assert client.wait("gpu", ["running", "error"], 30).state == "running"
+        client.release(lease.id)
         # The release reply comes after the service opened the grace period: it ends by then.
         grace_ends = time.monotonic() + grace
         time.sleep(0.3)
-        assert _state(client)["grace_remaining_seconds"] is not None
+        assert _state(client).grace_remaining_seconds is not None
         client.acquire("gpu")
         assert time.monotonic() < grace_ends, "the second lease came too late to test anything"
         # Past the end of the grace period: a stop that was not cancelled would be out by now
         # (state "stopping", or a stop counted by brev).
         time.sleep(max(0.0, grace_ends + 1.5 - time.monotonic()))
         snap = _state(client)
-    assert snap["state"] == "running"
-    assert snap["grace_remaining_seconds"] is None
+    assert snap.state == "running"
+    assert snap.grace_remaining_seconds is None
     assert brev.instance("gpu-1")["stops"] == 0
 
 
@@ -165,11 +166,11 @@ def test_a_failed_stop_is_an_error_shown_by_nvwb_status(env, brev: FakeBrev):
     paths = _brev_context(env, grace=0)
     with ServiceClient.connect(paths, env) as client:
         lease = client.acquire("gpu")
-        assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
-        client.release(lease["id"])
+        assert client.wait("gpu", ["running", "error"], 30).state == "running"
+        client.release(lease.id)
         snap = client.wait("gpu", ["error", "stopped"], 30)
-    assert snap["state"] == "error"
-    assert "billing API unavailable" in snap["message"]
+    assert snap.state == "error"
+    assert "billing API unavailable" in snap.message
     status = nvwb(env, "status")
     assert status.code == 0
     line = next(row for row in status.out.splitlines() if row.startswith("gpu"))
@@ -186,12 +187,12 @@ def test_a_terminate_only_instance_is_never_stopped_and_flagged(env, brev: FakeB
     paths = _brev_context(env, grace=0)
     with ServiceClient.connect(paths, env) as client:
         lease = client.acquire("gpu")
-        assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
-        client.release(lease["id"])
+        assert client.wait("gpu", ["running", "error"], 30).state == "running"
+        client.release(lease.id)
         time.sleep(1.5)
         snap = _state(client)
-    assert snap["state"] == "running"
-    assert snap["stoppable"] is False
+    assert snap.state == "running"
+    assert snap.stoppable is False
     assert brev.status("gpu-1") == "RUNNING"
     assert brev.instance("gpu-1")["stops"] == 0
     assert "not stoppable (terminate-only)" in nvwb(env, "status").out
@@ -234,7 +235,7 @@ def test_activate_that_cannot_start_releases_its_lease(env, brev: FakeBrev):
     assert activated.code != 0
     assert "did not start" in activated.err and "FAILURE" in activated.err
     with ServiceClient.connect(Paths.from_env(env), env) as client:
-        assert _state(client)["leases"] == []
+        assert _state(client).leases == ()
 
 
 def test_logged_out_brev_is_a_clear_error(env, brev: FakeBrev):
@@ -253,7 +254,7 @@ def test_socket_is_private_and_never_two_services(env, brev: FakeBrev):
 
     def connect() -> None:
         with ServiceClient.connect(paths, env) as client:
-            pids.append(client.service["pid"])
+            pids.append(client.service.pid)
             time.sleep(0.5)
             # Hold on until the keeper below is connected: the service must never be idle.
             kept.wait(30)
@@ -273,7 +274,7 @@ def test_socket_is_private_and_never_two_services(env, brev: FakeBrev):
         for thread in threads:
             thread.join()
         assert len(pids) == 6 and len(set(pids)) == 1
-        assert keeper.service["pid"] == pids[0]
+        assert keeper.service.pid == pids[0]
         # A service started by hand while one runs exits at once and leaves the socket alone.
         second = subprocess.Popen([sys.executable, "-m", "workbench.service"], env=env)
         try:
@@ -284,7 +285,7 @@ def test_socket_is_private_and_never_two_services(env, brev: FakeBrev):
         log = (paths.state_dir / "service.log").read_text()
         assert f"{second.pid} MainThread __main__ INFO another Workbench service" in log
         with ServiceClient.connect(paths, env, spawn=False) as client:
-            assert client.service["pid"] == pids[0]
+            assert client.service.pid == pids[0]
         assert stat.S_IMODE(socket_path(paths).stat().st_mode) == 0o600
         assert stat.S_IMODE(paths.runtime_dir.stat().st_mode) == 0o700
 
@@ -292,7 +293,7 @@ def test_socket_is_private_and_never_two_services(env, brev: FakeBrev):
 def test_service_exits_on_its_own_when_idle(env):
     paths = Paths.from_env(env)
     with ServiceClient.connect(paths, env) as client:
-        pid = client.service["pid"]
+        pid = client.service.pid
     wait_for(lambda: not socket_path(paths).exists(), 10, "the idle service to exit")
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 5, "the process to end")
     log = (paths.state_dir / "service.log").read_text()
@@ -322,6 +323,6 @@ def test_start_and_stop_context_by_hand(env, brev: FakeBrev):
         stopped = nvwb(env, "stop", "context", "gpu", "--force")
         assert stopped.code == 0, stopped.err
         assert "verified" in stopped.out
-        assert _state(client)["leases"] == []
+        assert _state(client).leases == ()
     assert brev.status("gpu-1") == "STOPPED"
     assert not brev.sshd_alive("gpu-1")

@@ -25,6 +25,7 @@ from workbench.errors import ContextError, InvalidValueError
 from workbench.paths import Paths
 from workbench.registry import Context, Registry
 from workbench.service.client import ServiceClient
+from workbench.service.messages import LeaseInfo
 
 pytestmark = [
     pytest.mark.sshd,
@@ -38,9 +39,9 @@ def env(wb_env: dict[str, str], brev: FakeBrev) -> Iterator[dict[str, str]]:
     yield from service_env({**brev.env(wb_env), **FAST})
 
 
-def _leases(client: ServiceClient, name: str = "gpu") -> list[dict]:
-    (snap,) = client.status([name])["contexts"]
-    return list(snap["leases"])
+def _leases(client: ServiceClient, name: str = "gpu") -> list[LeaseInfo]:
+    (snap,) = client.status([name]).contexts
+    return list(snap.leases)
 
 
 def _refused(client: ServiceClient, pid: int) -> InvalidValueError:
@@ -66,7 +67,7 @@ def test_the_service_itself_cannot_hold_a_lease(env, brev: FakeBrev):
     brev.create("gpu-1")
     paths = add_brev_context(env, grace_period_seconds=0)
     with ServiceClient.connect(paths, env) as client:
-        error = _refused(client, int(client.service["pid"]))
+        error = _refused(client, int(client.service.pid))
         assert "the Workbench service itself" in error.message
         assert _leases(client) == []
 

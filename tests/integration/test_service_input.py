@@ -108,7 +108,7 @@ def _invalid_params(reply: dict[str, Any], field: str) -> str:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
 def test_a_line_over_the_limit_is_refused_while_read_and_the_connection_kept(raw, service):
-    pid = service.service["pid"]
+    pid = service.service.pid
     before = _peak_rss_kib(pid)
     size = 128 << 20
     chunk = b"x" * (1 << 20)
@@ -241,8 +241,8 @@ def test_params_that_are_not_an_object_are_refused(raw, params):
 def test_a_bad_parameter_changes_nothing(raw, service):
     raw.call("acquire", {"context": "local", "holder_pid": "1"})
     raw.call("acquire", {"context": "local", "purpose": 3})
-    (local,) = service.status(["local"])["contexts"]
-    assert local["leases"] == []
+    (local,) = service.status(["local"]).contexts
+    assert local.leases == ()
 
 
 def test_the_python_client_raises_the_refusal_as_a_typed_error(service):
@@ -267,7 +267,7 @@ def test_blocking_requests_in_flight_on_one_connection_are_bounded(raw, service)
     assert error["code"] == protocol.SERVER_BUSY, error
     assert str(limit) in error["message"]
     # Other clients are not affected.
-    assert service.status(["local"])["contexts"][0]["state"] == "running"
+    assert service.status(["local"]).contexts[0].state == "running"
 
 
 # -- a typed error without its optional fields ----------------------------------------------------
@@ -331,7 +331,7 @@ def test_relative_folders_are_taken_from_where_the_command_runs(env, tmp_path):
 
 def test_a_client_of_another_configuration_is_told_not_served_the_wrong_one(env, tmp_path):
     with ServiceClient.connect(Paths.from_env(env), env) as first:
-        first_pid = first.service["pid"]
+        first_pid = first.service.pid
     other = {**env, "NVWB_CONFIG_DIR": str(tmp_path / "other-config")}
     created = nvwb(other, "create", "context", "elsewhere", "--brev-instance-name", "e-1")
     assert created.code == 0, created.err
@@ -346,7 +346,7 @@ def test_a_client_of_another_configuration_is_told_not_served_the_wrong_one(env,
     assert "another configuration" in status.json()["error"]["message"]
     # The first configuration's clients are served as before.
     with ServiceClient.connect(Paths.from_env(env), env) as again:
-        assert again.service["pid"] == first_pid
+        assert again.service.pid == first_pid
     # Once that service is gone, the other configuration gets a service of its own.
     shut_down(env)
     wait_for(lambda: not socket_path(Paths.from_env(env)).exists(), 15, "the first service to exit")
@@ -360,11 +360,11 @@ def test_a_client_of_another_configuration_is_told_not_served_the_wrong_one(env,
 
 def test_the_same_configuration_by_another_spelling_is_served(env, tmp_path):
     with ServiceClient.connect(Paths.from_env(env), env) as first:
-        first_pid = first.service["pid"]
+        first_pid = first.service.pid
     config = Path(env["NVWB_CONFIG_DIR"])
     config.mkdir(parents=True, exist_ok=True)
     link = tmp_path / "config-link"
     os.symlink(config, link)
     spelled = {**env, "NVWB_CONFIG_DIR": f"{link}/../config-link/."}
     with ServiceClient.connect(Paths.from_env(spelled), spelled) as client:
-        assert client.service["pid"] == first_pid
+        assert client.service.pid == first_pid

@@ -44,6 +44,7 @@ from workbench.kinds.trust import openssh_pin_file
 from workbench.paths import Paths
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
+from workbench.service.messages import Event, SyncEvent
 from workbench.ssh.knownhosts import fingerprint_blob
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -63,8 +64,8 @@ def container_state(docker_client: Any, project: str) -> str:
 
 def leases_on(env: dict[str, str], context: str) -> list[dict[str, Any]]:
     with ServiceClient.connect(Paths.from_env(env), env, spawn=False) as client:
-        (snap,) = client.status([context])["contexts"]
-    return list(snap["leases"])
+        (snap,) = client.status([context]).contexts
+    return [lease.to_wire() for lease in snap.leases]  # as the wire (and -o json) has them
 
 
 @pytest.fixture
@@ -167,6 +168,89 @@ def test_ssh_forward_lives_in_the_service_and_close_removes_it(
             assert not leases_on(env, "box")
     finally:
         remove_container(docker_client, "wbt-svc-ssh")
+
+
+@pytest.mark.sshd
+def test_nvwb_sync_steers_the_services_session_through_the_service(
+    env: dict[str, str], paths: Paths, sshd: SshServer, tmp_path: Path, docker_client: Any,
+    test_base_image: str,
+) -> None:  # fmt: skip
+    """``nvwb sync pause|resume|conflicts|resolve|status`` on a project the service has open act
+    on its live session through the service's ``sync_*`` methods: at once (the answer already
+    says paused), no request file dropped for a session to pick up, and the service's sync
+    events name the project's folder."""
+    register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
+    name = "wbt-svc-steer"
+    root = make_project(paths, name)
+    remote_copy = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
+    try:
+        with holder() as shell:
+            env = {**env, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
+            with ServiceClient.connect(paths, env) as watcher:
+                events: list[Event] = []
+                watcher.subscribe(events.append)
+                opened = nvwb(env, "open", cwd=root)
+                assert opened.code == 0, opened.err
+                synced = [e for e in events if isinstance(e, SyncEvent)]
+            assert synced and {e.project_path for e in synced} == {str(root.resolve())}
+
+            paused = nvwb(env, "sync", "pause", "-o", "json", cwd=root)
+            assert paused.code == 0, paused.err
+            assert paused.json()["how"] == "sent"
+            status = nvwb(env, "sync", "status", "-o", "json", cwd=root).json()
+            assert status["state"] == "paused"  # at once: the session itself was asked
+            assert status["context"] == "box" and status["transport"] is not None
+            (root / "code" / "while-paused.txt").write_text("waits\n")
+            (root / "code" / "hello.txt").write_text("the laptop's\n")
+            (remote_copy / "code" / "hello.txt").write_text("the remote's!\n")
+            time.sleep(1.0)
+            assert not (remote_copy / "code" / "while-paused.txt").exists()
+
+            resumed = nvwb(env, "sync", "resume", cwd=root)
+            assert resumed.code == 0 and "sync resumed" in resumed.out, resumed.err
+            wait_for((remote_copy / "code" / "while-paused.txt").exists, 30, "sync to resume")
+
+            def conflicts() -> list[dict[str, Any]]:
+                return list(nvwb(env, "sync", "conflicts", "-o", "json", cwd=root).json())
+
+            wait_for(lambda: [c["path"] for c in conflicts()] == ["code/hello.txt"], 30, "it")
+            resolved = nvwb(
+                env, "sync", "resolve", "code/hello.txt", "--keep", "remote", "-o", "json", cwd=root
+            )
+            assert resolved.code == 0, resolved.err
+            assert resolved.json() == {"path": "code/hello.txt", "keep": "remote", "how": "sent"}
+            wait_for(
+                lambda: (root / "code" / "hello.txt").read_text() == "the remote's!\n",
+                30,
+                "the remote's version on the laptop",
+            )
+            assert conflicts() == []
+
+            # A halt for lost files, settled through the service too.
+            for number in range(12):
+                (root / "data").mkdir(exist_ok=True)
+                (root / "data" / f"f{number}.txt").write_text(f"{number}\n")
+            wait_for((remote_copy / "data" / "f11.txt").exists, 30, "the data on the remote")
+
+            def state() -> str:
+                return str(nvwb(env, "sync", "status", "-o", "json", cwd=root).json()["state"])
+
+            wait_for(lambda: state() == "watching", 30, "sync to settle")
+            shutil.rmtree(remote_copy / "data")
+            wait_for(lambda: state() == "halted", 30, "the halt")
+            restored = nvwb(env, "sync", "restore", "-o", "json", cwd=root)
+            assert restored.code == 0, restored.err
+            assert restored.json()["how"] == "sent"
+            wait_for((remote_copy / "data" / "f3.txt").exists, 30, "the files copied back")
+            # Nothing went through files for the session to pick up.
+            assert not list((paths.state_dir / "sync").glob("*/requests"))
+            assert nvwb(env, "close", cwd=root).code == 0
+            # Closed: the saved state answers, and a pause waits there for the next open.
+            offline = nvwb(env, "sync", "pause", "-o", "json", cwd=root)
+            assert offline.code == 0 and offline.json()["how"] == "applied", offline.err
+            assert nvwb(env, "sync", "status", "-o", "json", cwd=root).json()["state"] == "paused"
+    finally:
+        remove_container(docker_client, name)
 
 
 @pytest.mark.sshd
@@ -361,7 +445,7 @@ def test_a_forced_context_stop_drops_the_projects_forwards(
             listed = nvwb(env, "list", "apps", "-o", "json", cwd=root).json()
             assert listed[0]["state"] == "closed" and listed[0]["url"] is None
             with ServiceClient.connect(paths, env, spawn=False) as client:
-                assert client.project_status(str(root), "gpu")["open"] is False
+                assert client.project_status(str(root), "gpu").open is False
     finally:
         remove_container(docker_client, "wbt-svc-stop")
 
@@ -436,7 +520,7 @@ def test_brev_forwards_and_sync_go_through_openssh_trusting_only_the_contexts_pi
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
             )
             with ServiceClient.connect(paths, env, spawn=False) as client:
-                service_pid = int(client.service["pid"])
+                service_pid = int(client.service.pid)
             (master,) = _ssh_masters(service_pid, instance["port"])
             os.kill(master, signal.SIGKILL)
             wait_for(

@@ -29,6 +29,7 @@ from tests.support.sshd import SshServer, sshd_available
 from tests.support.workbench_service import holder
 from workbench.paths import Paths
 from workbench.service.client import ServiceClient, ServiceGone
+from workbench.service.messages import ContextSnapshot, Event
 
 pytestmark = [
     pytest.mark.sshd,
@@ -51,15 +52,15 @@ def env(wb_env: dict[str, str], brev: FakeBrev) -> Iterator[dict[str, str]]:
     )
 
 
-def _snapshot(client: ServiceClient, name: str = "gpu") -> dict[str, Any]:
-    (snap,) = client.status([name])["contexts"]
+def _snapshot(client: ServiceClient, name: str = "gpu") -> ContextSnapshot:
+    (snap,) = client.status([name]).contexts
     return snap
 
 
 def _kill_service(paths: Paths, env: dict[str, str]) -> int:
     """SIGKILL the running service (no clean-up of any kind) and wait until it is gone."""
     with ServiceClient.connect(paths, env, spawn=False) as client:
-        pid = int(client.service["pid"])
+        pid = int(client.service.pid)
     os.kill(pid, signal.SIGKILL)
 
     def gone() -> bool:
@@ -89,12 +90,13 @@ def test_a_pid_lease_survives_a_killed_service_and_ends_with_its_holder(env, bre
         assert activated.code == 0, activated.err
         old = _kill_service(paths, env)
         with ServiceClient.connect(paths, env) as client:  # a new service, as any client starts it
-            assert client.service["pid"] != old
+            assert client.service.pid != old
             snap = _snapshot(client)
-            assert [le["holder"] for le in snap["leases"]] == [{"kind": "pid", "pid": shell.pid}]
+            holders = [le.holder.to_wire() for le in snap.leases]
+            assert holders == [{"kind": "pid", "pid": shell.pid}]
             time.sleep(3.0)  # well past the grace period: a forgotten lease would be stopping
             snap = _snapshot(client)
-            assert snap["state"] == "running" and snap["grace_remaining_seconds"] is None
+            assert snap.state == "running" and snap.grace_remaining_seconds is None
             assert brev.instance("gpu-1")["stops"] == 0
             shell.kill()
             shell.wait()
@@ -106,18 +108,18 @@ def test_a_client_reclaims_its_lease_after_a_restart(env, brev: FakeBrev):
     paths = add_brev_context(env, grace_period_seconds=1)
     app = ServiceClient.connect(paths, env)
     lease = app.acquire("gpu", purpose="project window")
-    assert app.wait("gpu", ["running", "error"], 30)["state"] == "running"
+    assert app.wait("gpu", ["running", "error"], 30).state == "running"
     _kill_service(paths, env)
     app.close()  # its connection died with the service
     with ServiceClient.connect(paths, env) as watcher:  # a new service
         time.sleep(2.0)  # past the grace period, inside the reconnect window
-        assert [le["id"] for le in _snapshot(watcher)["leases"]] == [lease["id"]]
-        assert _snapshot(watcher)["state"] == "running"
+        assert [le.id for le in _snapshot(watcher).leases] == [lease.id]
+        assert _snapshot(watcher).state == "running"
         # The app comes back with the same client id and finds its lease on the new service.
         back = ServiceClient.connect(paths, env, client_id=app.client_id)
-        assert [le["id"] for le in back.service["leases"]] == [lease["id"]]
+        assert [le.id for le in back.service.leases] == [lease.id]
         time.sleep(RECONNECT + 1.5)  # past the window: the reclaimed lease still holds
-        assert _snapshot(watcher)["state"] == "running"
+        assert _snapshot(watcher).state == "running"
         assert brev.instance("gpu-1")["stops"] == 0
         back.close()  # the app quits: now its lease goes
         brev.wait_status("gpu-1", "STOPPED", timeout=20)
@@ -127,19 +129,19 @@ def test_a_client_that_lost_the_service_reconnects_as_itself(env, brev: FakeBrev
     brev.create("gpu-1", boot_delay=0.2)
     paths = add_brev_context(env, grace_period_seconds=1)
     client = ServiceClient.connect(paths, env)
-    events: list[dict] = []
+    events: list[Event] = []
     client.subscribe(events.append)
     lease = client.acquire("gpu", purpose="project window")
-    assert client.wait("gpu", ["running", "error"], 30)["state"] == "running"
+    assert client.wait("gpu", ["running", "error"], 30).state == "running"
     old = _kill_service(paths, env)
     with pytest.raises(ServiceGone):  # told apart from a service that is only slow
         client.status(["gpu"])
     again = client.reconnect()  # starts a new service, as the same client
     try:
-        assert again.service["pid"] != old and again.client_id == client.client_id
-        assert [le["id"] for le in again.service["leases"]] == [lease["id"]]
+        assert again.service.pid != old and again.client_id == client.client_id
+        assert [le.id for le in again.service.leases] == [lease.id]
         seen = len(events)
-        again.release(lease["id"])  # a client's own lease, released by its new connection
+        again.release(lease.id)  # a client's own lease, released by its new connection
         wait_for(lambda: len(events) > seen, 10, "events on the new connection")
         brev.wait_status("gpu-1", "STOPPED", timeout=20)
     finally:
@@ -151,17 +153,18 @@ def test_a_client_that_does_not_come_back_loses_its_lease_after_the_window(env, 
     paths = add_brev_context(env, grace_period_seconds=1)
     app = ServiceClient.connect(paths, env)
     app.acquire("gpu", purpose="project window")
-    assert app.wait("gpu", ["running", "error"], 30)["state"] == "running"
+    assert app.wait("gpu", ["running", "error"], 30).state == "running"
     _kill_service(paths, env)
     app.close()
     with ServiceClient.connect(paths, env) as watcher:
         restarted = time.monotonic()
-        assert len(_snapshot(watcher)["leases"]) == 1
+        assert len(_snapshot(watcher).leases) == 1
         status = nvwb(env, "status")
         line = next(row for row in status.out.splitlines() if row.startswith("gpu"))
-        assert "(project window) (reconnecting)" in line
+        # A window's lease reads as its purpose, as in the app (workbench.presentation).
+        assert "project window (reconnecting)" in line
         snap = watcher.wait("gpu", ["stopped", "error"], 30)
-        assert snap["state"] == "stopped"
+        assert snap.state == "stopped"
         # Not before the window and the grace period had both run.
         assert time.monotonic() - restarted >= RECONNECT + 1 - 0.5
     assert brev.status("gpu-1") == "STOPPED"
@@ -185,21 +188,21 @@ def test_a_stopped_machine_is_not_started_for_a_client_that_may_never_come_back(
     paths = add_brev_context(env, grace_period_seconds=600)
     app = ServiceClient.connect(paths, env)
     app.acquire("gpu", purpose="project window")
-    assert app.wait("gpu", ["running", "error"], 30)["state"] == "running"
+    assert app.wait("gpu", ["running", "error"], 30).state == "running"
     _kill_service(paths, env)
     app.close()
     # While no service ran, the machine was stopped (its idle guard, or by hand).
     subprocess.run(["brev", "stop", "gpu-1"], env=env, check=True, capture_output=True)
     brev.wait_status("gpu-1", "STOPPED", timeout=20)
     with ServiceClient.connect(paths, env) as watcher:
-        assert len(_snapshot(watcher)["leases"]) == 1
+        assert len(_snapshot(watcher).leases) == 1
         time.sleep(2.0)
-        assert _snapshot(watcher)["state"] == "stopped"
+        assert _snapshot(watcher).state == "stopped"
         assert brev.instance("gpu-1")["starts"] == 1  # only the first start
         # The client that comes back wants it: now it starts.
         back = ServiceClient.connect(paths, env, client_id=app.client_id)
         try:
-            assert back.wait("gpu", ["running", "error"], 30)["state"] == "running"
+            assert back.wait("gpu", ["running", "error"], 30).state == "running"
         finally:
             back.close()
 
@@ -238,14 +241,14 @@ def test_a_project_open_before_a_restart_is_still_open_and_closes(
         assert _container(docker_client) == "running"  # the container is not the service's child
         with ServiceClient.connect(paths, env) as client:
             status = client.project_status(str(project), "local")
-            assert status["open"] is True and len(status["leases"]) == 1
-            assert status["container"] == "running"
+            assert status.open is True and len(status.leases) == 1
+            assert status.container == "running"
         closed = nvwb(shell_env, "close", "-o", "json", cwd=project)
         assert closed.code == 0, closed.err
         assert closed.json()["closed"] is True
         assert _container(docker_client) == "absent"
         with ServiceClient.connect(paths, env) as client:
-            assert _snapshot(client, "local")["leases"] == []
+            assert _snapshot(client, "local").leases == ()
 
 
 @pytest.mark.docker
@@ -264,7 +267,7 @@ def test_a_project_whose_holder_died_while_no_service_ran_is_closed_on_restart(
     assert _container(docker_client) == "running"
     with ServiceClient.connect(paths, env) as client:
         wait_for(lambda: _container(docker_client) == "absent", 60, "the project to be closed")
-        wait_for(lambda: not _snapshot(client, "local")["leases"], 10, "the lease to go")
+        wait_for(lambda: not _snapshot(client, "local").leases, 10, "the lease to go")
 
 
 @pytest.mark.docker

@@ -27,7 +27,7 @@ from tests.integration.test_sync_session import until
 from workbench.cli.commands import sync as sync_cli
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import render
-from workbench.errors import UsageError
+from workbench.errors import ConflictError, UsageError
 from workbench.sync.engine import SyncEngine
 from workbench.sync.local import LocalTree
 from workbench.sync.manifest import stat_path
@@ -92,7 +92,11 @@ def cli(pair: Pair, handler: str, **args: Any) -> dict[str, Any]:
     out = io.StringIO()
     inv = Invocation(
         args=namespace,
-        env={"NVWB_STATE_DIR": str(pair.state_dir), "HOME": str(pair.state_dir)},
+        env={
+            "NVWB_STATE_DIR": str(pair.state_dir),
+            "NVWB_RUNTIME_DIR": str(pair.state_dir / "run"),  # no service runs there
+            "HOME": str(pair.state_dir),
+        },
         stdin=io.StringIO(),
         stdout=out,
         stderr=io.StringIO(),
@@ -244,9 +248,12 @@ def live(pair: Pair) -> Iterator[SyncSession]:
 
 
 @pytest.mark.parametrize("how", ["confirm_deletions", "restore"])
-def test_a_running_session_halts_and_the_cli_settles_it(
+def test_a_running_session_halts_the_cli_shows_it_and_its_host_settles_it(
     pair: Pair, live: SyncSession, how: str
 ) -> None:
+    """The session runs in the test (``nvwb sync`` through the service is in
+    ``test_service_projects.py``): the CLI reads the halt, and refuses to settle a session it
+    cannot reach; the session's own ``settle_halt`` (what the service calls) settles it."""
     seeded(pair)
     live.start()
     live.sync_now(60)
@@ -256,7 +263,10 @@ def test_a_running_session_halts_and_the_cli_settles_it(
     assert status["state"] == "halted" and "nvwb sync confirm-deletions" in status["message"]
     assert status["halt"]["side"] == "remote" and status["halt"]["lost"] == AGREED
     assert len(files_under(pair.local_root)) == AGREED
-    assert cli(pair, how)["how"] == "sent"
+    with pytest.raises(ConflictError):
+        cli(pair, how)
+    assert live.status()["state"] == "halted"  # refused: nothing changed
+    live.settle_halt(how.replace("_", "-"))
     if how == "confirm_deletions":
         until(lambda: files_under(pair.local_root) == ["nohup.out"], 30)
     else:

@@ -1,4 +1,9 @@
-"""A live sync session over a real sshd: watchers both ways, conflicts, CLI handlers, faults."""
+"""A live sync session over a real sshd: watchers both ways, conflicts, CLI handlers, faults.
+
+The sessions here run in the test, not in the Workbench service: ``nvwb sync`` reads them (their
+saved state and ``status.json``) but never edits the state of a session it cannot reach. Steering
+a session the service runs is tested in ``test_service_projects.py``.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from tests.support.sshd import SshServer
 from workbench.cli.commands import sync as sync_cli
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import render
+from workbench.errors import ConflictError
 from workbench.sync.session import SessionOptions, SyncSession
 
 __all__ = ["pair"]
@@ -68,7 +74,11 @@ def cli(pair: Pair, handler: str, **args: Any) -> tuple[int, Any]:
     out = io.StringIO()
     inv = Invocation(
         args=namespace,
-        env={"NVWB_STATE_DIR": str(pair.state_dir), "HOME": str(pair.state_dir)},
+        env={
+            "NVWB_STATE_DIR": str(pair.state_dir),
+            "NVWB_RUNTIME_DIR": str(pair.state_dir / "run"),  # no service runs there
+            "HOME": str(pair.state_dir),
+        },
         stdin=io.StringIO(),
         stdout=out,
         stderr=io.StringIO(),
@@ -123,25 +133,29 @@ def test_conflict_through_the_cli(
     assert [r["path"] for r in rows] == ["nb.ipynb"]
     copy = rows[0]["remote_copy"]
     until(reads(pair.remote_root / copy, "remote!"))
-    code, done = cli(pair, "resolve", path="nb.ipynb", keep="remote")
-    assert code == 0 and done["how"] == "sent"
+    # A session no service runs cannot be asked: its state is not edited behind its back.
+    with pytest.raises(ConflictError) as refused:
+        cli(pair, "resolve", path="nb.ipynb", keep="remote")
+    assert "cannot reach" in refused.value.message
+    assert [r["path"] for r in cli(pair, "conflicts")[1]] == ["nb.ipynb"]  # nothing changed
+    live.resolve("nb.ipynb", "remote")
     until(reads(pair.local_root / "nb.ipynb", "remote!"))
     until(lambda: not (pair.local_root / copy).exists() and not (pair.remote_root / copy).exists())
     until(lambda: cli(pair, "conflicts")[1] == [])
 
 
-def test_cli_pause_and_resume_reach_the_running_session(
+def test_cli_pause_of_a_session_it_cannot_reach_is_refused_and_changes_nothing(
     pair: Pair, session: tuple[SyncSession, list[tuple[str, dict[str, Any]]]]
 ) -> None:
     live, _ = session
     live.sync_now(60)
-    cli(pair, "pause")
-    until(lambda: live.status()["state"] == "paused")
-    write(pair.local_root / "while-paused.txt", "x")
-    time.sleep(0.5)
-    assert not (pair.remote_root / "while-paused.txt").exists()
-    cli(pair, "resume")
-    until(reads(pair.remote_root / "while-paused.txt", "x"))
+    with pytest.raises(ConflictError) as refused:
+        cli(pair, "pause")
+    assert "runs in a process this command cannot reach" in refused.value.message
+    assert not (live.folder / "requests").exists()  # no request left for it to find
+    assert live.status()["state"] != "paused"
+    write(pair.local_root / "while-running.txt", "x")
+    until(reads(pair.remote_root / "while-running.txt", "x"))  # it still syncs
 
 
 def test_session_survives_a_killed_sshd(tmp_path: Path, fresh_sshd: SshServer) -> None:

@@ -51,8 +51,8 @@ def test_an_app_starts_from_the_window_and_its_url_answers(
 def _service_view(env: dict[str, str], project: Project) -> tuple[dict[str, Any], list[Any]]:
     """The service's own word on the project on local, and the leases on local."""
     with ServiceClient.connect(Paths.from_env(env), env, spawn=False) as client:
-        status = client.project_status(str(project.path), "local")
-        leases = client.status(["local"])["contexts"][0]["leases"]
+        status = client.project_status(str(project.path), "local").to_wire()
+        leases = [le.to_wire() for le in client.status(["local"]).contexts[0].leases]
     return status, leases
 
 

@@ -1,32 +1,50 @@
-"""The Files tab against a real sync session over a real sshd: state, conflicts, resolve, pause.
+"""The Files tab against real sync sessions over a real sshd: state, conflicts, resolve, pause.
 
-The session runs in the test (as the service runs it for an open project), between a "laptop"
-folder and a "remote" one reached through OpenSSH on loopback (see
-``tests/integration/test_sync_fixtures.py``). The pane only reads and writes the session's
-folder, as ``nvwb sync`` does, so what it shows and does here is what it shows and does for a
-project the service keeps in sync.
+A project open in the Workbench service (an ``ssh`` context on a loopback sshd, its container on
+this machine's Docker engine) has its live session in the service: the pane reads and steers it
+through the service's ``sync_*`` methods, as ``nvwb sync`` does. A session the service does not
+run (here: one run by the test, then stopped, as after ``nvwb close`` or a halted open) is read
+from its folder, and what the pane does is applied to its saved state for its next start.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.integration.test_container_support import (
+    make_project,
+    project_key,
+    register,
+    remove_container,
+    ssh_context,
+)
 from tests.integration.test_sync_fixtures import Pair, pair, write
+from tests.support.cli import nvwb
+from tests.support.service_env import FAST, service_env
+from tests.support.sshd import SshServer
+from tests.support.workbench_service import holder
 from ui.models.sync_status import SyncView
 from ui.panes.files_pane import FilesPane
+from workbench.paths import Paths
+from workbench.service.client import ServiceClient
+from workbench.service.messages import SyncStatus
 from workbench.sync.session import SessionOptions, SyncSession
 
 __all__ = ["pair"]
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)
 
 SPEC = "specVersion: v2\nmeta:\n  name: demo\n"
-WAIT_MS = 20000
+WAIT_MS = 30000
 
 
 def reads(path: Path, text: str) -> Callable[[], bool]:
@@ -37,6 +55,69 @@ def reads(path: Path, text: str) -> Callable[[], bool]:
             return False
 
     return check
+
+
+# -- a project open in the service ---------------------------------------------------------------
+
+
+@dataclass
+class Opened:
+    """A project the service has open on ``box``, and its copy on the remote."""
+
+    env: dict[str, str]
+    paths: Paths
+    root: Path
+    remote: Path
+
+    def client(self) -> ServiceClient:
+        return ServiceClient.connect(self.paths, self.env, spawn=False)
+
+    def status(self) -> SyncStatus:
+        with self.client() as client:
+            return client.sync_status(str(self.root), "box")
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        with self.client() as client:
+            return [c.to_wire() for c in client.sync_conflicts(str(self.root), "box").conflicts]
+
+    def sync_now(self) -> None:
+        """Wait until the session is idle in step (as ``SyncSession.sync_now`` did in the test)."""
+        wait = time.monotonic() + WAIT_MS / 1000
+        while self.status().state != "watching" or self.status().pending:
+            assert time.monotonic() < wait, f"sync is {self.status().state}"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def opened(
+    wb_env: dict[str, str], sshd: SshServer, tmp_path: Path, docker_client: Any,
+    test_base_image: str,
+) -> Iterator[Opened]:  # fmt: skip
+    for base in service_env({**wb_env, **FAST, "NVWB_SERVICE_IDLE_EXIT": "30"}):
+        paths = Paths.from_env(base)
+        register(paths, ssh_context(sshd, tmp_path / "remote-workbench"))
+        name = "wbui-files"
+        root = make_project(paths, name)
+        remote = tmp_path / "remote-workbench" / "projects" / project_key(paths, root)
+        try:
+            with holder() as shell:
+                env = {**base, "NVWB_HOLDER_PID": str(shell.pid), "NVWB_CONTEXT": "box"}
+                done = nvwb(env, "open", cwd=root)
+                assert done.code == 0, done.err
+                yield Opened(env, paths, root.resolve(), remote)
+                nvwb(env, "close", cwd=root)
+        finally:
+            remove_container(docker_client, name)
+
+
+def service_pane(qtbot, opened: Opened) -> FilesPane:
+    pane = FilesPane(opened.root, paths=opened.paths, env=opened.env, context="box", refresh_ms=150)
+    qtbot.addWidget(pane)
+    pane.show()
+    return pane
+
+
+# -- a session the service does not run ----------------------------------------------------------
 
 
 def new_session(pair: Pair) -> SyncSession:
@@ -50,6 +131,16 @@ def new_session(pair: Pair) -> SyncSession:
     )
 
 
+def pair_env(pair: Pair) -> dict[str, str]:
+    """A Workbench user whose state is the pair's, with no service running."""
+    return {
+        "HOME": str(pair.state_dir),
+        "NVWB_STATE_DIR": str(pair.state_dir),
+        "NVWB_CONFIG_DIR": str(pair.state_dir / "config"),
+        "NVWB_RUNTIME_DIR": str(pair.state_dir / "run"),
+    }
+
+
 @pytest.fixture
 def session(pair: Pair) -> Iterator[SyncSession]:
     write(pair.local_root / ".project/spec.yaml", SPEC)
@@ -57,8 +148,23 @@ def session(pair: Pair) -> Iterator[SyncSession]:
         yield live
 
 
+def make_session_conflict(qtbot, pair: Pair, live: SyncSession, path: str = "nb.ipynb") -> None:
+    """As ``make_conflict``, on a session the test runs."""
+    write(pair.local_root / path, "base")
+    live.sync_now(60)
+    qtbot.waitUntil(reads(pair.remote_root / path, "base"), timeout=WAIT_MS)
+    live.pause()
+    write(pair.local_root / path, "laptop")
+    write(pair.remote_root / path, "remote!")
+    live.resume()
+    qtbot.waitUntil(lambda: live.status()["conflicts"] == 1, timeout=WAIT_MS)
+
+
 def make_pane(qtbot, pair: Pair, context: str = "box") -> FilesPane:
-    pane = FilesPane(pair.local_root, state_dir=pair.state_dir, context=context, refresh_ms=150)
+    env = pair_env(pair)
+    pane = FilesPane(
+        pair.local_root, paths=Paths.from_env(env), env=env, context=context, refresh_ms=150
+    )
     qtbot.addWidget(pane)
     pane.show()
     return pane
@@ -72,61 +178,61 @@ def select_row(qtbot, pane: FilesPane, path: str) -> None:
     assert pane.selected_conflicts() == [path]
 
 
-def make_conflict(qtbot, pair: Pair, live: SyncSession, path: str = "nb.ipynb") -> None:
+def make_conflict(qtbot, opened: Opened, path: str = "code/nb.ipynb") -> None:
     """The same file edited differently on both sides while sync is paused."""
-    write(pair.local_root / path, "base")
-    live.sync_now(60)
-    qtbot.waitUntil(reads(pair.remote_root / path, "base"), timeout=WAIT_MS)
-    live.pause()
-    write(pair.local_root / path, "laptop")
-    write(pair.remote_root / path, "remote!")
-    live.resume()
-    qtbot.waitUntil(lambda: live.status()["conflicts"] == 1, timeout=WAIT_MS)
+    write(opened.root / path, "base")
+    qtbot.waitUntil(reads(opened.remote / path, "base"), timeout=WAIT_MS)
+    with opened.client() as client:
+        client.sync_pause(str(opened.root), "box")
+        write(opened.root / path, "laptop")
+        write(opened.remote / path, "remote!")
+        client.sync_resume(str(opened.root), "box")
+    qtbot.waitUntil(lambda: opened.status().conflicts == 1, timeout=WAIT_MS)
 
 
-def test_a_conflict_is_listed_and_keep_both_settles_it(qtbot, pair: Pair, session: SyncSession):
-    pane = make_pane(qtbot, pair)
+def test_a_conflict_is_listed_and_keep_both_settles_it(qtbot, opened: Opened):
+    pane = service_pane(qtbot, opened)
     qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
     assert pane.details.isVisible() and not pane.status.isVisible()
-    assert str(pair.remote_root) in pane.remote_label.text()
+    assert str(opened.remote) in pane.remote_label.text()
     assert pane.problems_label.text() == "none"
     assert not pane.conflicts_box.isVisible()
 
-    make_conflict(qtbot, pair, session)
-    qtbot.waitUntil(lambda: pane.conflict_paths() == ["nb.ipynb"], timeout=WAIT_MS)
+    make_conflict(qtbot, opened)
+    qtbot.waitUntil(lambda: pane.conflict_paths() == ["code/nb.ipynb"], timeout=WAIT_MS)
     assert pane.conflicts_box.isVisible()
     assert pane.conflicts_box.title() == "Conflicts (1)"
-    conflict = session.conflicts()[0]
+    conflict = opened.conflicts()[0]
     remote_copy, local_copy = conflict["remote_copy"], conflict["local_copy"]
-    assert remote_copy.startswith("nb.ipynb.conflict-remote-")
-    qtbot.waitUntil(reads(pair.local_root / remote_copy, "remote!"), timeout=WAIT_MS)
+    assert remote_copy.startswith("code/nb.ipynb.conflict-remote-")
+    qtbot.waitUntil(reads(opened.root / remote_copy, "remote!"), timeout=WAIT_MS)
 
-    select_row(qtbot, pane, "nb.ipynb")
+    select_row(qtbot, pane, "code/nb.ipynb")
     qtbot.mouseClick(pane.keep_buttons["both"], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: pane.conflict_paths() == [], timeout=WAIT_MS)
     assert pane.table.rowCount() == 0
     assert not pane.conflicts_box.isVisible()
     assert "keeping both versions" in pane.banner.text()
+    assert "not running" not in pane.banner.text()  # the running session took it
     # This machine's version at the path on both sides, the remote's kept as its copy on both,
     # and the laptop's copy on the remote gone.
-    qtbot.waitUntil(reads(pair.remote_root / "nb.ipynb", "laptop"), timeout=WAIT_MS)
-    assert (pair.local_root / "nb.ipynb").read_text() == "laptop"
-    qtbot.waitUntil(reads(pair.remote_root / remote_copy, "remote!"), timeout=WAIT_MS)
-    assert (pair.local_root / remote_copy).read_text() == "remote!"
+    qtbot.waitUntil(reads(opened.remote / "code/nb.ipynb", "laptop"), timeout=WAIT_MS)
+    assert (opened.root / "code/nb.ipynb").read_text() == "laptop"
+    qtbot.waitUntil(reads(opened.remote / remote_copy, "remote!"), timeout=WAIT_MS)
+    assert (opened.root / remote_copy).read_text() == "remote!"
     qtbot.waitUntil(
         lambda: (
-            not (pair.remote_root / local_copy).exists()
-            and not (pair.local_root / local_copy).exists()
+            not (opened.remote / local_copy).exists() and not (opened.root / local_copy).exists()
         ),
         timeout=WAIT_MS,
     )
-    assert session.conflicts() == []
+    assert opened.conflicts() == []
 
 
 def test_keep_local_while_the_session_is_stopped_applies_when_it_starts(
     qtbot, pair: Pair, session: SyncSession
 ):
-    make_conflict(qtbot, pair, session)
+    make_session_conflict(qtbot, pair, session)
     session.stop()
     pane = make_pane(qtbot, pair)
     qtbot.waitUntil(lambda: pane.conflict_paths() == ["nb.ipynb"], timeout=WAIT_MS)
@@ -149,22 +255,22 @@ def test_keep_local_while_the_session_is_stopped_applies_when_it_starts(
     assert (pair.local_root / "nb.ipynb").read_text() == "laptop"
 
 
-def test_pause_and_resume_reach_the_running_session(qtbot, pair: Pair, session: SyncSession):
-    session.sync_now(60)
-    pane = make_pane(qtbot, pair)
+def test_pause_and_resume_reach_the_running_session(qtbot, opened: Opened):
+    opened.sync_now()
+    pane = service_pane(qtbot, opened)
     qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
     assert pane.pause_button.isEnabled() and not pane.resume_button.isEnabled()
 
     qtbot.mouseClick(pane.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: session.status()["state"] == "paused", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: opened.status().state == "paused", timeout=WAIT_MS)
     qtbot.waitUntil(lambda: pane.badge.state == "paused", timeout=WAIT_MS)
     assert pane.resume_button.isEnabled() and not pane.pause_button.isEnabled()
-    write(pair.local_root / "while-paused.txt", "x")
+    write(opened.root / "code/while-paused.txt", "x")
     qtbot.wait(500)
-    assert not (pair.remote_root / "while-paused.txt").exists()
+    assert not (opened.remote / "code/while-paused.txt").exists()
 
     qtbot.mouseClick(pane.resume_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(reads(pair.remote_root / "while-paused.txt", "x"), timeout=WAIT_MS)
+    qtbot.waitUntil(reads(opened.remote / "code/while-paused.txt", "x"), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
     assert pane.pause_button.isEnabled()
 
@@ -173,7 +279,11 @@ def test_no_session_is_said_plainly(qtbot, tmp_path: Path):
     project = tmp_path / "project"
     project.mkdir()
     for context, words in (("local", "No sync on the local context"), ("box", "opened on box")):
-        pane = FilesPane(project, state_dir=tmp_path / "state", context=context, refresh_ms=100)
+        env = {"HOME": str(tmp_path), "NVWB_STATE_DIR": str(tmp_path / "state"),
+               "NVWB_RUNTIME_DIR": str(tmp_path / "run")}  # fmt: skip
+        pane = FilesPane(
+            project, paths=Paths.from_env(env), env=env, context=context, refresh_ms=100
+        )
         qtbot.addWidget(pane)
         pane.show()
         qtbot.waitUntil(lambda p=pane: p.view is not None, timeout=WAIT_MS)
@@ -196,35 +306,33 @@ def test_files_still_changing_are_listed(qtbot, pair: Pair):
 
 
 @pytest.mark.parametrize("button", ["confirm", "restore"])
-def test_a_halt_for_lost_files_is_settled_with_a_button(
-    qtbot, pair: Pair, session: SyncSession, button: str
-):
-    """The remote copy is wiped: sync halts, the tab says so and offers both ways on."""
+def test_a_halt_for_lost_files_is_settled_with_a_button(qtbot, opened: Opened, button: str):
+    """The remote copy's data is wiped: sync halts, the tab says so and offers both ways on."""
     for i in range(12):
-        write(pair.local_root / f"data/f{i}.txt", str(i))
-    session.sync_now(60)
-    pane = make_pane(qtbot, pair)
+        write(opened.root / f"data/f{i}.txt", str(i))
+    qtbot.waitUntil(reads(opened.remote / "data/f11.txt", "11"), timeout=WAIT_MS)
+    opened.sync_now()
+    pane = service_pane(qtbot, opened)
     qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
     assert not pane.confirm_button.isVisible() and not pane.restore_button.isVisible()
-    for child in list(pair.remote_root.iterdir()):
-        if child.is_dir():
-            for sub in list(child.rglob("*"))[::-1]:
-                sub.unlink() if sub.is_file() else sub.rmdir()
-            child.rmdir()
-        else:
-            child.unlink()
+    data = opened.remote / "data"
+    for child in list(data.iterdir()):
+        child.unlink()
+    data.rmdir()
     qtbot.waitUntil(lambda: pane.badge.state == "halted", timeout=WAIT_MS)
-    assert "the remote lost 13 of the 13 files" in pane.state_label.text()
+    lost = re.search(r"the remote lost (\d+) of the (\d+) files", pane.state_label.text())
+    assert lost is not None and int(lost.group(1)) >= 12, pane.state_label.text()
     assert pane.confirm_button.isVisible() and pane.restore_button.isVisible()
     assert not pane.resume_button.isEnabled()  # resuming would only halt again
     target = pane.confirm_button if button == "confirm" else pane.restore_button
     qtbot.mouseClick(target, Qt.MouseButton.LeftButton)
     if button == "confirm":
-        qtbot.waitUntil(lambda: not (pair.local_root / "data").exists(), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: not (opened.root / "data").exists(), timeout=WAIT_MS)
     else:
-        qtbot.waitUntil(reads(pair.remote_root / "data/f3.txt", "3"), timeout=WAIT_MS)
+        qtbot.waitUntil(reads(opened.remote / "data/f3.txt", "3"), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: pane.badge.state == "watching", timeout=WAIT_MS)
     assert not pane.confirm_button.isVisible()
+    assert "sync resumed" in pane.banner.text().lower()
 
 
 def test_a_halt_left_by_a_failed_open_is_offered_while_sync_is_stopped(qtbot, pair: Pair):

@@ -7,13 +7,15 @@ import paramiko
 import pytest
 
 from workbench.agent import AgentStatus, local_agent
-from workbench.cli.commands.service import _agent_note, _row
+from workbench.cli.commands.service import _row
 from workbench.errors import ContextError
 from workbench.kinds.connect import trust
 from workbench.kinds.trust import NoAddressPins, PinOnFirstUse
 from workbench.paths import Paths
+from workbench.presentation import inactivity as _agent_note
 from workbench.registry import DEFAULT_IDLE_STOP_COMMAND, Context, Registry
 from workbench.service.link import ContextLink
+from workbench.service.messages import ContextSnapshot
 from workbench.service.timing import Timing
 from workbench.ssh import AcceptFingerprint, RejectUnknown, fingerprint
 
@@ -83,8 +85,14 @@ def test_guard_settings_follow_the_context_and_the_overrides(paths: Paths):
     assert fast.guard_settings().poll == 0.75
 
 
-def _snap(**over: object) -> dict:
+def _snap(**over: object) -> ContextSnapshot:
+    return ContextSnapshot.from_wire(_wire(**over))
+
+
+def _wire(**over: object) -> dict:
     base = {
+        "state_since": 0.0,
+        "grace_period_seconds": 60,
         "name": "gpu",
         "kind": "brev",
         "state": "running",
@@ -108,13 +116,14 @@ def _snap(**over: object) -> dict:
 def test_status_notes_say_what_the_agent_reports():
     assert _agent_note(_snap()) == "inactive for 2 min (the machine stops itself at 30 min)"
     assert _agent_note(_snap(inactive_seconds=7.9)).startswith("inactive for 7 s")
-    busy = _snap(agent={**_snap()["agent"], "activity": ["connection to port 8888"]})
+    busy = _snap(agent={**_wire()["agent"], "activity": ["connection to port 8888"]})
     assert _agent_note(busy) == "in use on the machine: connection to port 8888"
-    held = _snap(leases=[{"holder_text": "pid 1", "purpose": ""}])
-    assert _agent_note(held) is None
+    lease = {"id": "l1", "context": "gpu", "holder": {"kind": "pid", "pid": 1}}
+    held = _snap(leases=[{**lease, "holder_text": "pid 1", "purpose": "", "acquired_at": 0.0}])
+    assert _agent_note(held) == ""  # nothing said
     broken = _snap(agent={"installed": False, "error": "python3 is not installed there"})
     assert "no idle guard on the machine: python3" in str(_agent_note(broken))
-    assert _agent_note(_snap(state="stopped")) is None
+    assert _agent_note(_snap(state="stopped")) == ""
     assert "inactive for 2 min" in _row(_snap())["note"]
 
 

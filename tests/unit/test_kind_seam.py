@@ -103,8 +103,11 @@ def test_a_kind_declared_in_a_test_works_end_to_end(
     capsys.readouterr()
     assert nvwb(wb_env, "create", "context", "--help").code == 0
     shown = " ".join(capsys.readouterr().out.split())  # argparse prints help to sys.stdout
-    assert "--type {local,ssh,brev,command,toy}" in shown
-    assert "--hostname HOSTNAME SSH host name or ~/.ssh/config alias [ssh, command, toy]" in shown
+    assert "--type {local,ssh,brev,command,slurm,toy}" in shown
+    assert (
+        "--hostname HOSTNAME SSH host name or ~/.ssh/config alias [ssh, command, slurm, toy]"
+        in shown
+    )
 
     # The registry's rules come from the declaration: required, does not apply, defaults.
     missing = nvwb(wb_env, "create", "context", "t", "--type", "toy")
@@ -211,7 +214,7 @@ def test_a_process_that_registers_nothing_finds_kinds_by_entry_point(tmp_path: P
     assert done.returncode == 0, done.stderr
     found, remote = done.stdout.split("\n")[:2]
     # The built-in kinds come the same way (this package's own entry points), in their order.
-    assert found.split() == ["local", "ssh", "brev", "command", "plugged"]
+    assert found.split() == ["local", "ssh", "brev", "command", "slurm", "plugged"]
     assert remote == "True"
 
 
@@ -225,13 +228,14 @@ def test_every_kind_module_is_an_entry_point():
         "ssh",
         "brev",
         "command",
+        "slurm",
     ]
 
 
 def _wait_state(manager: Manager, name: str, state: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while (snap := manager.machine(name).snapshot())["state"] != state:
-        assert time.monotonic() < deadline, f"{name} is {snap['state']} ({snap['message']})"
+    while (snap := manager.machine(name).snapshot()).state != state:
+        assert time.monotonic() < deadline, f"{name} is {snap.state} ({snap.message})"
         time.sleep(0.02)
 
 

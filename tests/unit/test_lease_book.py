@@ -99,7 +99,7 @@ def test_a_live_holder_keeps_its_lease_across_managers_and_its_end_stops_the_mac
         second.restore()
         assert [le.id for le in second.leases()] == [lease.id]
         time.sleep(0.8)  # the grace period is 0: a forgotten lease would be stopping now
-        assert _wait_state(second, "c1", "running")["leases"][0]["id"] == lease.id
+        assert _wait_state(second, "c1", "running").leases[0].id == lease.id
         assert cloud.calls() == ["start"]
         shell.kill()
         shell.wait()
@@ -174,13 +174,13 @@ def test_a_clients_lease_waits_dormant_then_wakes_when_the_client_comes_back(
         manager.restore()
         time.sleep(0.5)
         snap = _wait_state(manager, "c1", "stopped")  # held, but not started for it
-        assert [le.get("reconnecting") for le in snap["leases"]] == [True]
+        assert [le.reconnecting for le in snap.leases] == [True]
         assert cloud.calls() == []
         _holder_id, held = manager.attach_client("conn1", client)
         assert [le.holder.connection for le in held] == [client]
         _wait_state(manager, "c1", "running")
         time.sleep(WINDOW + 0.5)  # the window has passed: a claimed lease stays
-        assert manager.machine("c1").snapshot()["state"] == "running"
+        assert manager.machine("c1").snapshot().state == "running"
         manager.drop_connection("conn1")  # its last connection closes: the lease ends
         _wait_state(manager, "c1", "stopped")
     finally:

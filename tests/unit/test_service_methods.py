@@ -15,6 +15,7 @@ from typing import Any, get_args
 
 import pytest
 
+from tests.support.messages import sample_wire
 from workbench.errors import InvalidValueError
 from workbench.paths import Paths
 from workbench.service import server
@@ -85,9 +86,9 @@ class _Checker:
                     self.seen.append((name, METHODS[name].check(params)))
                 except (KeyError, InvalidValueError) as exc:
                     self.problems.append(f"{name}: {exc}")
-                result: dict[str, Any] = {"released": []}
+                result = sample_wire(METHODS[name].result) if name in METHODS else {}
                 if name == "hello":
-                    result = {"protocol": 1, "pid": 1}
+                    result["protocol"] = 1
                 reply = {"jsonrpc": "2.0", "v": 1, "id": message["id"], "result": result}
                 self.sock.sendall(json.dumps(reply).encode() + b"\n")
 
@@ -113,6 +114,12 @@ def test_every_request_the_python_client_sends_fits_its_declaration(tmp_path: Pa
         client.start_app(project, "gpu", "jupyterlab", holder_pid=42, local_port=8888, timeout=5)
         client.stop_app(project, "gpu", "jupyterlab")
         client.project_status(project, "gpu")
+        client.sync_status(project, "gpu")
+        client.sync_conflicts(project, "gpu")
+        client.sync_resolve(project, "gpu", "notes.md", "both")
+        client.sync_pause(project, "gpu")
+        client.sync_resume(project, "gpu")
+        client.sync_settle(project, "gpu", "restore")
         client.build_project(project, "gpu", full_build=True)
         client.app_logs(project, "gpu", "jupyterlab", tail=20)
         client.subscribe(lambda event: None)

@@ -19,6 +19,7 @@ from workbench.registry import Context, Registry
 from workbench.service.leases import Holder
 from workbench.service.machine import Timing
 from workbench.service.manager import Manager
+from workbench.service.messages import ContextSnapshot
 
 FAST = Timing(poll_interval=0.05, start_timeout=5, stop_timeout=5, ssh_timeout=2)
 
@@ -81,13 +82,13 @@ def _add(paths: Paths, ctx: Context) -> None:
         registry.create(ctx)
 
 
-def _wait_state(manager: Manager, name: str, state: str, timeout: float = 5.0) -> dict:
+def _wait_state(manager: Manager, name: str, state: str, timeout: float = 5.0) -> ContextSnapshot:
     deadline = time.monotonic() + timeout
     while True:
         snap = manager.machine(name).snapshot()
-        if snap["state"] == state:
+        if snap.state == state:
             return snap
-        assert time.monotonic() < deadline, f"{name} is {snap['state']} ({snap['message']})"
+        assert time.monotonic() < deadline, f"{name} is {snap.state} ({snap.message})"
         time.sleep(0.02)
 
 
@@ -109,8 +110,8 @@ def test_first_lease_starts_a_stopped_context(manager: Manager, paths: Paths, cl
     snap = _wait_state(manager, "c1", "running")
     assert cloud.state == "running"
     assert cloud.calls() == ["start"]
-    assert [le["purpose"] for le in snap["leases"]] == ["window"]
-    assert snap["uptime_seconds"] is not None and snap["hourly_rate"] == 3.6
+    assert [le.purpose for le in snap.leases] == ["window"]
+    assert snap.uptime_seconds is not None and snap.hourly_rate == 3.6
 
 
 def test_two_holders_one_released_keeps_it_running(manager: Manager, paths: Paths, cloud: Cloud):
@@ -120,7 +121,7 @@ def test_two_holders_one_released_keeps_it_running(manager: Manager, paths: Path
     _wait_state(manager, "c1", "running")
     manager.release(first.id)
     time.sleep(1.5)
-    assert manager.machine("c1").snapshot()["state"] == "running"
+    assert manager.machine("c1").snapshot().state == "running"
     assert cloud.calls() == ["start"]
 
 
@@ -131,7 +132,7 @@ def test_last_release_stops_after_the_grace_period(manager: Manager, paths: Path
     released = time.monotonic()
     manager.release(lease.id)
     snap = manager.machine("c1").snapshot()
-    assert snap["grace_remaining_seconds"] is not None
+    assert snap.grace_remaining_seconds is not None
     # Watch the cloud itself: the first reading that is not "running" must come after the grace
     # period (a late reading on a loaded machine only makes this later, never a false failure).
     while cloud.state == "running":
@@ -143,7 +144,7 @@ def test_last_release_stops_after_the_grace_period(manager: Manager, paths: Path
     assert time.monotonic() - released >= 1.0
     assert cloud.state == "stopped"
     assert cloud.calls() == ["start", "stop"]
-    assert snap["uptime_seconds"] is None
+    assert snap.uptime_seconds is None
 
 
 def test_lease_during_grace_cancels_the_stop(manager: Manager, paths: Paths, cloud: Cloud):
@@ -153,12 +154,12 @@ def test_lease_during_grace_cancels_the_stop(manager: Manager, paths: Paths, clo
     _wait_state(manager, "c1", "running")
     released = time.monotonic()
     manager.release(lease.id)
-    assert manager.machine("c1").snapshot()["grace_remaining_seconds"] is not None
+    assert manager.machine("c1").snapshot().grace_remaining_seconds is not None
     manager.acquire("c1", _me("b"))
-    assert manager.machine("c1").snapshot()["grace_remaining_seconds"] is None
+    assert manager.machine("c1").snapshot().grace_remaining_seconds is None
     # Past the moment the stop would have been committed: it never was.
     time.sleep(max(0.0, released + grace + 0.5 - time.monotonic()))
-    assert manager.machine("c1").snapshot()["state"] == "running"
+    assert manager.machine("c1").snapshot().state == "running"
     assert cloud.calls() == ["start"]
     assert manager.machine("c1").stops_committed == []
 
@@ -171,10 +172,10 @@ def test_failed_stop_is_an_error_with_the_providers_message(
     _wait_state(manager, "c1", "running")
     manager.release(lease.id)
     snap = _wait_state(manager, "c1", "error")
-    assert "quota API unavailable" in snap["message"]
-    assert "exit code 7" in snap["message"]
+    assert "quota API unavailable" in snap.message
+    assert "exit code 7" in snap.message
     # Still up, still costing: the meter keeps counting.
-    assert snap["uptime_seconds"] is not None
+    assert snap.uptime_seconds is not None
     assert not manager.idle()
 
 
@@ -202,7 +203,7 @@ def test_a_lease_taken_while_stopping_starts_it_again(manager: Manager, paths: P
         manager.release(lease.id)
         _wait_state(manager, "c1", "stopping")
         manager.acquire("c1", _me("b"))
-        assert manager.machine("c1").snapshot()["state"] == "stopping"
+        assert manager.machine("c1").snapshot().state == "stopping"
         assert cloud.calls() == ["start"]  # the stop is still in flight
     finally:
         gate.touch()
@@ -234,8 +235,8 @@ def test_start_that_never_finishes_times_out_with_the_last_status(
     try:
         slow.acquire("c1", _me("a"))
         snap = _wait_state(slow, "c1", "error")
-        assert "not running after 0.5 s" in snap["message"]
-        assert "starting" in snap["message"]
+        assert "not running after 0.5 s" in snap.message
+        assert "starting" in snap.message
     finally:
         slow.close()
 
@@ -245,11 +246,11 @@ def test_unreadable_status_is_unknown_then_a_failed_start(
 ):
     _add(paths, cloud.context("c1", status="echo 'token expired' >&2; exit 2"))
     (snap,) = manager.status(["c1"])
-    assert snap["state"] == "unknown"
-    assert "token expired" in snap["message"]
+    assert snap.state == "unknown"
+    assert "token expired" in snap.message
     manager.acquire("c1", _me("a"))
     snap = _wait_state(manager, "c1", "error")
-    assert snap["message"].startswith("start failed:")
+    assert snap.message.startswith("start failed:")
 
 
 def test_explicit_stop_refuses_while_held_unless_forced(
@@ -294,4 +295,4 @@ def test_cost_is_uptime_times_rate(manager: Manager, paths: Paths, cloud: Cloud)
     _wait_state(manager, "c1", "running")
     time.sleep(0.3)
     snap = manager.machine("c1").snapshot()
-    assert snap["cost"] == pytest.approx(snap["uptime_seconds"] / 3600 * 3.6, abs=1e-3)
+    assert snap.cost == pytest.approx(snap.uptime_seconds / 3600 * 3.6, abs=1e-3)

@@ -6,7 +6,9 @@ selection and scroll position survive the poll every couple of seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -14,7 +16,9 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from ui import format as fmt
 from ui.bridge import ContextsView
 from ui.style import kind_icon, state_colours
+from workbench import presentation
 from workbench.registry import Context
+from workbench.service.messages import ContextSnapshot, LeaseInfo
 
 ContextRole = Qt.ItemDataRole.UserRole + 1
 SnapshotRole = Qt.ItemDataRole.UserRole + 2
@@ -30,10 +34,10 @@ Index = QModelIndex | QPersistentModelIndex
 
 @dataclass(frozen=True)
 class ContextRow:
-    """One context as the table shows it."""
+    """One context as the table shows it (``snapshot``: as the service last saw it, if it has)."""
 
     context: Context
-    snapshot: dict[str, Any] = field(default_factory=dict)
+    snapshot: ContextSnapshot | None = None
 
     @property
     def name(self) -> str:
@@ -41,11 +45,11 @@ class ContextRow:
 
     @property
     def state(self) -> str:
-        return str(self.snapshot.get("state") or "unknown")
+        return self.snapshot.state if self.snapshot is not None else "unknown"
 
     @property
     def message(self) -> str:
-        return str(self.snapshot.get("message") or "")
+        return self.snapshot.message if self.snapshot is not None else ""
 
     @property
     def running(self) -> bool:
@@ -53,11 +57,28 @@ class ContextRow:
 
     @property
     def stoppable(self) -> bool:
-        return bool(self.snapshot.get("stoppable", self.context.kind != "local"))
+        if self.snapshot is None:
+            return self.context.kind != "local"
+        return self.snapshot.stoppable
 
     @property
-    def leases(self) -> list[dict[str, Any]]:
-        return list(self.snapshot.get("leases") or [])
+    def leases(self) -> tuple[LeaseInfo, ...]:
+        return self.snapshot.leases if self.snapshot is not None else ()
+
+    def with_state(self, state: str, message: str) -> ContextRow:
+        """This row as a state event says it is now, before the next full status."""
+        snapshot = self.snapshot or ContextSnapshot(
+            name=self.context.name,
+            kind=self.context.kind,
+            state=state,
+            message=message,
+            state_since=time.time(),
+            stoppable=self.context.kind != "local",
+            always_on=False,
+            leases=(),
+            grace_period_seconds=self.context.grace_period_seconds,
+        )
+        return ContextRow(self.context, dataclasses.replace(snapshot, state=state, message=message))
 
     def cell(self, column: int) -> str:
         if column == NAME:
@@ -69,21 +90,13 @@ class ContextRow:
         if column == GPUS:
             return fmt.gpu_short(self.context.gpus)
         if column == COST:
-            return fmt.uptime_and_cost(self.snapshot)
+            return presentation.uptime_and_cost(self.snapshot) if self.snapshot else ""
         if column == HOLDERS:
             return fmt.holders(self.leases)
         if column == ACTIVITY:
-            if (
-                self.state == "running"
-                and self.snapshot.get("stoppable") is False
-                and (not self.snapshot.get("always_on"))
-            ):
-                return "not stoppable (terminate-only)"
-            # A stopped or running machine's provider words ("Brev reports STOPPED") are noise;
-            # a failure's or a transition's are the news.
-            if self.state in ("running", "stopped") and not self.message.startswith("stop"):
-                return fmt.inactivity(self.snapshot)
-            return fmt.inactivity(self.snapshot) or self.message
+            # The words of ``nvwb status``'s NOTE: the news (a failure's message, terminate-only,
+            # the grace countdown, the agent's inactivity), not the provider's echo of a state.
+            return presentation.note(self.snapshot) if self.snapshot else ""
         return ""
 
 
@@ -97,7 +110,7 @@ class ContextsModel(QAbstractTableModel):
     # -- updating ------------------------------------------------------------------------
 
     def set_view(self, view: ContextsView) -> None:
-        rows = [ContextRow(ctx, dict(view.snapshots.get(ctx.name, {}))) for ctx in view.contexts]
+        rows = [ContextRow(ctx, view.snapshots.get(ctx.name)) for ctx in view.contexts]
         if [r.name for r in rows] != [r.name for r in self._rows]:
             self.beginResetModel()
             self._rows = rows
@@ -112,8 +125,7 @@ class ContextsModel(QAbstractTableModel):
         """A state event: shown at once, before the next full status arrives."""
         for number, row in enumerate(self._rows):
             if row.name == name:
-                snapshot = {**row.snapshot, "state": state, "message": message}
-                self._rows[number] = ContextRow(row.context, snapshot)
+                self._rows[number] = row.with_state(state, message)
                 self.dataChanged.emit(self.index(number, 0), self.index(number, len(COLUMNS) - 1))
 
     # -- reading -------------------------------------------------------------------------

@@ -27,12 +27,6 @@ from workbench.spec.models import AppSpec
 
 NOT_YET = "waiting for the context to run"
 _COLUMNS = ("App", "Kind", "Port", "State", "URL")
-_AS_CONTEXT_STATE = {
-    "running": "running",
-    "failed": "error",
-    "exited": "error",
-    "unknown": "unknown",
-}
 
 
 class AppsPane(QWidget):
@@ -106,7 +100,7 @@ class AppsPane(QWidget):
                 state_cell = cell(self.table, row, 3)
                 state_cell.setText(state)
                 # The app's words are not the context's, but the colours mean the same.
-                background, foreground = state_colours(_AS_CONTEXT_STATE.get(state, "stopped"))
+                background, foreground = state_colours(state)
                 state_cell.setBackground(background)
                 state_cell.setForeground(foreground)
                 cell(self.table, row, 4).setText(url or "")

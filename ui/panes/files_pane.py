@@ -3,17 +3,17 @@
 It shows what ``nvwb sync status`` and ``nvwb sync conflicts`` show (state, last sync, pending
 changes, problems, the paths in conflict) and does what ``resolve``, ``pause``, ``resume``,
 ``confirm-deletions`` and ``restore`` do, through the same core calls (``ui.models.sync_status``
-over ``workbench.sync.control``). It reads
-the session's files every couple of seconds while the tab is visible, on a serial worker of its
-own, so a slow disk never holds the GUI thread and a request is always written before the read
-that follows it. On the local context, or before the project was first opened on its remote
+over ``workbench.service.sync_control``: the service that runs the session, else the saved
+state). It reads every couple of seconds while the tab is visible, on a serial worker of its
+own, so a slow disk or service never holds the GUI thread and an action is always done before
+the read that follows it. On the local context, or before the project was first opened on its remote
 context, it says plainly that there is no sync instead of showing an empty, "all fine" table.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -33,27 +33,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.models.sync_status import (
-    KEEP_TEXT,
-    KEEPS,
-    ConflictRow,
-    Keep,
-    SyncView,
-    ago,
-    read_sync,
-    request_done_text,
-    send_request,
-    state_line,
-)
+from ui.models.sync_status import KEEP_TEXT, KEEPS, Keep, SyncView, act, read_sync, state_line
 from ui.style import icon
 from ui.tasks import TaskRunner
 from ui.widgets.banner import Banner
 from ui.widgets.state_badge import StateBadge
-from workbench.sync.control import paths_line
+from workbench.paths import Paths
+from workbench.presentation import ago, paths_line
+from workbench.service.messages import Conflict
 
 REFRESH_MS = 2000
-# A resolve handed to the running session is taken within a second or so; past this the row's
-# buttons come back, in case the session refused it (it logs why).
+# A resolve is answered when the session took it; past this the row's buttons come back anyway,
+# in case the answer never came.
 RESOLVING_S = 30.0
 
 CONFLICT_COLUMNS = ("Path", "This machine's version", "Remote version")
@@ -69,7 +60,8 @@ class FilesPane(QWidget):
         self,
         project_dir: Path,
         *,
-        state_dir: Path,
+        paths: Paths,
+        env: Mapping[str, str],
         context: str | Callable[[], str] = "local",
         runner: TaskRunner | None = None,
         refresh_ms: int = REFRESH_MS,
@@ -77,13 +69,14 @@ class FilesPane(QWidget):
     ) -> None:
         super().__init__(parent)
         self.project_dir = project_dir
-        self.state_dir = state_dir
+        self.paths = paths
+        self.env = dict(env)
         self._context = context
         self.runner = runner or TaskRunner(self, serial=True)
         self.view: SyncView | None = None
         self._reading = False
         self._read_again = False
-        self._shown_conflicts: tuple[ConflictRow, ...] | None = None
+        self._shown_conflicts: tuple[Conflict, ...] | None = None
         self._resolving: dict[str, float] = {}
         self.keep_buttons: dict[Keep, QPushButton] = {}
 
@@ -239,9 +232,9 @@ class FilesPane(QWidget):
             self._read_again = True
             return
         self._reading = True
-        state_dir, project_dir, context = self.state_dir, self.project_dir, self.context
+        paths, env, project_dir, context = self.paths, self.env, self.project_dir, self.context
         self.runner.submit(
-            lambda: read_sync(state_dir, project_dir, context),
+            lambda: read_sync(paths, env, project_dir, context),
             self._read,
             self._read_failed,
             receiver=self,
@@ -300,7 +293,7 @@ class FilesPane(QWidget):
         self.conflicts_box.setTitle(f"Conflicts ({len(view.conflicts)})")
         self._fill_conflicts(view.conflicts)
 
-    def _fill_conflicts(self, rows: tuple[ConflictRow, ...]) -> None:
+    def _fill_conflicts(self, rows: tuple[Conflict, ...]) -> None:
         now = time.monotonic()
         present = {row.path for row in rows}
         self._resolving = {
@@ -383,11 +376,10 @@ class FilesPane(QWidget):
         self._request(how)
 
     def _request(self, kind: str, path: str = "", keep: Keep | None = None) -> None:
-        state_dir, project_dir, context = self.state_dir, self.project_dir, self.context
-        fields = {"path": path, "keep": keep} if kind == "resolve" else {}
+        paths, env, project_dir, context = self.paths, self.env, self.project_dir, self.context
 
-        def done(how: str) -> None:
-            self.banner.show_message(request_done_text(kind, how, path, keep), level="info")
+        def done(said: str) -> None:
+            self.banner.show_message(said[:1].upper() + said[1:], level="info")
             self.refresh()
 
         def failed(exc: Exception) -> None:
@@ -397,7 +389,7 @@ class FilesPane(QWidget):
             self.refresh()
 
         self.runner.submit(
-            lambda: send_request(state_dir, project_dir, context, kind, **fields),
+            lambda: act(paths, env, project_dir, context, kind, path=path, keep=keep or ""),
             done,
             failed,
             receiver=self,

@@ -75,7 +75,7 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
 Adder = Callable[[argparse.ArgumentParser], None]
 
 
-def _number(kind: values.IntRange | values.FloatRange) -> Callable[[str], Any]:
+def _number(kind: values.IntRange | values.FloatRange | values.TimeLimit) -> Callable[[str], Any]:
     """An argparse ``type`` checking one kind of number of ``workbench.values``; argparse puts
     the flag's name before the message ("argument --grace-period: must be ...")."""
 
@@ -502,14 +502,69 @@ def build_tree() -> Tree:
     )
     t.single(
         "logs",
-        r + "app_logs",
-        "show an app's output",
-        _positional("app", "app name"),
+        "workbench.cli.commands.jobs:logs",
+        "show an app's output (or: logs job NAME, a batch job's)",
+        _positional("app", "app name, or the word 'job'"),
+        _positional("name", "with 'job': the job", nargs="?"),
         _flag("--tail", type=_number(values.LOG_LINES), default=None, help="only the last N lines"),
+        _flag("--follow", "-f", action="store_true", help="with 'job': until the job ends"),
     )
 
     _sync_commands(t)
+    _job_commands(t)
     return t
+
+
+def submit_job_flags(p: argparse.ArgumentParser) -> None:
+    """``submit job``'s options; also read by its handler from after NAME (argparse leaves
+    everything after the job's name to the command)."""
+    p.add_argument("--nodes", type=_number(values.NODES), help="nodes to run on (default 1)")
+    p.add_argument(
+        "--ntasks-per-node",
+        type=_number(values.TASKS_PER_NODE),
+        metavar="T",
+        help="tasks on each node (default: one per GPU asked for, else one)",
+    )
+    p.add_argument(
+        "--gpus-per-node",
+        type=_number(values.GPUS_PER_NODE),
+        metavar="G",
+        help="GPUs on each node (default: the context's)",
+    )
+    p.add_argument(
+        "--time",
+        type=_number(values.TIME_LIMIT),
+        metavar="TIME",
+        help="the job's time limit (default: the context's, else the partition's)",
+    )
+
+
+def _job_commands(t: Tree) -> None:
+    """``nvwb submit|list|cancel job``: batch jobs on a context that runs them (slurm)."""
+    j = "workbench.cli.commands.jobs:"
+    t.verb("submit", "submit a batch job of the project")
+    t.verb("cancel", "cancel a batch job")
+    t.command(
+        "submit",
+        "job",
+        j + "submit_job",
+        "run COMMAND as a batch job in the project's image (a slurm context)",
+        _positional("name", "a name for the job"),
+        submit_job_flags,
+        _positional(
+            "command",
+            "[OPTIONS] -- then the command and its arguments",
+            nargs=argparse.REMAINDER,
+        ),
+    )
+    t.command("list", "jobs", j + "list_jobs", "list the project's batch jobs")
+    t.command(
+        "cancel",
+        "job",
+        j + "cancel_job",
+        "cancel a batch job (verified)",
+        _positional("name", "the job"),
+    )
 
 
 def _sync_commands(t: Tree) -> None:

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from workbench.errors import ContextError
+from workbench.kinds.jobs import JobRunnerFactory
 
 if TYPE_CHECKING:
     from workbench.registry import Context
+    from workbench.ssh import SshConnection
 
 # What a provider can say about its machine. ``failed`` is a machine the provider itself reports
 # broken (Brev's FAILURE); ``unknown`` is one we could not ask about (unreachable, bad output).
@@ -42,12 +44,17 @@ PROVIDER_STATUSES: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a machine's SSH server listens and how to log in: the one endpoint type."""
+    """Where a machine's SSH server listens and how to log in: the one endpoint type.
+
+    ``jump``: the machine is reached through that SSH server (a cluster's login node, for a
+    compute node), as OpenSSH's ProxyJump; ``hostname`` is then dialled from the jump host.
+    """
 
     hostname: str
     port: int = 22
     username: str | None = None
     key_path: str | None = None
+    jump: Endpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,9 @@ class ProviderState:
     message: str = ""
     # False where the provider says this machine can only be deleted, never stopped.
     stoppable: bool = True
+    # False while the machine costs nothing yet though asked for (an allocation in a queue):
+    # the cost meter starts once it runs.
+    billed: bool = True
 
 
 @runtime_checkable
@@ -117,7 +127,9 @@ class FieldRule:
     """One field of ``Context`` that a kind uses.
 
     The field's flag, form label and value check are the core's (``workbench.kinds.fields``):
-    a field means the same in every kind. ``default`` is set when the field is left empty;
+    a field means the same in every kind. ``default`` is set when the field is left empty (in a
+    string default, ``{name}`` stands for the context's name: the slurm kind's idle stop command
+    cancels that context's own allocation);
     ``form`` False keeps it out of the app's form for this kind; ``help`` says what the field
     means for this kind where that needs saying (the docs' table).
     """
@@ -156,7 +168,12 @@ class Kind:
     defaults; raises ``InvalidValueError`` naming the field. ``host``: what ``nvwb list
     contexts`` shows in its HOST column. ``called``: how messages name one context of the kind.
     ``order``: where it sits in lists (``--type``, the app's form, the docs; the built-in kinds
-    are 0 to 30), and which kind a flag given alone picks when two could take it.
+    are 0 to 30), and which kind a flag given alone picks when two could take it. ``jobs``: for
+    kinds whose machines take batch jobs, the runner that queues them (``workbench.kinds.jobs``).
+    ``check_endpoint``: where a connection check goes when it is not the machine itself (a
+    cluster's login node: the compute node exists only while an allocation runs); ``probe``:
+    what the check runs there, returning the line it reports (raise ``ContextError`` when the
+    answer shows the context cannot work, e.g. a partition the cluster does not have).
     """
 
     name: str
@@ -174,6 +191,9 @@ class Kind:
     host: Callable[[Context], str | None] = _hostname_and_port
     called: str = ""
     order: int = 100
+    jobs: JobRunnerFactory | None = None
+    check_endpoint: Callable[[Context, Mapping[str, str]], Endpoint] | None = None
+    probe: Callable[[SshConnection, Context], str] | None = None
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -193,10 +213,13 @@ def wait_for_ssh_banner(endpoint: Endpoint, timeout: float, *, interval: float =
     """Block until something answers ``SSH-2.0-`` on the endpoint, or raise with the last error.
 
     A booted instance accepts TCP before sshd is ready on some clouds, so the banner, not the
-    connect, is the sign that an SSH session can begin.
+    connect, is the sign that an SSH session can begin. An endpoint behind a jump host is not
+    dialled from here (a cluster's node answers once its job runs).
     """
     import socket
 
+    if endpoint.jump is not None:
+        return  # only the jump host can dial it: the SSH connection through it is the test
     deadline = time.monotonic() + timeout
     last = "no attempt made"
     while True:

@@ -18,6 +18,7 @@ A key that differs from the one pinned is always refused, whatever is passed her
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from workbench.errors import ContextError
@@ -32,6 +33,7 @@ from workbench.ssh import (
     PassphraseProvider,
     RejectUnknown,
     SshConnection,
+    SshTarget,
 )
 from workbench.ssh.config import resolve_target
 
@@ -62,6 +64,7 @@ def endpoint_of(context: Context, env: Mapping[str, str]) -> Endpoint:
         found.port,
         found.username or context.ssh_username,
         found.key_path or context.ssh_key_path,
+        found.jump,
     )
 
 
@@ -104,13 +107,7 @@ def connect(
     ``endpoint.hostname`` may be an alias from ``~/.ssh/config``; values given here win over it.
     """
     endpoint = endpoint or endpoint_of(context, env)
-    target = resolve_target(
-        endpoint.hostname,
-        port=endpoint.port,
-        user=endpoint.username,
-        key_paths=[endpoint.key_path] if endpoint.key_path else None,
-        env=env,
-    )
+    target = _target(endpoint, env)
     policy, known_hosts = trust(context, env, ask=ask, record_pin=record_pin)
     connection = SshConnection(
         target,
@@ -127,3 +124,18 @@ def connect(
         connection.close()
         raise
     return connection
+
+
+def _target(endpoint: Endpoint, env: Mapping[str, str]) -> SshTarget:
+    """``endpoint`` resolved against ``~/.ssh/config``; one behind a ``jump`` is dialled from
+    the jump host (resolved the same way), the system ``ssh`` told so by ``-J``."""
+    jump = _target(endpoint.jump, env) if endpoint.jump is not None else None
+    target = resolve_target(
+        endpoint.hostname,
+        port=endpoint.port,
+        user=endpoint.username,
+        key_paths=[endpoint.key_path] if endpoint.key_path else None,
+        proxy_jump=f"{jump.user}@{jump.host}:{jump.port}" if jump is not None else None,
+        env=env,
+    )
+    return replace(target, jump=jump) if jump is not None else target

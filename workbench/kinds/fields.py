@@ -32,7 +32,7 @@ class FieldInfo:
     flag: str = ""  # default: --the-name
     dest: str = ""  # argparse's attribute; default: the name
     metavar: str | None = None
-    number: values.IntRange | values.FloatRange | None = None
+    number: values.IntRange | values.FloatRange | values.TimeLimit | None = None
     form: bool = True  # shown in the app's form (where the kind uses it)
     unused: str = ""  # why, when a kind does not take it ("does not apply to ...: why")
 
@@ -87,6 +87,39 @@ CATALOGUE: Final[tuple[FieldInfo, ...]] = (
         "Status command",
         "shell template printing running|stopped|...",
         "prints running, stopped, starting or stopping",
+    ),
+    FieldInfo(
+        "partition",
+        "Partition",
+        "Slurm partition the allocation is asked from",
+        "gpu: a partition 'sinfo' lists",
+    ),
+    FieldInfo("account", "Account", "Slurm account to charge (sbatch --account)", "optional"),
+    FieldInfo("qos", "QOS", "Slurm quality of service (sbatch --qos)", "optional"),
+    FieldInfo(
+        "gpus_per_node",
+        "GPUs per node",
+        "GPUs to ask for on each node (sbatch --gpus-per-node)",
+        "none unless given",
+        metavar="N",
+        number=values.GPUS_PER_NODE,
+    ),
+    FieldInfo(
+        "nodes",
+        "Nodes",
+        "nodes to ask for (sbatch --nodes; the project runs on the first)",
+        "1",
+        metavar="N",
+        number=values.NODES,
+    ),
+    FieldInfo(
+        "time_limit",
+        "Time limit",
+        "the allocation's time limit, the last backstop (sbatch --time, e.g. 4:00:00)",
+        "4:00:00, 1-00:00:00; else the partition's default",
+        flag="--time",
+        metavar="TIME",
+        number=values.TIME_LIMIT,
     ),
     FieldInfo(
         "hourly_rate",
@@ -188,19 +221,23 @@ def infer_kind(given: Collection[str], kinds: Sequence[Kind]) -> Kind | None:
     """The kind that fields given without a kind call for (``nvwb create context`` without
     ``--type``), or None when none does.
 
-    A kind is a candidate when one of its required fields is given. The best fits every given
-    field; then the one whose given required fields no other kind takes (``brev_instance_name``
-    over ``hostname``); then the one with more of them given; then the first in ``kinds``.
+    A kind is a candidate when one of its required fields is given. The best has all its
+    required fields given (a ``hostname`` alone is an ``ssh`` host, not a ``slurm`` login node
+    without its partition); then fits every given field; then the one whose given required
+    fields no other kind takes (``brev_instance_name`` over ``hostname``); then the one with
+    more of them given; then the first in ``kinds``.
     """
     best: Kind | None = None
-    best_key: tuple[int, int, int] | None = None
+    best_key: tuple[int, int, int, int] | None = None
     for kind in kinds:
-        hits = [rule.name for rule in rules_of(kind) if rule.required and rule.name in given]
+        required = [rule.name for rule in rules_of(kind) if rule.required]
+        hits = [name for name in required if name in given]
         if not hits:
             continue
+        missing = len(required) - len(hits)
         misfits = sum(1 for name in given if not applies(kind, name))
         own = sum(1 for name in hits if not any(applies(k, name) for k in kinds if k is not kind))
-        key = (misfits, -own, -len(hits))
+        key = (missing, misfits, -own, -len(hits))
         if best_key is None or key < best_key:
             best, best_key = kind, key
     return best

@@ -11,8 +11,13 @@ synchronous and thread-safe; events arrive on a reader thread and go to the call
 
 Every client has an id (``client_id``, sent in ``hello``) under which its connection-held leases
 are kept. A client that lost the service connects again with the same id (``reconnect``, or
-``connect(client_id=...)``) and finds its leases on the new service (``service["leases"]``):
+``connect(client_id=...)``) and finds its leases on the new service (``service.leases``):
 a restarted service keeps them for ``NVWB_SERVICE_RECONNECT_WINDOW`` seconds.
+
+The calls are derived from the declarations in ``methods.py``: ``call`` checks the parameters
+before anything is sent and decodes the result into its declared type (``messages.py``); each
+declared method is an attribute of the client that does just that, so no parameter list is
+written twice. Events reach the callbacks as ``messages.Event`` objects.
 """
 
 from __future__ import annotations
@@ -29,16 +34,19 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from workbench import osproc
-from workbench.errors import ContextError, WorkbenchError
+from workbench.errors import ContextError, InvalidValueError, WorkbenchError
 from workbench.paths import Paths, open_private, private_dir
-from workbench.service import protocol
+from workbench.service import methods, protocol
 from workbench.service.leases import new_client_id
+from workbench.service.messages import ErrorBody, Event, HelloResult, Message, event_from_wire
+from workbench.service.methods import HELLO, METHODS, Method
 from workbench.service.protocol import (
     OtherConfiguration,
     ServiceGone,
+    ServiceMismatch,
     ServiceUnavailable,
     prepare_runtime_dir,
     socket_path,
@@ -59,7 +67,26 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPAWN_TIMEOUT_SECONDS = 15.0
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[Event], None]
+R = TypeVar("R", bound=Message)
+
+
+class _Default:
+    """``reply_timeout`` left out: the method's own (``Method.reply_timeout``)."""
+
+
+_DEFAULT = _Default()
+
+
+def _derived(method: Method[R]) -> Callable[..., R]:
+    """``method`` as a ``ServiceClient`` method: ``client.NAME(*args, **params)``."""
+
+    def call(self: ServiceClient, *args: Any, **params: Any) -> R:
+        return self.call(method, *args, **params)
+
+    call.__name__ = call.__qualname__ = method.name
+    call.__doc__ = f"``{method.name}``: {method.doc}." if method.doc else None
+    return call
 
 
 class _Pending:
@@ -85,7 +112,14 @@ class ServiceClient:
         self._lost = False  # the service closed the connection (not this client)
         self._reader = threading.Thread(target=self._read, name="service-client", daemon=True)
         self._reader.start()
-        self.service: dict[str, Any] = {}
+        self._service: HelloResult | None = None
+
+    @property
+    def service(self) -> HelloResult:
+        """What the service said at ``hello`` (its pid, release, the leases this client holds)."""
+        if self._service is None:
+            raise ServiceUnavailable("this client has not said hello to the service yet")
+        return self._service
 
     # -- connecting ----------------------------------------------------------------------
 
@@ -115,7 +149,7 @@ class ServiceClient:
             client = cls(sock, client_id)
             client._paths, client._env = paths, environment
             try:
-                client.service = client.hello(paths)
+                client._service = client.hello(paths)
                 return client
             except ServiceGone:
                 # Reached a service on its way out (idle exit, a crash): its socket still took
@@ -162,10 +196,56 @@ class ServiceClient:
 
     # -- calls ---------------------------------------------------------------------------
 
+    @overload
     def call(
-        self, method: str, params: dict[str, Any] | None = None, timeout: float | None = 60.0
+        self,
+        method: Method[R],
+        /,
+        *args: Any,
+        reply_timeout: float | _Default | None = ...,
+        **params: Any,
+    ) -> R: ...
+
+    @overload
+    def call(
+        self,
+        method: str,
+        /,
+        *args: Any,
+        reply_timeout: float | _Default | None = ...,
+        **params: Any,
+    ) -> Message: ...
+
+    def call(
+        self,
+        method: Method[Any] | str,
+        /,
+        *args: Any,
+        reply_timeout: float | _Default | None = _DEFAULT,
+        **params: Any,
     ) -> Any:
-        """Send one request and wait for its reply; a service error is raised as its type."""
+        """Call ``method`` (its declaration, or its name) and return its declared result.
+
+        ``args`` are its parameters in the order declared, ``params`` by name; they are checked
+        against the declaration before anything is sent (a bad one is the ``InvalidValueError``
+        the service would answer, and nothing is asked). The reply is decoded into the declared
+        type (``ServiceMismatch`` when it does not fit); a service error is raised as its type.
+        ``reply_timeout``: how long to wait for the reply, the method's own by default.
+        """
+        declared = METHODS.get(method) if isinstance(method, str) else method
+        if declared is None:
+            raise InvalidValueError("method", f"{str(method)[:80]!r} is not a service method")
+        given = declared.bind(args, params)
+        declared.check(given)  # raises before anything is sent
+        sent = {name: value for name, value in given.items() if value is not None}
+        wait = (
+            declared.reply_timeout(sent) if isinstance(reply_timeout, _Default) else reply_timeout
+        )
+        raw = self._request(declared.name, sent, wait)
+        return declared.result.from_wire(raw, f"the {declared.name} result")
+
+    def _request(self, method: str, params: dict[str, Any], timeout: float | None) -> Any:
+        """Send one request and wait for its raw reply; a service error is raised as its type."""
         msg_id = next(self._ids)
         pending = _Pending()
         with self._lock:
@@ -176,7 +256,7 @@ class ServiceClient:
             self._pending[msg_id] = pending
         try:
             with self._write_lock:
-                self._sock.sendall(protocol.encode(protocol.request(msg_id, method, params or {})))
+                self._sock.sendall(protocol.encode(protocol.request(msg_id, method, params)))
         except OSError as exc:
             with self._lock:
                 self._pending.pop(msg_id, None)
@@ -189,14 +269,15 @@ class ServiceClient:
         if reply is None:
             raise ServiceGone("the service went away (see service.log in the state dir)")
         if "error" in reply:
-            body = reply["error"]
-            data = body.get("data")
-            if isinstance(data, dict) and isinstance(data.get("code"), str):
-                raise protocol.error_from_dict(data)
-            raise WorkbenchError(f"service: {body.get('message')}")
-        return reply.get("result")
+            body = ErrorBody.from_wire(reply["error"], f"an error answering {method}")
+            if body.data is not None and isinstance(body.data.get("code"), str):
+                raise protocol.error_from_dict(body.data)
+            raise WorkbenchError(f"service: {body.message}")
+        if "result" not in reply:
+            raise ServiceMismatch(f"the Workbench service answered {method} without a result")
+        return reply["result"]
 
-    def hello(self, paths: Paths | None = None) -> dict[str, Any]:
+    def hello(self, paths: Paths | None = None) -> HelloResult:
         """The service's protocol, version and pid; refused by a service of other ``paths``."""
         params: dict[str, Any] = {
             "client": "workbench",
@@ -206,157 +287,40 @@ class ServiceClient:
         if paths is not None:
             params["config_dir"] = str(paths.config_dir)
             params["state_dir"] = str(paths.state_dir)
-        info: dict[str, Any] = self.call("hello", params)
-        if info.get("protocol") != protocol.PROTOCOL_VERSION:
+        HELLO.check(params)
+        raw = self._request(HELLO.name, params, HELLO.reply_timeout(params))
+        spoken = raw.get("protocol") if isinstance(raw, dict) else None
+        if spoken != protocol.PROTOCOL_VERSION:
+            pid = raw.get("pid") if isinstance(raw, dict) else None
             raise ServiceUnavailable(
-                f"the running service speaks protocol {info.get('protocol')}, "
+                f"the running service speaks protocol {spoken}, "
                 f"this client {protocol.PROTOCOL_VERSION}",
-                hint=f"stop the old service (pid {info.get('pid')}) and retry",
+                hint=f"stop the old service (pid {pid}) and retry",
             )
-        return info
+        return HelloResult.from_wire(raw, "the hello result")
 
-    def acquire(
-        self, context: str, *, holder_pid: int | None = None, purpose: str = ""
-    ) -> dict[str, Any]:
-        """A lease on ``context``, held by ``holder_pid`` or else by this connection."""
-        params: dict[str, Any] = {"context": context, "purpose": purpose}
-        if holder_pid is not None:
-            params["holder_pid"] = holder_pid
-        result: dict[str, Any] = self.call("acquire", params)
-        return result
-
-    def release(
-        self,
-        lease_id: str | None = None,
-        *,
-        holder_pid: int | None = None,
-        context: str | None = None,
-        purpose: str | None = None,
-        keep: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """End one lease by id, or every lease matching holder/context/purpose but ``keep``."""
-        params = {
-            "lease_id": lease_id,
-            "holder_pid": holder_pid,
-            "context": context,
-            "purpose": purpose,
-            "keep": keep,
-        }
-        result = self.call("release", {k: v for k, v in params.items() if v is not None})
-        released: list[dict[str, Any]] = result["released"]
-        return released
-
-    def status(self, contexts: list[str] | None = None, *, refresh: bool = False) -> dict[str, Any]:
-        params: dict[str, Any] = {"refresh": refresh}
-        if contexts is not None:
-            params["contexts"] = contexts
-        result: dict[str, Any] = self.call("status", params)
-        return result
-
-    def start(self, context: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("start", {"context": context})
-        return result
-
-    def stop(self, context: str, *, force: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self.call("stop", {"context": context, "force": force})
-        return result
-
-    def wait(self, context: str, states: list[str], timeout: float) -> dict[str, Any]:
-        """Block until ``context`` is in one of ``states``; returns its snapshot either way."""
-        result: dict[str, Any] = self.call(
-            "wait",
-            {"context": context, "states": states, "timeout": timeout},
-            timeout=timeout + 10,
-        )
-        return result
-
-    # -- projects --------------------------------------------------------------------------
-
-    def open_project(
-        self,
-        project: str,
-        context: str,
-        *,
-        holder_pid: int | None = None,
-        full_build: bool = False,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Open the project at path ``project`` on ``context``, held by the pid or this client.
-
-        Blocks while the context starts and the image builds (events show the progress);
-        ``timeout`` None waits as long as that takes.
-        """
-        params: dict[str, Any] = {"project": project, "context": context, "full_build": full_build}
-        if holder_pid is not None:
-            params["holder_pid"] = holder_pid
-        result: dict[str, Any] = self.call("open_project", params, timeout=timeout)
-        return result
-
-    def close_project(
-        self, project: str, context: str, *, timeout: float | None = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self.call(
-            "close_project", {"project": project, "context": context}, timeout=timeout
-        )
-        return result
-
-    def start_app(
-        self,
-        project: str,
-        context: str,
-        app: str,
-        *,
-        holder_pid: int | None = None,
-        local_port: int = 0,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Start ``app``; the service holds its forward, so the URL outlives this client."""
-        params: dict[str, Any] = {
-            "project": project,
-            "context": context,
-            "app": app,
-            "local_port": local_port,
-        }
-        if holder_pid is not None:
-            params["holder_pid"] = holder_pid
-        result: dict[str, Any] = self.call("start_app", params, timeout=timeout)
-        return result
-
-    def stop_app(
-        self, project: str, context: str, app: str, *, timeout: float | None = None
-    ) -> dict[str, Any]:
-        result: dict[str, Any] = self.call(
-            "stop_app", {"project": project, "context": context, "app": app}, timeout=timeout
-        )
-        return result
-
-    def project_status(self, project: str, context: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.call(
-            "project_status", {"project": project, "context": context}, timeout=120.0
-        )
-        return result
-
-    def build_project(
-        self, project: str, context: str, *, full_build: bool = False
-    ) -> dict[str, Any]:
-        """Build over the connection the service holds to ``context``; ``connected`` false
-        (nothing done) when it holds none."""
-        result: dict[str, Any] = self.call(
-            "build_project",
-            {"project": project, "context": context, "full_build": full_build},
-            timeout=None,
-        )
-        return result
-
-    def app_logs(
-        self, project: str, context: str, app: str, *, tail: int | None = None
-    ) -> dict[str, Any]:
-        """An app's output over the service's connection; ``connected`` false without one."""
-        params: dict[str, Any] = {"project": project, "context": context, "app": app}
-        if tail is not None:
-            params["tail"] = tail
-        result: dict[str, Any] = self.call("app_logs", params, timeout=None)
-        return result
+    # Every other method, derived from its declaration: ``client.status(refresh=True)``,
+    # ``client.acquire("gpu", purpose="window")``; positional arguments in the declared order.
+    acquire = _derived(methods.ACQUIRE)
+    release = _derived(methods.RELEASE)
+    status = _derived(methods.STATUS)
+    start = _derived(methods.START)
+    stop = _derived(methods.STOP)
+    wait = _derived(methods.WAIT)
+    open_project = _derived(methods.OPEN_PROJECT)
+    close_project = _derived(methods.CLOSE_PROJECT)
+    start_app = _derived(methods.START_APP)
+    stop_app = _derived(methods.STOP_APP)
+    project_status = _derived(methods.PROJECT_STATUS)
+    sync_status = _derived(methods.SYNC_STATUS)
+    sync_conflicts = _derived(methods.SYNC_CONFLICTS)
+    sync_resolve = _derived(methods.SYNC_RESOLVE)
+    sync_pause = _derived(methods.SYNC_PAUSE)
+    sync_resume = _derived(methods.SYNC_RESUME)
+    sync_settle = _derived(methods.SYNC_SETTLE)
+    build_project = _derived(methods.BUILD_PROJECT)
+    app_logs = _derived(methods.APP_LOGS)
+    shutdown = _derived(methods.SHUTDOWN)
 
     def subscribe(self, callback: EventCallback) -> None:
         """Call ``callback`` (on the reader thread) with every event from now on."""
@@ -364,10 +328,7 @@ class ServiceClient:
             self._callbacks.append(callback)
             first = len(self._callbacks) == 1
         if first:
-            self.call("subscribe")
-
-    def shutdown(self, *, force: bool = False) -> None:
-        self.call("shutdown", {"force": force})
+            self.call(methods.SUBSCRIBE)
 
     # -- the reader ----------------------------------------------------------------------
 
@@ -394,11 +355,18 @@ class ServiceClient:
 
     def _route(self, message: dict[str, Any]) -> None:
         if message.get("method") == "event":
+            try:
+                event = event_from_wire(message.get("params"))
+            except ServiceMismatch as exc:
+                log.warning("%s", exc)  # one odd event is dropped, never the reader
+                return
+            if event is None:
+                return  # a kind of event this release does not know
             with self._lock:
                 callbacks = list(self._callbacks)
             for callback in callbacks:
                 try:
-                    callback(message.get("params") or {})
+                    callback(event)
                 except Exception:
                     log.exception("event callback failed")
             return

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from workbench import osproc
 from workbench.errors import ContextError, InvalidValueError
+from workbench.service.messages import HolderInfo, LeaseInfo
 
 HolderKind = Literal["connection", "pid"]
 
@@ -132,16 +133,17 @@ class Holder:
     def describe(self) -> str:
         return f"pid {self.pid}" if self.kind == "pid" else f"client {self.connection}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def info(self) -> HolderInfo:
+        """The holder as the service's messages carry it."""
         if self.kind == "pid":
-            return {"kind": "pid", "pid": self.pid}
-        return {"kind": "connection", "connection": self.connection}
+            return HolderInfo("pid", pid=self.pid)
+        return HolderInfo("connection", connection=self.connection)
 
     def to_record(self) -> dict[str, Any]:
-        """What the lease book keeps: ``to_dict`` plus the start time."""
+        """What the lease book keeps: the holder, with a process's start time."""
         if self.kind == "pid":
             return {"kind": "pid", "pid": self.pid, "start_time": self.start_time}
-        return self.to_dict()
+        return {"kind": "connection", "connection": self.connection}
 
 
 @dataclass(frozen=True)
@@ -162,12 +164,15 @@ class Lease:
     def with_holder(self, holder: Holder) -> Lease:
         return replace(self, holder=holder)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "context": self.context,
-            "holder": self.holder.to_dict(),
-            "holder_text": self.holder.describe(),
-            "purpose": self.purpose,
-            "acquired_at": self.acquired_at,
-        }
+    def info(self, *, reconnecting: bool = False) -> LeaseInfo:
+        """The lease as the service's messages carry it (``reconnecting``: dormant, its client
+        not back yet after a restart)."""
+        return LeaseInfo(
+            id=self.id,
+            context=self.context,
+            holder=self.holder.info(),
+            holder_text=self.holder.describe(),
+            purpose=self.purpose,
+            acquired_at=self.acquired_at,
+            reconnecting=reconnecting,
+        )

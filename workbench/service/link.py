@@ -10,11 +10,11 @@ always-on machines) and starts the heartbeat sender, which beats while a lease i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from workbench.agent import GuardSettings, HeartbeatSender, RemoteAgent, install_agent
 from workbench.errors import WorkbenchError
@@ -22,6 +22,7 @@ from workbench.kinds import Endpoint
 from workbench.kinds.connect import connect
 from workbench.paths import Paths
 from workbench.registry import DEFAULT_IDLE_STOP_COMMAND, Context, record_host_key
+from workbench.service.messages import AgentInfo
 from workbench.service.timing import Timing
 from workbench.ssh import ConnectOptions, SshConnection
 
@@ -138,30 +139,37 @@ class ContextLink:
 
     # -- status --------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """The agent's part of a status snapshot (JSON-ready)."""
+    def snapshot(self) -> AgentInfo:
+        """The agent's part of a status snapshot."""
         with self._lock:
             sender, agent = self.sender, self.agent
             guard = self.guard_wanted
-        data: dict[str, Any] = {
-            "installed": agent is not None,
-            "version": agent.version[:12] if agent is not None else None,
-            "guard_wanted": guard,
-            "heartbeats": bool(sender and sender.leased),
-            "error": sender.last_error if sender is not None else None,
-            "inactive_seconds": None,
-        }
+        base = AgentInfo(
+            installed=agent is not None,
+            version=agent.version[:12] if agent is not None else None,
+            guard_wanted=guard,
+            heartbeats=bool(sender and sender.leased),
+            error=sender.last_error if sender is not None else None,
+        )
         if sender is None or sender.last_status is None:
-            return data
+            return base
         status, read_at = sender.last_status, sender.last_status_at
-        data.update(status.to_dict())
         inactive = status.inactive_seconds
         quiet = not status.activity and not sender.leased
         if inactive is not None and read_at is not None and quiet:
             # The guard's clock ran on since the reading: nothing has reset it.
             inactive += time.monotonic() - read_at
-        data["inactive_seconds"] = inactive
-        return data
+        return dataclasses.replace(
+            base,
+            inactive_seconds=inactive,
+            state=status.state,
+            guard_running=status.guard_running,
+            guard_pid=status.guard_pid,
+            idle_timeout_seconds=status.idle_timeout_seconds,
+            activity=status.activity,
+            stop_reason=status.stop_reason,
+            agent_version=status.agent_version,
+        )
 
     # -- internals -----------------------------------------------------------------------
 

@@ -22,13 +22,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from workbench.errors import ConflictError, ContextError, WorkbenchError
 from workbench.kinds import Endpoint, Provider, ProviderState, wait_for_ssh_banner
 from workbench.registry import Context
 from workbench.service.cost import CostMeter
 from workbench.service.leases import Lease
+from workbench.service.messages import (
+    AgentInfo,
+    ContextSnapshot,
+    Event,
+    GraceEvent,
+    ProgressEvent,
+    StateEvent,
+)
 from workbench.service.timing import Timing
 
 if TYPE_CHECKING:
@@ -37,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 State = Literal["stopped", "starting", "running", "stopping", "error", "unknown"]
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[Event], None]
 Action = Callable[[], None]
 LinkFactory = Callable[[Context], "ContextLink"]
 
@@ -46,6 +54,10 @@ __all__ = ["ContextMachine", "InvariantViolation", "LinkFactory", "State", "Timi
 
 class InvariantViolation(RuntimeError):
     """A bug: the machine was about to stop a context that a lease holds."""
+
+
+class _StartAbandoned(Exception):
+    """A stop was asked for while the start was still waiting (a queued allocation)."""
 
 
 class ContextMachine:
@@ -85,6 +97,7 @@ class ContextMachine:
         self._link: ContextLink | None = None
         self._link_error = ""
         self._link_retry_at = 0.0
+        self._last_observed = ""  # the provider's last status word
         # Every stop this machine committed to, with the lease count at that moment (always 0).
         self.stops_committed: list[tuple[float, int]] = []
         self._thread = threading.Thread(
@@ -266,7 +279,7 @@ class ContextMachine:
         with self._cond:
             return self._cond.wait_for(predicate, timeout)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ContextSnapshot:
         with self._cond:
             rate = self.context.hourly_rate
             if rate is None:
@@ -274,28 +287,28 @@ class ContextMachine:
             grace = None
             if self._grace_deadline is not None:
                 grace = max(0.0, self._grace_deadline - time.monotonic())
-            return {
-                "name": self.context.name,
-                "kind": self.context.kind,
-                "state": self.state,
-                "message": self.message,
-                "state_since": self.state_since,
-                "stoppable": self.stoppable and not self.provider.always_on,
-                "always_on": self.provider.always_on,
-                "leases": [
-                    {**lease.to_dict(), "reconnecting": True}
-                    if lease.id in self.dormant
-                    else lease.to_dict()
+            agent = self._agent_snapshot()
+            return ContextSnapshot(
+                name=self.context.name,
+                kind=self.context.kind,
+                state=self.state,
+                message=self.message,
+                state_since=self.state_since,
+                stoppable=self.stoppable and not self.provider.always_on,
+                always_on=self.provider.always_on,
+                leases=tuple(
+                    lease.info(reconnecting=lease.id in self.dormant)
                     for lease in self.leases.values()
-                ],
-                "grace_period_seconds": self.context.grace_period_seconds,
-                "grace_remaining_seconds": grace,
+                ),
+                grace_period_seconds=self.context.grace_period_seconds,
+                grace_remaining_seconds=grace,
                 # This laptop or a shared server: no meter, it is not ours to pay for by the hour.
-                "uptime_seconds": None if self.provider.always_on else self.meter.uptime(),
-                "hourly_rate": rate,
-                "cost": self.meter.cost(rate),
-                **self._agent_snapshot(),
-            }
+                uptime_seconds=None if self.provider.always_on else self.meter.uptime(),
+                hourly_rate=rate,
+                cost=self.meter.cost(rate),
+                agent=agent,
+                inactive_seconds=agent.inactive_seconds if agent else None,
+            )
 
     # -- the worker ------------------------------------------------------------------------
 
@@ -381,7 +394,7 @@ class ContextMachine:
         if self._grace_deadline is None:
             grace = float(self.context.grace_period_seconds)
             self._grace_deadline = time.monotonic() + grace
-            self._emit({"event": "grace", "seconds": grace})
+            self._emit(GraceEvent(self.context.name, time.time(), seconds=grace))
             self._progress(f"no lease left: stopping in {grace:g} s unless one comes back")
         return self._grace_deadline
 
@@ -402,6 +415,7 @@ class ContextMachine:
         state = self.provider.status()
         with self._cond:
             self.stoppable = self.provider.can_stop and state.stoppable
+            self._last_observed = state.status
         return state
 
     def _probe(self) -> None:
@@ -458,6 +472,7 @@ class ContextMachine:
 
     def _start(self) -> None:
         name = self.context.name
+        asked = False
         try:
             observed = self._observe()
             if observed.status == "notfound":
@@ -470,15 +485,35 @@ class ContextMachine:
                 observed = self._observe()
             if observed.status in ("stopped", "failed", "unknown"):
                 self._progress("asking the provider to start the machine")
+                asked = True
                 self.provider.start()
             with self._cond:
                 self.meter.begin()
             if observed.status != "running":
                 self._poll_until("running", self.timing.start_timeout)
             self._finish_start()
+        except _StartAbandoned:
+            # Stopped while still waiting (in a cluster's queue): withdraw the request, unless a
+            # lease came meanwhile (then the next decision starts it again).
+            with self._cond:
+                if self.leases:
+                    self._stop_wanted = False
+                    self._probe_wanted = True
+                    stop = None
+                else:
+                    stop = self._commit_stop()
+            if stop is None:
+                self._set_state("unknown", "a stop was asked for and then a lease came")
+            else:
+                stop()
         except WorkbenchError as exc:
             log.warning("context %s: start failed: %s", name, exc)
             self._set_state("error", f"start failed: {exc}")
+            with self._cond:
+                if asked and self._last_observed == "starting":
+                    # The provider may still be working on the start we asked for (an
+                    # allocation still queued): once no lease holds it, it is withdrawn.
+                    self._retry_stop_at = time.monotonic()
 
     def _finish_start(self) -> None:
         endpoint = self.provider.ssh_endpoint()
@@ -536,6 +571,9 @@ class ContextMachine:
         last = ""
         while True:
             observed = self._observe()
+            if not observed.billed:
+                with self._cond:
+                    self.meter.end()  # asked for, not yet paid for (queued): it starts when up
             if observed.status == target or (target == "stopped" and observed.status == "notfound"):
                 return
             if observed.status in ("failed", "notfound"):
@@ -548,7 +586,11 @@ class ContextMachine:
             )
             if said != last:
                 self._progress(said)
+                self._set_state(self.state, observed.message)  # why it waits (the queue's reason)
                 last = said
+            with self._cond:
+                if target == "running" and self._stop_wanted and not self.leases:
+                    raise _StartAbandoned()
             if time.monotonic() >= deadline:
                 raise ContextError(
                     f"not {target} after {timeout:g} s (last: {said})", context=self.context.name
@@ -615,15 +657,13 @@ class ContextMachine:
         if self._link is not None:
             self._link.set_leased(bool(self.leases))
 
-    def _agent_snapshot(self) -> dict[str, Any]:
-        """The agent's fields of ``snapshot`` (lock held)."""
-        agent: dict[str, Any] | None = None
+    def _agent_snapshot(self) -> AgentInfo | None:
+        """The agent's part of ``snapshot`` (lock held)."""
         if self._link is not None:
-            agent = self._link.snapshot()
-        elif self._link_error:
-            agent = {"installed": False, "error": self._link_error, "inactive_seconds": None}
-        inactive = agent.get("inactive_seconds") if agent else None
-        return {"agent": agent, "inactive_seconds": inactive}
+            return self._link.snapshot()
+        if self._link_error:
+            return AgentInfo(installed=False, error=self._link_error)
+        return None
 
     # -- events ----------------------------------------------------------------------------
 
@@ -637,14 +677,13 @@ class ContextMachine:
             self._cond.notify_all()
         if changed:
             log.info("context %s: %s %s", self.context.name, state, message)
-            self._emit({"event": "state", "state": state, "message": message})
+            self._emit(StateEvent(self.context.name, time.time(), state=state, message=message))
 
     def _progress(self, message: str) -> None:
         log.info("context %s: %s", self.context.name, message)
-        self._emit({"event": "progress", "message": message})
+        self._emit(ProgressEvent(self.context.name, time.time(), message=message))
 
-    def _emit(self, event: dict[str, Any]) -> None:
-        event = {**event, "context": self.context.name, "time": time.time()}
+    def _emit(self, event: Event) -> None:
         try:
             self._emit_event(event)
         except Exception:

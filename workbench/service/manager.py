@@ -21,7 +21,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from workbench.errors import ContextError, WorkbenchError
 from workbench.kinds import provider_for
@@ -31,10 +30,11 @@ from workbench.service.lease_book import BOOK_NAME, LeaseBook
 from workbench.service.leases import Holder, Lease, check_client_id
 from workbench.service.link import ContextLink
 from workbench.service.machine import ContextMachine, Timing
+from workbench.service.messages import ContextSnapshot, Event, LeaseEvent
 
 log = logging.getLogger(__name__)
 
-Subscriber = Callable[[dict[str, Any]], None]
+Subscriber = Callable[[Event], None]
 Finalizer = Callable[[Lease], None]
 Adopter = Callable[[Lease], Finalizer | None]
 STATUS_SETTLE_SECONDS = 5.0
@@ -77,7 +77,7 @@ class Manager:
         self._frozen = False
         self._subscribers: dict[int, Subscriber] = {}
         self._ids = itertools.count(1)
-        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._events: queue.Queue[Event | None] = queue.Queue()
         self._closed = threading.Event()
         # Events leave through one thread so that a slow client never stalls a state machine.
         self._dispatcher = threading.Thread(target=self._dispatch, name="events", daemon=True)
@@ -147,15 +147,7 @@ class Manager:
         machine.add_lease(lease)
         self._persist()
         log.info("lease %s on %s for %s (%s)", lease.id, name, holder.describe(), purpose)
-        self._events.put(
-            {
-                "event": "lease",
-                "action": "acquired",
-                "context": name,
-                "lease": lease.to_dict(),
-                "time": time.time(),
-            }
-        )
+        self._events.put(LeaseEvent(name, time.time(), action="acquired", lease=lease.info()))
         return lease
 
     def release(self, lease_id: str, *, action: str = "released") -> Lease | None:
@@ -172,13 +164,7 @@ class Manager:
                 "lease %s on %s %s (%s)", lease.id, lease.context, action, lease.holder.describe()
             )
             self._events.put(
-                {
-                    "event": "lease",
-                    "action": action,
-                    "context": lease.context,
-                    "lease": lease.to_dict(),
-                    "time": time.time(),
-                }
+                LeaseEvent(lease.context, time.time(), action=action, lease=lease.info())
             )
         return lease
 
@@ -303,13 +289,7 @@ class Manager:
             log.info("lease %s on %s for %s restored%s", lease.id, lease.context,
                      holder.describe(), "" if alive else " (its holder has ended)")  # fmt: skip
             self._events.put(
-                {
-                    "event": "lease",
-                    "action": "restored",
-                    "context": lease.context,
-                    "lease": lease.to_dict(),
-                    "time": time.time(),
-                }
+                LeaseEvent(lease.context, time.time(), action="restored", lease=lease.info())
             )
         self._persist()
         for lease in gone:
@@ -417,22 +397,14 @@ class Manager:
         if dropped:
             self._persist()
         for lease in dropped:
-            self._events.put(
-                {
-                    "event": "lease",
-                    "action": "lost",
-                    "context": name,
-                    "lease": lease.to_dict(),
-                    "time": time.time(),
-                }
-            )
+            self._events.put(LeaseEvent(name, time.time(), action="lost", lease=lease.info()))
         return dropped
 
     # -- status --------------------------------------------------------------------------
 
     def status(
         self, names: Iterable[str] | None = None, *, refresh: bool = False
-    ) -> list[dict[str, Any]]:
+    ) -> list[ContextSnapshot]:
         """One snapshot per context (all of the registry's when ``names`` is None)."""
         wanted = list(names) if names is not None else Registry.load(self.paths).names()
         machines = [self.machine(name) for name in wanted]
@@ -457,9 +429,9 @@ class Manager:
             self._subscribers[key] = subscriber
             return key
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: Event) -> None:
         """Send ``event`` to every subscriber (the project host's progress and build lines)."""
-        self._events.put({**event, "time": event.get("time", time.time())})
+        self._events.put(event)
 
     def unsubscribe(self, key: int) -> None:
         with self._lock:

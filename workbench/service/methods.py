@@ -1,15 +1,20 @@
-"""The service's methods, declared once: each one's name, parameters, their types and limits.
+"""The service's methods, declared once: each one's name, parameters and result type.
 
 The server's dispatch is driven by this table. A method not declared here cannot be called, a
 parameter not declared for its method is refused, and every value is checked against its
 declaration before a handler runs, so a handler reads values of the declared type and a bad
 request is answered with an error that names the parameter (``INVALID_PARAMS``), never with an
 internal error or, worse, a wrong answer (a string where a list belongs, iterated letter by
-letter).
+letter). A handler returns the declared result (a ``messages`` type), which the server encodes.
 
-This is the first part of the service's typed contract; results and events are to be declared
-beside it. It uses the standard library only: ``nvwb`` loads the service's client on its path,
-and its start-up time is a budget (see ``benchmarks/cli_startup.py``).
+The client is derived from the same table: ``ServiceClient.call`` checks the parameters against
+the declaration before anything is sent and decodes the reply into the declared type, and each
+method is a client attribute of that name (``client.status(refresh=True)``), positional
+arguments taken in the order declared here. ``docs/service.md``'s table of methods is written
+from it (``scripts/gen-service-docs``).
+
+Standard library only: ``nvwb`` loads the service's client on its path, and its start-up time is
+a budget (see ``benchmarks/cli_startup.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from workbench.errors import InvalidValueError
+from workbench.service import messages as m
+from workbench.service.messages import Message, what
+
+R = TypeVar("R", bound=Message)
 
 Kind = Literal["string", "path", "integer", "number", "boolean", "strings"]
 
@@ -29,6 +38,8 @@ MAX_PATH = 4096  # PATH_MAX on Linux
 MAX_LIST = 1000  # contexts in one status request
 MAX_PID = 2**31 - 1  # pid_t
 MAX_SECONDS = 1e9  # about 31 years: "as long as it takes", and still a valid wait
+REPLY_SECONDS = 60.0  # how long a client waits for a quick method's reply
+REPLY_MARGIN = 10.0  # beyond a wait's own timeout
 #: The states a context machine can be in (``machine.State``; a test keeps the two equal).
 STATES = ("stopped", "starting", "running", "stopping", "error", "unknown")
 
@@ -80,7 +91,7 @@ class Param:
             for number, item in enumerate(value, 1):
                 if not isinstance(item, str):
                     raise InvalidValueError(
-                        where, f"item {number} must be a string, not {_what(item)}"
+                        where, f"item {number} must be a string, not {what(item)}"
                     )
             return [self._string(where, item) for item in value]
         if not isinstance(value, str):
@@ -123,13 +134,22 @@ class Param:
 
 
 @dataclass(frozen=True)
-class Method:
-    """One method: its parameters, and whether it may block (then it runs on its own thread)."""
+class Method(Generic[R]):
+    """One method: its parameters, its result's type, whether it may block (then it runs on a
+    thread of its own), and how long a client waits for its reply.
+
+    ``reply_seconds``: how long a client waits for the reply (None: as long as it takes, for
+    the methods that build images and start machines); ``reply_after`` names instead the
+    parameter (seconds) the reply may take, ``REPLY_MARGIN`` added (``wait``'s ``timeout``).
+    """
 
     name: str
     params: tuple[Param, ...] = ()
+    result: type[R] = field(default=cast(Any, m.Nothing))
     blocking: bool = False
     doc: str = ""
+    reply_seconds: float | None = REPLY_SECONDS
+    reply_after: str = ""
 
     def check(self, params: Any) -> dict[str, Any]:
         """The request's ``params`` checked: every declared name present (defaults filled in).
@@ -140,7 +160,7 @@ class Method:
             params = {}
         if not isinstance(params, dict):
             raise InvalidValueError(
-                f"{self.name}.params", f"must be an object of named parameters, not {_what(params)}"
+                f"{self.name}.params", f"must be an object of named parameters, not {what(params)}"
             )
         declared = {param.name: param for param in self.params}
         for name in params:
@@ -160,27 +180,33 @@ class Method:
                 checked[name] = param.check(f"{self.name}.{name}", value)
         return checked
 
+    def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """A client's call as named parameters: ``args`` in the declared order, then ``kwargs``
+        (a name given twice, or more arguments than parameters, is refused)."""
+        if len(args) > len(self.params):
+            raise InvalidValueError(
+                f"{self.name}.params",
+                f"takes at most {len(self.params)} positional arguments ({len(args)} given)",
+            )
+        named: dict[str, Any] = {}
+        for param, value in zip(self.params, args, strict=False):
+            named[param.name] = value
+        for name, value in kwargs.items():
+            if name in named:
+                raise InvalidValueError(f"{self.name}.{name}", "given twice")
+            named[name] = value
+        return named
+
+    def reply_timeout(self, params: Mapping[str, Any]) -> float | None:
+        """How long a client waits for the reply to a call with ``params`` (None: no limit)."""
+        if self.reply_after:
+            seconds = params.get(self.reply_after)
+            return float(seconds) + REPLY_MARGIN if seconds else None
+        return self.reply_seconds
+
 
 def _wrong(where: str, kind: Kind, value: Any) -> InvalidValueError:
-    return InvalidValueError(where, f"must be {_KIND_TEXT[kind]}, not {_what(value)}")
-
-
-def _what(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return InvalidValueError(where, f"must be {_KIND_TEXT[kind]}, not {what(value)}")
 
 
 def _number_text(value: float) -> str:
@@ -203,106 +229,241 @@ _HOLDER_PID = Param(
 )
 _FORCE = Param("force", "boolean", default=False)
 _PURPOSE = Param("purpose", "string", default="", empty=True, doc="why it is held, for status")
+_SYNC_CONTEXT = Param("context", "string", required=True, doc="the context the project is open on")
 
-METHODS: Mapping[str, Method] = {
+HELLO = Method(
+    "hello",
+    (
+        Param("client", "string", doc="what the client is, for the log"),
+        Param("pid", "integer", minimum=1, maximum=MAX_PID, doc="the client's pid"),
+        Param(
+            "config_dir",
+            "path",
+            max_length=MAX_PATH,
+            doc="the client's configuration; refused when the service serves another",
+        ),
+        Param("state_dir", "path", max_length=MAX_PATH, doc="the client's state folder"),
+        Param(
+            "client_id",
+            "string",
+            max_length=64,
+            doc="the client's id, kept across reconnects: its leases are held under it",
+        ),
+    ),
+    result=m.HelloResult,
+    doc="the service's protocol, version and pid, and the leases this client holds",
+)
+ACQUIRE = Method(
+    "acquire",
+    (_CONTEXT, _HOLDER_PID, _PURPOSE),
+    result=m.LeaseInfo,
+    doc="a lease on a context: start it if stopped, keep it running while held",
+)
+RELEASE = Method(
+    "release",
+    (
+        Param("lease_id", "string"),
+        _HOLDER_PID,
+        Param("context", "string"),
+        Param("purpose", "string", empty=True),
+        Param("keep", "string", doc="a lease id to leave alone"),
+    ),
+    result=m.Released,
+    doc="end one lease by id, or each lease matching holder/context/purpose",
+)
+STATUS = Method(
+    "status",
+    (Param("contexts", "strings"), Param("refresh", "boolean", default=False)),
+    result=m.StatusResult,
+    doc="a snapshot of each context (all of them without contexts)",
+)
+START = Method(
+    "start", (_CONTEXT,), result=m.ContextSnapshot, doc="start a context without holding it"
+)
+STOP = Method(
+    "stop",
+    (_CONTEXT, _FORCE),
+    result=m.StoppedContext,
+    doc="stop a context now; force ends its leases",
+)
+WAIT = Method(
+    "wait",
+    (
+        _CONTEXT,
+        Param("states", "strings", choices=STATES, max_items=len(STATES)),
+        Param(
+            "timeout",
+            "number",
+            minimum=0,
+            maximum=MAX_SECONDS,
+            doc="seconds; 0 or none waits as long as it takes",
+        ),
+    ),
+    result=m.ContextSnapshot,
+    blocking=True,
+    reply_after="timeout",
+    doc="block until the context is in one of states (default: running)",
+)
+OPEN_PROJECT = Method(
+    "open_project",
+    (_PROJECT, _CONTEXT, _HOLDER_PID, Param("full_build", "boolean", default=False)),
+    result=m.OpenedProject,
+    blocking=True,
+    reply_seconds=None,
+    doc="lease, start, build and run the project's container",
+)
+CLOSE_PROJECT = Method(
+    "close_project",
+    (_PROJECT, _CONTEXT),
+    result=m.ClosedProject,
+    blocking=True,
+    reply_seconds=None,
+    doc="stop its apps, sync, forwards and container; release its leases",
+)
+START_APP = Method(
+    "start_app",
+    (
+        _PROJECT,
+        _CONTEXT,
+        _APP,
+        _HOLDER_PID,
+        Param("local_port", "integer", default=0, minimum=0, maximum=65535),
+        Param("timeout", "number", minimum=0, maximum=MAX_SECONDS, doc="the health check's wait"),
+    ),
+    result=m.StartedApp,
+    blocking=True,
+    reply_seconds=None,
+    doc="start an app and forward it; the service holds the forward",
+)
+STOP_APP = Method(
+    "stop_app",
+    (_PROJECT, _CONTEXT, _APP),
+    result=m.StoppedApp,
+    blocking=True,
+    reply_seconds=None,
+    doc="stop an app and close its forward; its log is kept",
+)
+PROJECT_STATUS = Method(
+    "project_status",
+    (_PROJECT, _CONTEXT),
+    result=m.ProjectStatus,
+    reply_seconds=120.0,
+    doc="open here or not, the container's state, each app's state and URL, the sync's status",
+)
+# The sync of a project the service has open on a remote context. A project it does not run the
+# sync of is answered with ``sync_not_hosted``: its saved state is then read or edited offline
+# (``workbench.service.sync_control``).
+SYNC_STATUS = Method(
+    "sync_status",
+    (_PROJECT, _SYNC_CONTEXT),
+    result=m.SyncStatus,
+    blocking=True,
+    reply_seconds=None,
+    doc="the project's live sync: state, last sync, pending, conflicts, problems",
+)
+SYNC_CONFLICTS = Method(
+    "sync_conflicts",
+    (_PROJECT, _SYNC_CONTEXT),
+    result=m.ConflictList,
+    blocking=True,
+    reply_seconds=None,
+    doc="the paths both sides changed differently",
+)
+SYNC_RESOLVE = Method(
+    "sync_resolve",
+    (
+        _PROJECT,
+        _SYNC_CONTEXT,
+        Param("path", "string", required=True, max_length=MAX_PATH, doc="the conflict's path"),
+        Param("keep", "string", required=True, choices=("local", "remote", "both")),
+    ),
+    result=m.SyncStatus,
+    blocking=True,
+    reply_seconds=None,
+    doc="settle a conflict: one side's version everywhere, or both kept",
+)
+SYNC_PAUSE = Method(
+    "sync_pause",
+    (_PROJECT, _SYNC_CONTEXT),
+    result=m.SyncStatus,
+    blocking=True,
+    reply_seconds=None,
+    doc="stop syncing; changes wait on both sides",
+)
+SYNC_RESUME = Method(
+    "sync_resume",
+    (_PROJECT, _SYNC_CONTEXT),
+    result=m.SyncStatus,
+    blocking=True,
+    reply_seconds=None,
+    doc="sync again, both sides rescanned",
+)
+SYNC_SETTLE = Method(
+    "sync_settle",
+    (
+        _PROJECT,
+        _SYNC_CONTEXT,
+        Param("how", "string", required=True, choices=("confirm-deletions", "restore")),
+    ),
+    result=m.SyncStatus,
+    blocking=True,
+    reply_seconds=None,
+    doc="after a halt for lost files: delete them on the other side too, or copy them back",
+)
+# ``nvwb build`` and ``nvwb logs`` over the connection the service holds to a context (no login
+# of their own); ``connected`` false when it holds none: the CLI then connects itself.
+BUILD_PROJECT = Method(
+    "build_project",
+    (_PROJECT, _CONTEXT, Param("full_build", "boolean", default=False)),
+    result=m.BuiltImage,
+    blocking=True,
+    reply_seconds=None,
+    doc="build the project's image over the service's connection to the context, if it has one",
+)
+APP_LOGS = Method(
+    "app_logs",
+    (_PROJECT, _CONTEXT, _APP, Param("tail", "integer", minimum=1, maximum=10_000_000)),
+    result=m.AppLog,
+    blocking=True,
+    reply_seconds=None,
+    doc="an app's output over the service's connection to the context, if it has one",
+)
+SUBSCRIBE = Method(
+    "subscribe",
+    result=m.Subscribed,
+    doc="events from now on, as notifications on this connection",
+)
+SHUTDOWN = Method(
+    "shutdown",
+    (_FORCE,),
+    result=m.ShuttingDown,
+    doc="exit; refused while anything is held, unless force",
+)
+
+METHODS: Mapping[str, Method[Any]] = {
     method.name: method
     for method in (
-        Method(
-            "hello",
-            (
-                Param("client", "string", doc="what the client is, for the log"),
-                Param("pid", "integer", minimum=1, maximum=MAX_PID, doc="the client's pid"),
-                Param(
-                    "config_dir",
-                    "path",
-                    max_length=MAX_PATH,
-                    doc="the client's configuration; refused when the service serves another",
-                ),
-                Param("state_dir", "path", max_length=MAX_PATH, doc="the client's state folder"),
-                Param(
-                    "client_id",
-                    "string",
-                    max_length=64,
-                    doc="the client's id, kept across reconnects: its leases are held under it",
-                ),
-            ),
-            doc="the service's protocol, version and pid",
-        ),
-        Method(
-            "acquire",
-            (_CONTEXT, _HOLDER_PID, _PURPOSE),
-            doc="a lease on a context: start it if stopped, keep it running while held",
-        ),
-        Method(
-            "release",
-            (
-                Param("lease_id", "string"),
-                _HOLDER_PID,
-                Param("context", "string"),
-                Param("purpose", "string", empty=True),
-                Param("keep", "string", doc="a lease id to leave alone"),
-            ),
-            doc="end one lease by id, or each lease matching holder/context/purpose",
-        ),
-        Method(
-            "status",
-            (Param("contexts", "strings"), Param("refresh", "boolean", default=False)),
-            doc="a snapshot of each context (all of them without contexts)",
-        ),
-        Method("start", (_CONTEXT,), doc="start a context without holding it"),
-        Method("stop", (_CONTEXT, _FORCE), doc="stop a context now; force ends its leases"),
-        Method(
-            "wait",
-            (
-                _CONTEXT,
-                Param("states", "strings", choices=STATES, max_items=len(STATES)),
-                Param(
-                    "timeout",
-                    "number",
-                    minimum=0,
-                    maximum=MAX_SECONDS,
-                    doc="seconds; 0 or none waits as long as it takes",
-                ),
-            ),
-            blocking=True,
-            doc="block until the context is in one of states (default: running)",
-        ),
-        Method(
-            "open_project",
-            (_PROJECT, _CONTEXT, _HOLDER_PID, Param("full_build", "boolean", default=False)),
-            blocking=True,
-            doc="lease, start, build and run the project's container",
-        ),
-        Method("close_project", (_PROJECT, _CONTEXT), blocking=True),
-        Method(
-            "start_app",
-            (
-                _PROJECT,
-                _CONTEXT,
-                _APP,
-                _HOLDER_PID,
-                Param("local_port", "integer", default=0, minimum=0, maximum=65535),
-                Param("timeout", "number", minimum=0, maximum=MAX_SECONDS),
-            ),
-            blocking=True,
-            doc="start an app and forward it; the service holds the forward",
-        ),
-        Method("stop_app", (_PROJECT, _CONTEXT, _APP), blocking=True),
-        Method("project_status", (_PROJECT, _CONTEXT)),
-        Method(
-            "build_project",
-            (_PROJECT, _CONTEXT, Param("full_build", "boolean", default=False)),
-            blocking=True,
-            doc="build the image on a context the service is connected to, with no new login; "
-            "connected false when it is not (the caller connects itself)",
-        ),
-        Method(
-            "app_logs",
-            (_PROJECT, _CONTEXT, _APP, Param("tail", "integer", minimum=1, maximum=10_000_000)),
-            blocking=True,
-            doc="an app's output, over the service's connection; connected false without one",
-        ),
-        Method("subscribe", doc="events from now on, as notifications on this connection"),
-        Method("shutdown", (_FORCE,), doc="exit; refused while anything is held, unless force"),
+        HELLO,
+        ACQUIRE,
+        RELEASE,
+        STATUS,
+        START,
+        STOP,
+        WAIT,
+        OPEN_PROJECT,
+        CLOSE_PROJECT,
+        START_APP,
+        STOP_APP,
+        PROJECT_STATUS,
+        SYNC_STATUS,
+        SYNC_CONFLICTS,
+        SYNC_RESOLVE,
+        SYNC_PAUSE,
+        SYNC_RESUME,
+        SYNC_SETTLE,
+        BUILD_PROJECT,
+        APP_LOGS,
+        SUBSCRIBE,
+        SHUTDOWN,
     )
 }

@@ -25,7 +25,9 @@ the app (``nvwb start APP``), the app itself kept running in its container.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -46,8 +48,22 @@ from workbench.projects import Project, read_project
 from workbench.registry import Registry
 from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Finalizer, Manager
+from workbench.service.messages import (
+    AppLog,
+    AppRow,
+    BuildLineEvent,
+    BuiltImage,
+    ClosedProject,
+    Event,
+    OpenedProject,
+    ProjectEvent,
+    ProjectStatus,
+    StartedApp,
+    StateEvent,
+    StoppedApp,
+)
 from workbench.service.project_sync import ProjectSync
-from workbench.service.protocol import app_row
+from workbench.service.protocol import SyncNotHosted
 from workbench.service.runtimes import ContextHandles, ContextRuntimes
 
 log = logging.getLogger(__name__)
@@ -107,7 +123,7 @@ class ProjectHost:
 
     def open(
         self, project_path: str, context: str, holder: Holder, *, full_build: bool = False
-    ) -> dict[str, Any]:
+    ) -> OpenedProject:
         """Lease, start the context if needed, build if needed, start the container."""
         project = read_project(Path(project_path))
         key = self._key(project, context)
@@ -138,21 +154,21 @@ class ProjectHost:
                     self.manager.release(lease.id)
                 raise
             sync = record.sync.status() if record.sync is not None else None
-        return {
-            "project": project.name,
-            "context": context,
-            "container": session.container_name,
-            "image": result.image,
-            "built": result.build.built,
-            "state": "running",
-            "files_copied": result.files.files if result.files else None,
-            "warnings": result.warnings,
-            "seconds": round(result.seconds, 1),
-            "lease": lease.to_dict(),
-            "sync": sync.get("state") if sync else None,
-        }
+        return OpenedProject(
+            project=project.name,
+            context=context,
+            container=session.container_name,
+            image=result.image,
+            built=result.build.built,
+            state="running",
+            files_copied=result.files.files if result.files else None,
+            warnings=tuple(result.warnings),
+            seconds=round(result.seconds, 1),
+            lease=lease.info(),
+            sync=sync.state if sync else None,
+        )
 
-    def close(self, project_path: str, context: str) -> dict[str, Any]:
+    def close(self, project_path: str, context: str) -> ClosedProject:
         """Stop the apps and the container, drop the forwards, release every lease it held."""
         project = read_project(Path(project_path))
         key = self._key(project, context)
@@ -167,7 +183,7 @@ class ProjectHost:
                 if record is not None:
                     for lease_id in record.leases:
                         self.manager.release(lease_id)
-        return {"project": project.name, "context": context, "closed": closed}
+        return ClosedProject(project.name, context, closed)
 
     def start_app(
         self,
@@ -178,7 +194,7 @@ class ProjectHost:
         *,
         local_port: int = 0,
         timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> StartedApp:
         """Start ``app`` (opening the project first if the service has not), forward it, URL."""
         project = read_project(Path(project_path))
         key = self._key(project, context)
@@ -201,17 +217,17 @@ class ProjectHost:
                 if record is not None:
                     record.apps[app] = started.url
             self._watch_ports(context, handles)
-        return {
-            "app": app,
-            "project": project.name,
-            "context": context,
-            "state": started.status.state,
-            "url": started.url,
-            "seconds": round(started.seconds, 2),
-            "user_msg": started.user_msg,
-        }
+        return StartedApp(
+            app=app,
+            project=project.name,
+            context=context,
+            state=started.status.state,
+            url=started.url,
+            seconds=round(started.seconds, 2),
+            user_msg=started.user_msg,
+        )
 
-    def stop_app(self, project_path: str, context: str, app: str) -> dict[str, Any]:
+    def stop_app(self, project_path: str, context: str, app: str) -> StoppedApp:
         project = read_project(Path(project_path))
         key = self._key(project, context)
         with self._busy_lock(key):
@@ -224,66 +240,91 @@ class ProjectHost:
                 if record is not None:
                     record.apps.pop(app, None)
             self._watch_ports(context, handles)
-        return {"app": app, "state": status.state, "log": str(kept)}
+        return StoppedApp(app, status.state, str(kept))
 
-    def status(self, project_path: str, context: str) -> dict[str, Any]:
+    def status(self, project_path: str, context: str) -> ProjectStatus:
         """The project on ``context``: open here or not, its container and each app's state/URL."""
         project = read_project(Path(project_path))
         key = self._key(project, context)
         with self._lock:
             record = self._open.get(key)
         machine = self.manager.machine(context)
-        data: dict[str, Any] = {
-            "project": project.name,
-            "context": context,
-            "open": record is not None,
-            "leases": sorted(record.leases) if record is not None else [],
-            "context_state": machine.state,
-            "sync": record.sync.status() if record is not None and record.sync else None,
-        }
         if machine.state != "running":
             # Never start a machine to answer a question: its apps are not running.
             session = None
-            data["container"] = "absent" if machine.state == "stopped" else "unknown"
+            container = "absent" if machine.state == "stopped" else "unknown"
         else:
             handles = self._ready(context, project, start=False)
             session = self._session(handles, project)
-            data["container"] = session.state()
-        data["apps"] = self._app_rows(project, session)
-        return data
+            container = session.state()
+        return ProjectStatus(
+            project=project.name,
+            context=context,
+            open=record is not None,
+            leases=tuple(sorted(record.leases)) if record is not None else (),
+            context_state=machine.state,
+            container=container,
+            apps=self._app_rows(project, session),
+            sync=record.sync.status() if record is not None and record.sync else None,
+        )
 
-    def build(self, project_path: str, context: str, *, full_build: bool = False) -> dict[str, Any]:
+    def sync(self, project_path: str, context: str) -> ProjectSync:
+        """The sync this service runs for the project on ``context``, for the ``sync_*``
+        methods; ``SyncNotHosted`` when the project is not open here or has no sync.
+
+        Found by the folder of the open project, not by reading the folder again: a side that
+        lost its files (``.project`` included) must still be reachable to settle that."""
+        folder = os.path.realpath(project_path)
+        with self._lock:
+            record = next(
+                (
+                    record
+                    for (_, ctx), record in self._open.items()
+                    if ctx == context and str(record.project.path) == folder
+                ),
+                None,
+            )
+        if record is None or record.sync is None or record.sync.session is None:
+            why = (
+                "is not open in the Workbench service"
+                if record is None
+                else "has no running sync in the Workbench service"
+            )
+            raise SyncNotHosted(
+                f"the project at {folder} {why} on {context}",
+                hint="its saved sync state is read and edited instead",
+            )
+        return record.sync
+
+    def build(self, project_path: str, context: str, *, full_build: bool = False) -> BuiltImage:
         """``nvwb build`` over the connection the service holds to ``context`` (no login of
         its own); ``{"connected": False}`` when it holds none: the CLI then connects itself."""
         project = read_project(Path(project_path))
         handles = self._connected(context)
         if handles is None:
-            return {"connected": False}
+            return BuiltImage(connected=False)
         with self._busy_lock(self._key(project, context)):
             outcome = self._session(handles, project).build(
                 full_build=full_build,
                 on_progress=lambda p: self._build_event(context, project, p),
             )
-        return {
-            "connected": True,
-            "project": project.name,
-            "context": context,
-            "image": outcome.tag,
-            "built": outcome.built,
-            "seconds": round(outcome.seconds, 1),
-            "log": str(outcome.log_path) if outcome.log_path else None,
-        }
+        return BuiltImage(
+            connected=True,
+            project=project.name,
+            context=context,
+            image=outcome.tag,
+            built=outcome.built,
+            seconds=round(outcome.seconds, 1),
+            log=str(outcome.log_path) if outcome.log_path else None,
+        )
 
-    def app_logs(
-        self, project_path: str, context: str, app: str, tail: int | None
-    ) -> dict[str, Any]:
+    def app_logs(self, project_path: str, context: str, app: str, tail: int | None) -> AppLog:
         """``nvwb logs APP`` over the service's connection; ``{"connected": False}`` without."""
         project = read_project(Path(project_path))
         handles = self._connected(context)
         if handles is None:
-            return {"connected": False}
-        text = self._session(handles, project).app_logs(app, tail)
-        return {"connected": True, "app": app, "log": text}
+            return AppLog(connected=False)
+        return AppLog(True, app, self._session(handles, project).app_logs(app, tail))
 
     def _connected(self, context: str) -> ContextHandles | None:
         """The handles of ``context`` if the service holds a connection there now (a project
@@ -378,10 +419,13 @@ class ProjectHost:
                 self._say(
                     context, project, "the service restarted: syncing the project files again"
                 )
-                record.sync = ProjectSync(ProjectSync.open(session, self.manager.publish).session)
+                first = ProjectSync.open(session, self.manager.publish)
+                record.sync = ProjectSync(first.session, context=context)
             except WorkbenchError as exc:
                 log.warning("project %s on %s: sync not resumed: %s", project.name, context, exc)
-                record.sync = ProjectSync(None, f"not resumed after a service restart: {exc}")
+                record.sync = ProjectSync(
+                    None, f"not resumed after a service restart: {exc}", context=context
+                )
 
     def _ready(self, context: str, project: Project, *, start: bool = True) -> ContextHandles:
         """The context running (waited for, with its progress as events) and its handles."""
@@ -427,7 +471,7 @@ class ProjectHost:
             return ProjectSync.catch_up(live)
         record.stop_sync()
         first = ProjectSync.open(session, self.manager.publish)
-        record.sync = ProjectSync(first.session)
+        record.sync = ProjectSync(first.session, context=record.context)
         if first.conflicts:
             self._say(
                 session.runtime.name,
@@ -478,18 +522,18 @@ class ProjectHost:
                     record.stop_sync()
                     self._close_container(record.project, record.context)
 
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: Event) -> None:
         """A context stopping takes its projects, forwards and connections with it.
 
         Only a stop of the run the handles were made in counts: the first probe of a machine
         that is still stopped (while a project is being opened on it) or a late event of an
         earlier run must not close what is being opened now.
         """
-        if event.get("event") != "state" or event.get("state") not in ("stopping", "stopped"):
+        if not isinstance(event, StateEvent) or event.state not in ("stopping", "stopped"):
             return
-        name = str(event.get("context"))
+        name = event.context
         handles = self.runtimes.peek(name)
-        if handles is None or float(event.get("time") or 0) < handles.made_at:
+        if handles is None or event.time < handles.made_at:
             return
         with self._lock:
             gone = [self._open.pop(key) for key in list(self._open) if key[1] == name]
@@ -514,21 +558,21 @@ class ProjectHost:
         except Exception as exc:  # the guard's extra ports are a nicety, never a failure
             log.warning("context %s: cannot tell the guard the forwarded ports: %s", context, exc)
 
-    def _app_rows(self, project: Project, session: ProjectSession | None) -> list[dict[str, Any]]:
+    def _app_rows(self, project: Project, session: ProjectSession | None) -> tuple[AppRow, ...]:
         from workbench.spec import SpecDocument
 
         apps = session.document.apps() if session else SpecDocument.load(project.spec_path).apps()
         container = session.container() if session is not None else None
         rows = []
         for app in apps:
-            row = app_row(app, "closed")
+            row = AppRow.of_spec(app, "closed")
             if container is not None and session is not None:
                 runner = session.runner(app.name, container)
-                row["state"] = runner.status().state
-                if row["state"] == "running":
-                    row["url"] = self._url(session, runner, container)
+                state = runner.status().state
+                url = self._url(session, runner, container) if state == "running" else None
+                row = dataclasses.replace(row, state=state, url=url)
             rows.append(row)
-        return rows
+        return tuple(rows)
 
     def _url(self, session: ProjectSession, runner: Any, container: Any) -> str | None:
         port = app_port(runner.app)
@@ -553,30 +597,30 @@ class ProjectHost:
     ) -> None:
         log.info("project %s on %s: %s", project.name, context, message)
         self.manager.publish(
-            {
-                "event": "project",
-                "context": context,
-                "project": project.name,
+            ProjectEvent(
+                context,
+                time.time(),
+                project=project.name,
                 # Two projects may share a name: the path says which one (the app's windows).
-                "project_path": str(project.path),
-                "stage": stage,
-                "message": message,
-            }
+                project_path=str(project.path),
+                stage=stage,
+                message=message,
+            )
         )
 
     def _build_event(self, context: str, project: Project, progress: BuildProgress) -> None:
         self.manager.publish(
-            {
-                "event": "build",
-                "context": context,
-                "project": project.name,
-                "project_path": str(project.path),
-                "step": progress.step,
-                "step_number": progress.step_number,
-                "step_count": progress.step_count,
-                "docker_step": list(progress.docker_step) if progress.docker_step else None,
-                "line": progress.line,
-            }
+            BuildLineEvent(
+                context,
+                time.time(),
+                project=project.name,
+                project_path=str(project.path),
+                step=progress.step,
+                step_number=progress.step_number,
+                step_count=progress.step_count,
+                docker_step=tuple(progress.docker_step) if progress.docker_step else None,
+                line=progress.line,
+            )
         )
 
     def _busy_lock(self, key: tuple[str, str]) -> threading.RLock:

@@ -17,13 +17,10 @@ import importlib
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.paths import Paths
-
-if TYPE_CHECKING:
-    from workbench.spec import AppSpec
 
 PROTOCOL_VERSION = 1
 SOCKET_NAME = "service.sock"
@@ -61,6 +58,23 @@ class OtherConfiguration(ServiceUnavailable):
     """The service answering on this socket serves another configuration than the client's."""
 
     code = "service_other_configuration"
+
+
+class ServiceMismatch(WorkbenchError):
+    """The service answered with something this client cannot read (another release, or a
+    broken service): said with the field, never a crash on a missing key. Not a lost service:
+    connecting again would meet the same one."""
+
+    exit_code = 11
+    code = "service_mismatch"
+
+
+class SyncNotHosted(WorkbenchError):
+    """The service does not run this project's sync on this context (the project is not open
+    there, or its sync could not start): the saved state is the one to read or edit."""
+
+    exit_code = 4
+    code = "sync_not_hosted"
 
 
 class AlreadyRunning(WorkbenchError):
@@ -282,17 +296,3 @@ def prepare_runtime_dir(paths: Paths) -> Path:
     if directory.stat().st_mode & 0o077:
         directory.chmod(0o700)
     return directory
-
-
-def app_row(app: AppSpec, state: str) -> dict[str, Any]:
-    """One app as ``list apps`` and ``project_status`` carry it; the URL is filled in when the
-    app is forwarded."""
-    port = app.webapp_options.port if app.webapp_options else ""
-    return {
-        "name": app.name,
-        "type": app.type,
-        "class": app.class_,
-        "port": port or None,
-        "state": state,
-        "url": None,
-    }

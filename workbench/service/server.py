@@ -8,14 +8,16 @@ well (``osproc.LocalListener``; a local TCP port and a token on Windows).
 
 What a client sends is read a line at a time, never more than ``protocol.MAX_LINE`` bytes of it
 (the rest of a longer line is skipped unread into memory), decoded with a depth limit, and
-checked against the method's declaration in ``methods.py`` before a handler runs. Each bad
-request gets a JSON-RPC error and the connection stays open. The service serves the folders it
+checked against the method's declaration in ``methods.py`` before a handler runs; the handler
+returns the declared result (a ``messages`` type), which is encoded here. Each bad request gets a
+JSON-RPC error and the connection stays open. The service serves the folders it
 was started with; a client of another configuration is told so at ``hello``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import selectors
@@ -29,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 from workbench import __version__, osproc
 from workbench.errors import ConflictError, InvalidValueError, WorkbenchError
 from workbench.paths import Paths
+from workbench.service import messages as m
 from workbench.service import protocol
 from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Manager
-from workbench.service.methods import MAX_SECONDS, METHODS
+from workbench.service.methods import MAX_SECONDS, METHODS, Method
 from workbench.service.protocol import (
     AlreadyRunning,
     OtherConfiguration,
@@ -175,7 +178,7 @@ class Server:
             return len(self._connections)
 
 
-Handler = Callable[["Connection", dict[str, Any]], Any]
+Handler = Callable[["Connection", dict[str, Any]], m.Message]
 # Method name -> handler, filled by ``@_handles`` below; only methods declared in ``methods.py``
 # can be registered, and the module refuses to load unless every declared method has a handler.
 _HANDLERS: dict[str, Handler] = {}
@@ -308,9 +311,8 @@ class Connection:
         except InvalidValueError as exc:
             self.send(protocol.error(msg_id, protocol.INVALID_PARAMS, exc.message, exc.to_dict()))
             return
-        handler = _HANDLERS[method.name]
         if not method.blocking:
-            self._reply(msg_id, handler, params)
+            self._reply(msg_id, method, params)
             return
         with self._in_flight_lock:
             busy = self._in_flight >= protocol.MAX_IN_FLIGHT
@@ -328,21 +330,27 @@ class Connection:
             return
         threading.Thread(
             target=self._reply_in_flight,
-            args=(msg_id, handler, params),
+            args=(msg_id, method, params),
             name=f"client-{self.id}-{method.name}",
             daemon=True,
         ).start()
 
-    def _reply_in_flight(self, msg_id: Any, handler: Handler, params: dict[str, Any]) -> None:
+    def _reply_in_flight(self, msg_id: Any, method: Method[Any], params: dict[str, Any]) -> None:
         try:
-            self._reply(msg_id, handler, params)
+            self._reply(msg_id, method, params)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
 
-    def _reply(self, msg_id: Any, handler: Handler, params: dict[str, Any]) -> None:
+    def _reply(self, msg_id: Any, method: Method[Any], params: dict[str, Any]) -> None:
         try:
-            self.send(protocol.result(msg_id, handler(self, params)))
+            value = _HANDLERS[method.name](self, params)
+            if not isinstance(value, method.result):
+                raise TypeError(
+                    f"{method.name} answered a {type(value).__name__}, "
+                    f"not the {method.result.__name__} it declares"
+                )
+            self.send(protocol.result(msg_id, value.to_wire()))
         except WorkbenchError as exc:
             self.send(protocol.workbench_error(msg_id, exc))
         except Exception as exc:
@@ -354,7 +362,7 @@ class Connection:
     # -- methods: one handler per declaration in ``methods.py``; params arrive checked ----
 
     @_handles("hello")
-    def _m_hello(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_hello(self, params: dict[str, Any]) -> m.HelloResult:
         paths = self.server.paths
         self._check_configuration(params)
         # A client id: this connection holds leases for that client, and finds those it held
@@ -362,16 +370,16 @@ class Connection:
         held: list[Lease] = []
         if params["client_id"] is not None:
             _holder_id, held = self.manager.attach_client(self.id, params["client_id"])
-        return {
-            "protocol": protocol.PROTOCOL_VERSION,
-            "version": __version__,
-            "pid": os.getpid(),
-            "started_at": self.server.started_at,
-            "connection": self.manager.holder_id(self.id),
-            "config_dir": str(paths.config_dir),
-            "state_dir": str(paths.state_dir),
-            "leases": [lease.to_dict() for lease in held],
-        }
+        return m.HelloResult(
+            protocol=protocol.PROTOCOL_VERSION,
+            version=__version__,
+            pid=os.getpid(),
+            started_at=self.server.started_at,
+            connection=self.manager.holder_id(self.id),
+            config_dir=str(paths.config_dir),
+            state_dir=str(paths.state_dir),
+            leases=tuple(lease.info() for lease in held),
+        )
 
     def _check_configuration(self, params: dict[str, Any]) -> None:
         """Refuse a client whose folders are not the ones this service serves."""
@@ -399,16 +407,16 @@ class Connection:
         return Holder.for_pid(pid)
 
     @_handles("acquire")
-    def _m_acquire(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_acquire(self, params: dict[str, Any]) -> m.LeaseInfo:
         lease = self.manager.acquire(params["context"], self._holder(params), params["purpose"])
-        return lease.to_dict()
+        return lease.info()
 
     @_handles("release")
-    def _m_release(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_release(self, params: dict[str, Any]) -> m.Released:
         lease_id = params["lease_id"]
         if lease_id is not None:
             lease = self.manager.release(lease_id)
-            return {"released": [lease.to_dict()] if lease else []}
+            return m.Released((lease.info(),) if lease else ())
         pid = params["holder_pid"]
         context = params["context"]
         purpose = params["purpose"]
@@ -427,38 +435,39 @@ class Connection:
                 return False
             return purpose is None or lease.purpose == purpose
 
-        return {"released": [le.to_dict() for le in self.manager.release_where(match)]}
+        return m.Released(tuple(le.info() for le in self.manager.release_where(match)))
 
     @_handles("status")
-    def _m_status(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_status(self, params: dict[str, Any]) -> m.StatusResult:
         contexts = self.manager.status(params["contexts"], refresh=params["refresh"])
-        return {
-            "contexts": contexts,
-            "service": {
-                "pid": os.getpid(),
-                "version": __version__,
-                "started_at": self.server.started_at,
-                "clients": self.server.client_count(),
-            },
-        }
+        return m.StatusResult(
+            contexts=tuple(contexts),
+            service=m.ServiceInfo(
+                pid=os.getpid(),
+                version=__version__,
+                started_at=self.server.started_at,
+                clients=self.server.client_count(),
+            ),
+        )
 
     @_handles("start")
-    def _m_start(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_start(self, params: dict[str, Any]) -> m.ContextSnapshot:
         name = params["context"]
         self.manager.start(name)
         return self.manager.machine(name).snapshot()
 
     @_handles("stop")
-    def _m_stop(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_stop(self, params: dict[str, Any]) -> m.StoppedContext:
         name = params["context"]
         dropped = self.manager.stop(name, force=params["force"])
-        return {
-            **self.manager.machine(name).snapshot(),
-            "ended_leases": [le.to_dict() for le in dropped],
-        }
+        snapshot = self.manager.machine(name).snapshot()
+        return m.StoppedContext(
+            **{f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)},
+            ended_leases=tuple(le.info() for le in dropped),
+        )
 
     @_handles("wait")
-    def _m_wait(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_wait(self, params: dict[str, Any]) -> m.ContextSnapshot:
         """Block until the context is in one of ``states`` (or ``timeout`` passes)."""
         machine = self.manager.machine(params["context"])
         states = params["states"] or ["running"]
@@ -474,7 +483,7 @@ class Connection:
         return self.server.projects
 
     @_handles("open_project")
-    def _m_open_project(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_open_project(self, params: dict[str, Any]) -> m.OpenedProject:
         return self.projects.open(
             params["project"],
             params["context"],
@@ -483,11 +492,11 @@ class Connection:
         )
 
     @_handles("close_project")
-    def _m_close_project(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_close_project(self, params: dict[str, Any]) -> m.ClosedProject:
         return self.projects.close(params["project"], params["context"])
 
     @_handles("start_app")
-    def _m_start_app(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_start_app(self, params: dict[str, Any]) -> m.StartedApp:
         return self.projects.start_app(
             params["project"],
             params["context"],
@@ -498,35 +507,67 @@ class Connection:
         )
 
     @_handles("stop_app")
-    def _m_stop_app(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_stop_app(self, params: dict[str, Any]) -> m.StoppedApp:
         return self.projects.stop_app(params["project"], params["context"], params["app"])
 
     @_handles("project_status")
-    def _m_project_status(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_project_status(self, params: dict[str, Any]) -> m.ProjectStatus:
         return self.projects.status(params["project"], params["context"])
 
+    # -- a hosted project's sync (``project_sync.py``) -------------------------------------
+
+    @_handles("sync_status")
+    def _m_sync_status(self, params: dict[str, Any]) -> m.SyncStatus:
+        sync = self.projects.sync(params["project"], params["context"])
+        status = sync.status()
+        assert status is not None  # a hosted sync has a session
+        return status
+
+    @_handles("sync_conflicts")
+    def _m_sync_conflicts(self, params: dict[str, Any]) -> m.ConflictList:
+        return m.ConflictList(self.projects.sync(params["project"], params["context"]).conflicts())
+
+    @_handles("sync_resolve")
+    def _m_sync_resolve(self, params: dict[str, Any]) -> m.SyncStatus:
+        sync = self.projects.sync(params["project"], params["context"])
+        return sync.resolve(params["path"], params["keep"])
+
+    @_handles("sync_pause")
+    def _m_sync_pause(self, params: dict[str, Any]) -> m.SyncStatus:
+        return self.projects.sync(params["project"], params["context"]).pause()
+
+    @_handles("sync_resume")
+    def _m_sync_resume(self, params: dict[str, Any]) -> m.SyncStatus:
+        return self.projects.sync(params["project"], params["context"]).resume()
+
+    @_handles("sync_settle")
+    def _m_sync_settle(self, params: dict[str, Any]) -> m.SyncStatus:
+        return self.projects.sync(params["project"], params["context"]).settle(params["how"])
+
+    # -- build and logs over the service's connection --------------------------------------
+
     @_handles("build_project")
-    def _m_build_project(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_build_project(self, params: dict[str, Any]) -> m.BuiltImage:
         return self.projects.build(
             params["project"], params["context"], full_build=params["full_build"]
         )
 
     @_handles("app_logs")
-    def _m_app_logs(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_app_logs(self, params: dict[str, Any]) -> m.AppLog:
         return self.projects.app_logs(
             params["project"], params["context"], params["app"], params["tail"]
         )
 
     @_handles("subscribe")
-    def _m_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_subscribe(self, params: dict[str, Any]) -> m.Subscribed:
         if self._subscription is None:
             self._subscription = self.manager.subscribe(
-                lambda payload: self.send(protocol.event(payload))
+                lambda event: self.send(protocol.event(event.to_wire()))
             )
-        return {"subscribed": True}
+        return m.Subscribed(True)
 
     @_handles("shutdown")
-    def _m_shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _m_shutdown(self, params: dict[str, Any]) -> m.ShuttingDown:
         if not self.manager.idle() and not params["force"]:
             held = len(self.manager.leases())
             raise ConflictError(
@@ -534,7 +575,7 @@ class Connection:
                 hint="close them first, or shut down with force (machines keep running)",
             )
         self.server.request_shutdown()
-        return {"stopping": True}
+        return m.ShuttingDown(True)
 
 
 _unhandled = sorted(set(METHODS) - set(_HANDLERS))

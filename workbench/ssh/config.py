@@ -36,6 +36,9 @@ class SshTarget:
     proxy_jump: str | None = None
     alias: str | None = None
     host_key_alias: str | None = None
+    # The first hop, already resolved (a cluster's login node): wins over ``proxy_jump``'s text,
+    # which is kept for the system ``ssh`` (``-J``).
+    jump: SshTarget | None = None
 
     @property
     def known_hosts_name(self) -> str:

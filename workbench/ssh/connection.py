@@ -247,8 +247,11 @@ class SshConnection:
         return OpenSsh(target, self.known_hosts, jump=jump)
 
     def _hop_before(self, target: SshTarget) -> SshTarget | None:
-        """The last ProxyJump hop on the way to ``target``, resolved from the ssh config, its
-        earlier hops (``a,b``: via a, then b) as its own ProxyJump; None when there is none."""
+        """The last ProxyJump hop on the way to ``target``: given resolved (``target.jump``, a
+        cluster's login node), else resolved from the ssh config, its earlier hops (``a,b``: via
+        a, then b) as its own ProxyJump; None when there is none."""
+        if target.jump is not None:
+            return target.jump
         if not target.proxy_jump:
             return None
         hops = [h.strip() for h in target.proxy_jump.split(",") if h.strip()]
@@ -428,7 +431,7 @@ class SshConnection:
 
     def _dial(self) -> Dialed:
         target = self.target
-        if target.proxy_jump:
+        if target.proxy_jump or target.jump:
             return Dialed(self._jump_channel())
         if target.proxy_command:
             return dial_proxy_command(target.proxy_command, target, context=self.context)
@@ -436,7 +439,6 @@ class SshConnection:
 
     def _jump_channel(self) -> paramiko.Channel:
         """A channel to the target through the ProxyJump host(s): ``a,b`` means via a, then b."""
-        assert self.target.proxy_jump is not None
         if self._jump is None:
             jump_target = self._hop_before(self.target)
             assert jump_target is not None
@@ -454,9 +456,9 @@ class SshConnection:
         try:
             return self._jump.open_direct_tcpip(self.target.host, self.target.port)
         except ContextError as exc:
+            via = self.target.jump.display() if self.target.jump else self.target.proxy_jump
             raise HostUnreachable(
-                f"cannot reach {self.target.display()} through {self.target.proxy_jump}: "
-                f"{exc.message}",
+                f"cannot reach {self.target.display()} through {via}: {exc.message}",
                 context=self.context,
                 hint=exc.hint,
             ) from exc

@@ -1,24 +1,24 @@
-"""Reaching a sync session from another process (the CLI): its status, conflicts, and requests.
+"""A project's sync as saved on disk, for when no session runs: its status, conflicts, edits.
 
-A running session holds ``session.lock`` in its folder, writes ``status.json`` as it goes and
-takes request files from ``requests/``. When no session runs, the same requests are carried out
-on the stored state directly, so ``nvwb sync resolve`` and ``pause`` work offline too and take
-effect when the session next starts.
+Sessions run in the Workbench service, which the CLI and the app ask first (the service's
+``sync_*`` methods, through ``workbench.service.sync_control``). When it runs no session for the
+project (none runs, or the project was closed, or its open halted), the saved state is the truth:
+this module finds a project's session folders (``session.json``), reads their state, and edits
+it offline (``edit``: resolve, pause, resume, confirm-deletions, restore), which the session
+takes up when it next starts. A session that holds ``session.lock`` runs in some process; its
+state is then never edited from here, only read (with its ``status.json``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench import osproc
-from workbench.errors import NotFoundError
-from workbench.paths import PRIVATE_FILE, atomic_write_text, private_dir
+from workbench.errors import ConflictError, NotFoundError
 from workbench.sync.loss import NAMES, Loss, root_gone
 from workbench.sync.session import apply_request
 from workbench.sync.state import StateStore
@@ -81,16 +81,17 @@ class SessionHandle:
     def conflicts(self) -> list[dict[str, Any]]:
         return [c.to_json() for c in StateStore(self.folder).load().conflicts.values()]
 
-    def request(self, kind: str, **fields: Any) -> str:
-        """Hand a request to the running session, or carry it out on the stored state.
-        Returns ``"sent"`` or ``"applied"``."""
+    def edit(self, kind: str, **fields: Any) -> None:
+        """Carry out ``kind`` (pause, resume, resolve, confirm-deletions, restore) on the saved
+        state, for the session to take up when it next starts. Refused (``ConflictError``,
+        nothing changed) while a session runs: only that session may change its state."""
         if self.running():
-            folder = self.folder / "requests"
-            private_dir(folder)
-            name = f"{time.time_ns():020d}-{secrets.token_hex(4)}.json"
-            text = json.dumps({"kind": kind, **fields})
-            atomic_write_text(folder / name, text, mode=PRIVATE_FILE)
-            return "sent"
+            raise ConflictError(
+                f"the sync session of {self.project_dir} runs in a process this command cannot "
+                "reach (not the Workbench service of this configuration): its state is not "
+                "edited behind its back",
+                hint="stop that session first; a project open in the service is reached through it",
+            )
         store = StateStore(self.folder)
         state = store.load()
         if kind == "pause":
@@ -99,8 +100,9 @@ class SessionHandle:
             state.paused = False
         elif kind in ("resolve", "confirm-deletions", "restore"):
             apply_request(state, {"kind": kind, **fields})
+        else:
+            raise ValueError(f"not a sync action: {kind!r}")
         store.save(state)
-        return "applied"
 
     def halt(self) -> dict[str, Any] | None:
         """Why sync is halted for lost files (side, lost, agreed), as last saved; None if not."""
@@ -147,14 +149,6 @@ def find_sessions(
         )
         found.append((mtime, handle))
     return [h for _, h in sorted(found, key=lambda item: -item[0])]
-
-
-def paths_line(paths: list[str], shown: int = 5) -> str:
-    """``a, b and 3 more`` (or ``none``): a list of paths in one line, for status displays."""
-    if not paths:
-        return "none"
-    more = len(paths) - shown
-    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def one_session(state_dir: Path, project_dir: Path, context: str | None = None) -> SessionHandle:

@@ -9,23 +9,23 @@ blindly. It halts, saying why, rather than run a plan that would empty a side. I
 engine only through the engine's methods; its pieces: ``connect`` (the engine, connected),
 ``pending`` (the loop's work), ``feeds`` (the watchers), ``choices`` (the controls' effect),
 ``progress``, ``folder`` (lock, ``session.json``, ``status.json``). A project with an identity
-(``project_id``) keeps its agreed state under it, wherever its folder moves. It also takes
-requests dropped into ``requests/`` by other processes (``workbench.sync.control``).
+(``project_id``) keeps its agreed state under it, wherever its folder moves. Other processes
+steer it through the process that runs it (the Workbench service's ``sync_*`` methods call
+``pause``, ``resume``, ``resolve`` and ``settle_halt``); with no session running,
+``workbench.sync.control`` edits the saved state instead.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ContextError, InvalidValueError, NotFoundError, UsageError
+from workbench.errors import ContextError
 from workbench.ssh import SshConnection
 from workbench.sync.choices import Decisions, Keep, apply_request
 from workbench.sync.connect import connect_engine
@@ -227,7 +227,6 @@ class SyncSession:
                 return
             if self._status_stale:
                 self._write_status()
-            self._take_requests()
             with pending.cond:
                 if not pending.has_work():
                     continue
@@ -316,37 +315,6 @@ class SyncSession:
                 self._feeds.rules_changed()  # the remote watcher restarts with the new rules
             self._write_status()
             return report
-
-    def _take_requests(self) -> None:
-        """Requests other processes dropped in ``requests/`` (see ``workbench.sync.control``)."""
-        folder = self.folder / "requests"
-        try:
-            names = sorted(os.listdir(folder))
-        except FileNotFoundError:
-            return
-        for name in names:
-            if name.startswith(".") or not name.endswith(".json"):
-                continue  # a request still being written (atomic_write_text's temp file)
-            path = folder / name
-            try:
-                request = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            finally:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            kind = request.get("kind")
-            try:
-                if kind == "pause":
-                    self.pause()
-                elif kind == "resume":
-                    self.resume()
-                elif kind == "resolve":
-                    self.resolve(str(request["path"]), request["keep"])
-                elif kind in ("confirm-deletions", "restore"):
-                    self.settle_halt(str(kind))
-            except (NotFoundError, InvalidValueError, UsageError, ContextError) as exc:
-                logger.warning("sync request %s refused: %s", request, exc)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -23,7 +23,17 @@ from workbench.cli.output import Result
 from workbench.errors import ContextError, HostKeyRejected, WorkbenchError
 from workbench.registry import Context, Registry, record_host_key
 from workbench.service.client import ServiceClient, ServiceGone, ServiceUnavailable
-from workbench.service.protocol import app_row
+from workbench.service.messages import (
+    AppLog,
+    AppRow,
+    BuildLineEvent,
+    BuiltImage,
+    Event,
+    ProgressEvent,
+    ProjectEvent,
+    StateEvent,
+    SyncEvent,
+)
 
 if TYPE_CHECKING:
     # docker-py and pydantic cost most of a second to import: the commands that go through the
@@ -95,9 +105,9 @@ def open_project(inv: Invocation) -> Result:
     context = _context(inv)
     pid = _holder_pid(inv)
     with _service(inv) as client:
-        display = _ServiceProgress(inv, context.name, project.name)
+        display = _ServiceProgress(inv, context.name, project)
         client.subscribe(display.event)
-        data = _trusting_host_key(
+        opened = _trusting_host_key(
             inv,
             context,
             lambda: _again_after_restart(
@@ -112,13 +122,14 @@ def open_project(inv: Invocation) -> Result:
             ),
         )
         display.done()
-    for warning in data.get("warnings") or []:
+    for warning in opened.warnings:
         inv.stderr.write(f"warning: {warning}\n")
-    lease = data.pop("lease", None) or {}
-    data["held_by"] = lease.get("holder_text")
+    data = opened.to_wire()
+    del data["lease"]
+    data["held_by"] = opened.lease.holder_text
     return Result(
         data=data,
-        message=f"Opened {project.name} on {context.name}: container {data['container']} is "
+        message=f"Opened {project.name} on {context.name}: container {opened.container} is "
         f"running; held for shell {pid} until 'nvwb close' or that shell exits.",
     )
 
@@ -128,14 +139,14 @@ def close_project(inv: Invocation) -> Result:
     project = _project(inv)
     context = _context(inv)
     with _service(inv) as client:
-        client.subscribe(_ServiceProgress(inv, context.name, project.name).event)
-        data = client.close_project(str(project.path), context.name)
+        client.subscribe(_ServiceProgress(inv, context.name, project).event)
+        closed = client.close_project(str(project.path), context.name)
     text = (
         f"Closed {project.name} on {context.name}."
-        if data["closed"]
+        if closed.closed
         else f"{project.name} was not open on {context.name}."
     )
-    return Result(data=data, message=text)
+    return Result(data=closed.to_wire(), message=text)
 
 
 def start_app(inv: Invocation) -> Result:
@@ -150,7 +161,7 @@ def start_app(inv: Invocation) -> Result:
     context = _context(inv)
     pid = _holder_pid(inv)
     with _service(inv) as client:
-        display = _ServiceProgress(inv, context.name, project.name)
+        display = _ServiceProgress(inv, context.name, project)
         client.subscribe(display.event)
         started = _trusting_host_key(
             inv,
@@ -164,14 +175,15 @@ def start_app(inv: Invocation) -> Result:
             ),
         )
         display.done()
-    user_msg = started.pop("user_msg", "")
-    url = started.get("url")
+    url = started.url
     message = f"{name} is running" + (f" at {url}" if url else ".")
-    if user_msg:
-        message += f"\n{user_msg}"
+    if started.user_msg:
+        message += f"\n{started.user_msg}"
     if url and not getattr(inv.args, "no_browser", False):
         _open_browser(url)
-    return Result(data=started, message=message)
+    data = started.to_wire()
+    del data["user_msg"]  # said in the message; the JSON keeps what a script acts on
+    return Result(data=data, message=message)
 
 
 def stop_app(inv: Invocation) -> Result:
@@ -180,8 +192,8 @@ def stop_app(inv: Invocation) -> Result:
     project = _project(inv)
     context = _context(inv)
     with _service(inv) as client:
-        data = client.stop_app(str(project.path), context.name, name)
-    return Result(data=data, message=f"Stopped {name} (log kept at {data['log']}).")
+        stopped = client.stop_app(str(project.path), context.name, name)
+    return Result(data=stopped.to_wire(), message=f"Stopped {name} (log kept at {stopped.log}).")
 
 
 def app_logs(inv: Invocation) -> Result:
@@ -224,14 +236,16 @@ def list_apps(inv: Invocation) -> Result:
         with _service(inv) as client:
             rows = _trusting_host_key(
                 inv, context, lambda: client.project_status(str(project.path), context.name)
-            )["apps"]
+            ).apps
     except ContextError as exc:
         # The spec alone still says which apps there are; the context's part is unknown.
         inv.stderr.write(f"warning: {exc.message}; app states are unknown\n")
         from workbench.spec import SpecDocument
 
-        rows = [app_row(app, "unknown") for app in SpecDocument.load(project.spec_path).apps()]
-    return Result(data=rows, columns=_APP_COLUMNS)
+        rows = tuple(
+            AppRow.of_spec(app, "unknown") for app in SpecDocument.load(project.spec_path).apps()
+        )
+    return Result(data=[row.to_wire() for row in rows], columns=_APP_COLUMNS)
 
 
 # -- connection and selection ------------------------------------------------------------------
@@ -314,7 +328,7 @@ def _over_the_service(
     inv: Invocation,
     context: Context,
     project: Project,
-    call: Callable[[ServiceClient], dict[str, Any]],
+    call: Callable[[ServiceClient], BuiltImage | AppLog],
 ) -> dict[str, Any] | None:
     """``call`` done by a running service over the connection it holds to ``context`` (no
     login here); None when no service runs (none is started for this), it holds no connection
@@ -326,10 +340,10 @@ def _over_the_service(
     except ServiceUnavailable:
         return None
     with client:
-        display = _ServiceProgress(inv, context.name, project.name)
+        display = _ServiceProgress(inv, context.name, project)
         client.subscribe(display.event)
         try:
-            data = call(client)
+            answer = call(client)
         except ServiceGone:
             return None  # it went away meanwhile: connect here instead
         except WorkbenchError as exc:
@@ -338,8 +352,10 @@ def _over_the_service(
             raise
         finally:
             display.done()
-    if not data.pop("connected", False):
+    if not answer.connected:
         return None
+    data = answer.to_wire()
+    del data["connected"]
     return data
 
 
@@ -451,47 +467,50 @@ class _ServiceProgress:
     project's stages as lines, build log lines as the progress bar or one line per step.
     """
 
-    def __init__(self, inv: Invocation, context: str, project: str) -> None:
+    def __init__(self, inv: Invocation, context: str, project: Project) -> None:
         self.context = context
-        self.project = project
+        self.project_path = str(project.path)
         self.quiet = inv.output != "table"
         self.display = _ProgressDisplay(inv.stderr)
         self._lock = threading.Lock()
         self._done = False
         self._sync_bar: Any = None
 
-    def event(self, event: dict[str, Any]) -> None:
-        if self.quiet or event.get("context") != self.context:
+    def event(self, event: Event) -> None:
+        if self.quiet or event.context != self.context:
             return
-        kind = event.get("event")
         with self._lock:
             if self._done:
                 return  # a late event must not draw over the command's own answer
-            if kind == "progress":
-                self.display.stage(f"{self.context}: {event.get('message')}", dots=False)
-            elif kind == "state" and event.get("state") in ("starting", "error"):
-                why = f" ({event['message']})" if event.get("message") else ""
-                self.display.stage(f"{self.context}: {event.get('state')}{why}", dots=False)
-            elif event.get("project") != self.project:
+            if isinstance(event, ProgressEvent):
+                self.display.stage(f"{self.context}: {event.message}", dots=False)
+            elif isinstance(event, StateEvent) and event.state in ("starting", "error"):
+                why = f" ({event.message})" if event.message else ""
+                self.display.stage(f"{self.context}: {event.state}{why}", dots=False)
+            elif not isinstance(event, ProjectEvent | SyncEvent | BuildLineEvent):
                 return
-            elif kind == "project":
-                stage = event.get("stage")
-                text = _STAGES.get(stage) if isinstance(stage, str) else None
-                said = str(event.get("message") or "")
+            elif event.project_path != self.project_path:
+                return  # another project, maybe of the same name
+            elif isinstance(event, ProjectEvent):
+                text = _STAGES.get(event.stage) if event.stage else None
+                said = event.message
                 self.display.stage(text or said[:1].upper() + said[1:], dots=text is not None)
-            elif kind == "sync" and event.get("kind") == "progress":
-                self._sync_progress(event.get("data") or {})
-            elif kind == "build":
+            elif isinstance(event, SyncEvent):
+                if event.kind == "progress":
+                    self._sync_progress(event.data)
+            else:
                 from workbench.container.builder import BuildProgress
 
-                docker_step = event.get("docker_step")
+                docker_step = event.docker_step
                 self.display.update(
                     BuildProgress(
-                        step=event.get("step"),
-                        step_number=int(event.get("step_number") or 0),
-                        step_count=int(event.get("step_count") or 0),
-                        line=str(event.get("line") or ""),
-                        docker_step=tuple(docker_step) if docker_step else None,
+                        step=event.step,
+                        step_number=event.step_number,
+                        step_count=event.step_count,
+                        line=event.line,
+                        docker_step=(docker_step[0], docker_step[1])
+                        if docker_step and len(docker_step) == 2
+                        else None,
                     )
                 )
 

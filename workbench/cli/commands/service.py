@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from workbench import presentation
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
 from workbench.errors import ContextError, InvalidValueError
@@ -19,6 +20,7 @@ from workbench.osproc import parent_shell_pid
 from workbench.paths import PRIVATE_FILE, atomic_write_text
 from workbench.registry import Registry
 from workbench.service.client import ServiceClient
+from workbench.service.messages import ContextSnapshot, Event, ProgressEvent, StateEvent
 
 ACTIVATE_PURPOSE = "activate"
 DEFAULT_WAIT_SECONDS = 1800.0
@@ -55,17 +57,17 @@ def _connect(inv: Invocation) -> ServiceClient:
     return ServiceClient.connect(inv.paths, inv.env)
 
 
-def _progress_printer(inv: Invocation, context: str) -> Callable[[dict[str, Any]], None]:
+def _progress_printer(inv: Invocation, context: str) -> Callable[[Event], None]:
     lock = threading.Lock()
 
-    def show(event: dict[str, Any]) -> None:
-        if event.get("context") != context or inv.output != "table":
+    def show(event: Event) -> None:
+        if event.context != context or inv.output != "table":
             return
-        if event.get("event") == "progress":
-            line = f"{context}: {event.get('message')}"
-        elif event.get("event") == "state":
-            message = event.get("message")
-            line = f"{context}: {event.get('state')}" + (f" ({message})" if message else "")
+        if isinstance(event, ProgressEvent):
+            line = f"{context}: {event.message}"
+        elif isinstance(event, StateEvent):
+            message = event.message
+            line = f"{context}: {event.state}" + (f" ({message})" if message else "")
         else:
             return
         with lock:
@@ -77,9 +79,9 @@ def _progress_printer(inv: Invocation, context: str) -> Callable[[dict[str, Any]
 
 def _wait_for(
     inv: Invocation, client: ServiceClient, name: str, states: list[str]
-) -> dict[str, Any]:
-    (first,) = client.status([name])["contexts"]
-    if first.get("always_on"):
+) -> ContextSnapshot:
+    (first,) = client.status([name]).contexts
+    if first.always_on:
         states = [
             *states,
             "unknown",
@@ -96,12 +98,12 @@ def activate(inv: Invocation) -> Result:
         lease = client.acquire(name, holder_pid=pid, purpose=ACTIVATE_PURPOSE)
         # One active context per shell: activating another lets the previous one go (after the
         # new lease exists, so re-activating the same context never opens a grace period).
-        client.release(holder_pid=pid, purpose=ACTIVATE_PURPOSE, keep=lease["id"])
+        client.release(holder_pid=pid, purpose=ACTIVATE_PURPOSE, keep=lease.id)
         snap = _wait_for(inv, client, name, ["running", "error"])
-        if snap["state"] != "running":
+        if snap.state != "running":
             client.release(holder_pid=pid, context=name, purpose=ACTIVATE_PURPOSE)
             raise ContextError(
-                f"context {name} did not start: {snap['message'] or snap['state']}",
+                f"context {name} did not start: {snap.message or snap.state}",
                 context=name,
                 hint="'nvwb status' shows its state; the lease was released",
             )
@@ -109,7 +111,7 @@ def activate(inv: Invocation) -> Result:
     row = _row(snap)
     return Result(
         data=row,
-        message=f"activated {name}: {snap['state']}; held for shell {pid} until "
+        message=f"activated {name}: {snap.state}; held for shell {pid} until "
         "'nvwb deactivate' or that shell exits",
     )
 
@@ -117,8 +119,8 @@ def activate(inv: Invocation) -> Result:
 def deactivate(inv: Invocation) -> Result:
     pid = _holder_pid(inv)
     with _connect(inv) as client:
-        released = client.release(holder_pid=pid, purpose=ACTIVATE_PURPOSE)
-    names = sorted({lease["context"] for lease in released})
+        released = client.release(holder_pid=pid, purpose=ACTIVATE_PURPOSE).released
+    names = sorted({lease.context for lease in released})
     marker = inv.paths.current_context_file
     if marker.is_file() and marker.read_text(encoding="utf-8").strip() in names:
         marker.unlink()
@@ -134,7 +136,7 @@ def deactivate(inv: Invocation) -> Result:
 def status(inv: Invocation) -> Result:
     with _connect(inv) as client:
         answer = client.status(refresh=True)
-    rows = [_row(snap) for snap in answer["contexts"]]
+    rows = [_row(snap) for snap in answer.contexts]
     if inv.output != "table":
         return Result(data=rows)
     return Result(data=rows, columns=_STATUS_COLUMNS)
@@ -147,9 +149,9 @@ def start_context(inv: Invocation) -> Result:
         client.subscribe(_progress_printer(inv, name))
         client.start(name)
         snap = _wait_for(inv, client, name, ["running", "error"])
-    if snap["state"] != "running":
-        raise ContextError(f"context {name} did not start: {snap['message']}", context=name)
-    grace = snap.get("grace_period_seconds")
+    if snap.state != "running":
+        raise ContextError(f"context {name} did not start: {snap.message}", context=name)
+    grace = snap.grace_period_seconds
     return Result(
         data=_row(snap),
         message=f"{name} is running; with nothing holding it, it stops after {grace} s "
@@ -164,78 +166,21 @@ def stop_context(inv: Invocation) -> Result:
         client.subscribe(_progress_printer(inv, name))
         client.stop(name, force=bool(getattr(inv.args, "force", False)))
         snap = _wait_for(inv, client, name, ["stopped", "error"])
-    if snap["state"] != "stopped":
-        raise ContextError(f"context {name} did not stop: {snap['message']}", context=name)
+    if snap.state != "stopped":
+        raise ContextError(f"context {name} did not stop: {snap.message}", context=name)
     return Result(data=_row(snap), message=f"{name} is stopped (verified with the provider)")
 
 
 # -- presenting a context's snapshot ---------------------------------------------------------
 
 
-def _duration(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-def _minutes(seconds: float) -> str:
-    """Idle times as people say them: whole minutes, or seconds under one (short test timeouts)."""
-    return f"{int(seconds // 60)} min" if seconds >= 60 else f"{int(seconds)} s"
-
-
-def _agent_note(snap: dict[str, Any]) -> str | None:
-    """What the machine's own agent says: idle for how long, in use, or why it is not there."""
-    agent = snap.get("agent")
-    if snap.get("state") != "running" or not agent:
-        return None
-    if not agent.get("installed"):
-        return f"no idle guard on the machine: {agent.get('error')}" if agent.get("error") else None
-    if snap.get("leases"):
-        return None  # heartbeats keep the guard's clock at zero: nothing worth saying
-    activity = agent.get("activity") or []
-    if activity:
-        return "in use on the machine: " + ", ".join(str(a) for a in activity[:3])
-    inactive = snap.get("inactive_seconds")
-    if inactive is None:
-        return None
-    note = f"inactive for {_minutes(float(inactive))}"
-    timeout = agent.get("idle_timeout_seconds")
-    if agent.get("guard_running") and timeout:
-        note += f" (the machine stops itself at {_minutes(float(timeout))})"
-    return note
-
-
-def _row(snap: dict[str, Any]) -> dict[str, Any]:
-    """The snapshot plus the columns people read; JSON keeps every raw field too."""
-    leases = snap.get("leases") or []
-    notes = []
-    if snap.get("message"):
-        notes.append(str(snap["message"]))
-    if not snap.get("stoppable") and not snap.get("always_on"):
-        notes.append("not stoppable (terminate-only): never auto-stopped or deleted")
-    grace = snap.get("grace_remaining_seconds")
-    if grace is not None:
-        notes.append(f"stopping in {_duration(grace)} unless reopened")
-    agent_note = _agent_note(snap)
-    if agent_note:
-        notes.append(agent_note)
-    cost = snap.get("cost")
+def _row(snap: ContextSnapshot) -> dict[str, Any]:
+    """The snapshot plus the columns people read (worded by ``workbench.presentation``, as in
+    the app); JSON keeps every raw field too."""
     return {
-        **snap,
-        "holders": [
-            f"{le['holder_text']}"
-            + (f" ({le['purpose']})" if le["purpose"] else "")
-            + (" (reconnecting)" if le.get("reconnecting") else "")
-            for le in leases
-        ],
-        "uptime": _duration(snap.get("uptime_seconds")),
-        "cost_text": None if cost is None else f"{cost:.2f}",
-        "note": "; ".join(notes) or None,
+        **snap.to_wire(),
+        "holders": presentation.holders(snap.leases),
+        "uptime": presentation.duration(snap.uptime_seconds) or None,
+        "cost_text": presentation.money(snap.cost) or None,
+        "note": presentation.note(snap) or None,
     }

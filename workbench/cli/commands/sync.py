@@ -1,8 +1,9 @@
 """``nvwb sync status|conflicts|resolve|pause|resume|confirm-deletions|restore``: a project's sync.
 
-The session itself runs where the project is open (the service); these handlers read what it
-wrote and hand it requests through ``workbench.sync.control``, so they stay fast and work even
-when no session runs (a resolve or pause then applies to the stored state).
+The session runs where the project is open (the Workbench service); these handlers ask it
+through the service's ``sync_*`` methods, and when it runs no session for the project (closed,
+or a halted open) they read and edit the saved state, which the session takes up when it next
+starts (``workbench.service.sync_control``). The words are the app's (``workbench.presentation``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from workbench import presentation
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
 from workbench.errors import InvalidValueError
 
 _STATUS_FIELDS = [
     ("State", "state"),
+    ("Meaning", "state_text"),
     ("Message", "message"),
     ("Remote", "remote"),
     ("Remote folder", "remote_root"),
@@ -35,49 +38,33 @@ _CONFLICT_COLUMNS = [
 ]
 
 
-def _session(inv: Invocation) -> Any:
-    from workbench.sync.control import one_session
+def _control(inv: Invocation) -> Any:
+    from workbench.service.sync_control import SyncControl
 
     project = inv.project()
     context = getattr(inv.args, "context", None) or inv.env.get("NVWB_CONTEXT")
-    return one_session(inv.paths.state_dir, project.path, context)
-
-
-def _ago(when: float | None) -> str:
-    if not when:
-        return "never"
-    seconds = max(0.0, time.time() - when)
-    if seconds < 60:
-        return f"{seconds:.0f} s ago"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min ago"
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+    return SyncControl(inv.paths, inv.env, project.path, context)
 
 
 def status(inv: Invocation) -> Result:
-    from workbench.sync.control import paths_line
-
-    data = _session(inv).status()
-    data["last_sync_text"] = _ago(data.get("last_sync"))
-    problems = data.get("problems") or []
-    data["problems_text"] = (
-        "; ".join(f"{p['path']} ({p['side']}): {p['message']}" for p in problems[:5])
-        + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        if problems
-        else "none"
-    )
-    data["waiting_text"] = paths_line(data.get("waiting") or [])
+    sync, _live = _control(inv).status()
+    data = sync.to_wire()
+    data["state_text"] = presentation.SYNC_STATE_TEXT.get(sync.state, sync.state)
+    data["last_sync_text"] = presentation.ago(sync.last_sync)
+    problems = presentation.problem_lines(sync.problems)
+    data["problems_text"] = "; ".join(problems) if problems else "none"
+    data["waiting_text"] = presentation.paths_line(sync.waiting)
     message = None
-    if data.get("conflicts"):
+    if sync.conflicts:
         message = "conflicts: see 'nvwb sync conflicts', settle with 'nvwb sync resolve PATH'"
-    if data.get("halt") and data.get("state") != "halted":
+    if sync.halt and sync.state != "halted":
         # Halted when it last ran: the way on is the same as while it runs.
         message = "halted for lost files: 'nvwb sync confirm-deletions' or 'nvwb sync restore'"
     return Result(data=data, fields=_STATUS_FIELDS, message=message)
 
 
 def conflicts(inv: Invocation) -> Result:
-    rows = _session(inv).conflicts()
+    rows = [conflict.to_wire() for conflict in _control(inv).conflicts()]
     return Result(data=rows, columns=_CONFLICT_COLUMNS)
 
 
@@ -86,15 +73,12 @@ def resolve(inv: Invocation) -> Result:
     if keep not in ("local", "remote", "both"):
         raise InvalidValueError("--keep", "must be local, remote or both")
     path = str(inv.args.path).strip("/")
-    how = _session(inv).request("resolve", path=path, keep=keep)
-    kept = {
-        "local": "the laptop's version",
-        "remote": "the remote's version",
-        "both": "both versions (the remote's as its conflict copy)",
-    }[keep]
-    note = "" if how == "sent" else " (the session is not running: applies when it starts)"
+    done = _control(inv).act("resolve", path=path, keep=keep)
     return Result(
-        data={"path": path, "keep": keep, "how": how}, message=f"{path}: keeping {kept}{note}"
+        data={"path": path, "keep": keep, "how": done.how},
+        message=presentation.sync_done(
+            "resolve", applied_offline=not done.live, path=path, keep=keep
+        ),
     )
 
 
@@ -111,33 +95,35 @@ def restore(inv: Invocation) -> Result:
 
 
 def _settle(inv: Invocation, how: str) -> Result:
-    from workbench.sync.loss import NAMES, settle
+    from workbench.sync.loss import settle
     from workbench.sync.state import SyncState
 
-    handle = _session(inv)
-    halt = handle.halt() or {}
+    control = _control(inv)
+    handle = control.handle()
+    sync, _live = control.status(handle)
+    halt = sync.halt.to_wire() if sync.halt else {}
     settle(SyncState(halt=dict(halt) or None), how)  # refused here when there is no such halt
-    side = str(halt.get("side"))
-    sent = handle.request(how)
-    where, there = NAMES[side], NAMES["remote" if side == "local" else "local"]
-    if how == "confirm-deletions":
-        text = f"{halt.get('lost')} files {where} lost will be deleted on {there} too"
-    else:
-        text = f"the files {where} lost will be copied back from {there}"
-    note = "" if sent == "sent" else " (the session is not running: this applies when it starts)"
+    done = control.act(how)
     return Result(
-        data={"halt": halt, "how": sent, "action": how}, message=f"sync resumed: {text}{note}"
+        data={"halt": halt, "how": done.how, "action": how},
+        message=presentation.sync_done(how, applied_offline=not done.live, halt=sync.halt),
     )
 
 
 def pause(inv: Invocation) -> Result:
-    how = _session(inv).request("pause")
-    return Result(data={"state": "paused", "how": how}, message="sync paused")
+    done = _control(inv).act("pause")
+    return Result(
+        data={"state": "paused", "how": done.how},
+        message=presentation.sync_done("pause", applied_offline=not done.live),
+    )
 
 
 def resume(inv: Invocation) -> Result:
-    how = _session(inv).request("resume")
-    return Result(data={"state": "resumed", "how": how}, message="sync resumed")
+    done = _control(inv).act("resume")
+    return Result(
+        data={"state": "resumed", "how": done.how},
+        message=presentation.sync_done("resume", applied_offline=not done.live),
+    )
 
 
 class ProgressBar:
