@@ -107,3 +107,15 @@ def test_percent_signs_reach_ssh_as_literal_text(tmp_path: Path) -> None:
         connection.close()
     assert _options(argv)["ProxyCommand"] == "nc -X 5 -x 10.0.0.1:1080%%x box 22"
     assert argv[argv.index("-i") + 1] == str(key).replace("%", "%%")
+
+
+def test_ssh_looks_a_host_key_up_under_the_name_paramiko_pinned_it(tmp_path: Path) -> None:
+    """With a ``HostKeyAlias`` on another port than 22, ``ssh`` would look the key up under the
+    bare alias; the pins (paramiko's, a cluster node's vouched-for keys) are ``[alias]:port``."""
+    target = SshTarget("10.0.0.7", 2200, "me", host_key_alias="node1")
+    connection = _connection(tmp_path, target)
+    try:
+        argv = connection.openssh().command(remote="true")
+    finally:
+        connection.close()
+    assert _options(argv)["HostKeyAlias"] == "[node1]:2200" == target.known_hosts_name

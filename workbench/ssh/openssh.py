@@ -78,9 +78,10 @@ def as_master(control_path: str) -> tuple[str, ...]:
 
 
 def openssh_host_key_name(target: SshTarget) -> str:
-    """The name ``ssh`` looks a host key up under: the ``HostKeyAlias`` as is, else what
-    paramiko uses (``host`` on port 22, ``[host]:port`` otherwise)."""
-    return target.host_key_alias or target.known_hosts_name
+    """The name ``ssh`` is made to look a host key up under: the paramiko connection's
+    (``host`` on port 22, ``[host]:port`` otherwise; the ``HostKeyAlias`` standing for the
+    host). ``ssh`` itself would look an alias up without the port, where nothing was pinned."""
+    return target.known_hosts_name
 
 
 def trust_options(target: SshTarget, known_hosts: KnownHosts) -> list[str]:
@@ -95,7 +96,7 @@ def trust_options(target: SshTarget, known_hosts: KnownHosts) -> list[str]:
         "-o", "CheckHostIP=no",
     ]  # fmt: skip
     if target.host_key_alias:
-        options += ["-o", f"HostKeyAlias={target.host_key_alias}"]
+        options += ["-o", f"HostKeyAlias={openssh_host_key_name(target)}"]
     return options
 
 
