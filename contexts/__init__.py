@@ -19,12 +19,17 @@ from workbench.kinds import Kind, register, settled
 
 
 def builtin_modules() -> list[str]:
-    """The modules of this package, by name (a directory listing: cheaper than ``pkgutil``)."""
+    """The modules of this package, by name (a directory listing: cheaper than ``pkgutil``).
+
+    ``.py`` files, or ``.pyc`` files where there is no source (the frozen build keeps only them).
+    """
     folder = os.path.dirname(__file__)
     return sorted(
-        name[:-3]
-        for name in os.listdir(folder)
-        if name.endswith(".py") and not name.startswith("_")
+        {
+            stem
+            for stem, suffix in (os.path.splitext(name) for name in os.listdir(folder))
+            if suffix in {".py", ".pyc"} and not stem.startswith("_")
+        }
     )
 
 

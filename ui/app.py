@@ -1,8 +1,10 @@
 """The ``workbench`` desktop app's entry point: Qt, the style, the bridge and the main window.
 
 ``run()`` is the GUI script declared in ``pyproject.toml``. ``build_app`` makes the same pieces
-without entering the event loop, for tests and for ``scripts/screenshots``. Like ``nvwb/``, this
-is a composition root: it registers the kinds of context (``contexts``) before anything asks.
+without entering the event loop, for tests and for ``scripts/screenshots``; ``workbench
+--smoke-test`` shows the window, waits for the service and quits (``ui/smoke.py``). Like
+``nvwb/``, this is a composition root: it registers the kinds of context (``contexts``) before
+anything asks.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from contexts import register_builtin
-from ui import collector
+from ui import collector, smoke
 from ui.bridge import DEFAULT_POLL_S, ServiceBridge
 from ui.main_window import MainWindow
 from ui.style import apply_style
@@ -70,7 +72,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("WORKBENCH_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    qt_app = QApplication(list(argv if argv is not None else sys.argv))
+    args = list(argv if argv is not None else sys.argv)
+    qt_app = QApplication(args)
+    if smoke.FLAG in args[1:]:
+        return smoke.run_smoke_test(qt_app)
     # Closing a project window must not quit while the main window is hidden in the tray.
     qt_app.setQuitOnLastWindowClosed(False)
     parts = build_app()

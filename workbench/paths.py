@@ -19,6 +19,7 @@ left looser.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import stat
@@ -132,8 +133,10 @@ def _dir(env: Mapping[str, str], own: str, xdg: str, fallback: Path, leaf: str) 
     return fallback
 
 
-def private_dir(path: Path) -> Path:
-    """``path`` as a 0700 folder: the missing levels made 0700, the folder itself tightened.
+def private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """``path`` as a 0700 folder: the missing levels made 0700, the folder itself tightened
+    (unless ``tighten`` is False: a file written privately into an existing folder leaves that
+    folder's mode alone, whatever folder it is).
 
     Only the levels made here and ``path`` itself are touched: a parent that already exists (the
     home folder, ``/tmp``) keeps its mode.
@@ -149,7 +152,7 @@ def private_dir(path: Path) -> Path:
         with contextlib.suppress(FileExistsError):
             folder.mkdir(mode=PRIVATE_DIR)
         os.chmod(folder, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
-    if not missing:
+    if not missing and tighten:
         mode = path.stat().st_mode
         if stat.S_IMODE(mode) & 0o077:
             os.chmod(path, stat.S_IMODE(mode) & ~0o077 | PRIVATE_DIR)
@@ -205,8 +208,16 @@ def atomic_write_text(
     second and safe to find a little old after a crash may skip it. A private ``mode`` (no group
     or other bits) makes the missing folders above the file private too.
     """
+    try:
+        found = path.lstat().st_mode
+    except FileNotFoundError:
+        found = None
+    if found is not None and not (stat.S_ISREG(found) or stat.S_ISLNK(found)):
+        # A device (a pin file pointed at /dev/null), a FIFO or a folder: the rename would put a
+        # regular file in its place, and making its folder private would close /dev to everyone.
+        raise OSError(errno.EINVAL, f"{path} is not a regular file; not replaced")
     if mode is not None and not mode & 0o077:
-        private_dir(path.parent)
+        private_dir(path.parent, tighten=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
     # One temporary file per writer, threads included: two threads sharing one would truncate

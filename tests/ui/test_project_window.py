@@ -119,3 +119,25 @@ def test_new_context_shortcut_opens_the_form(qtbot, app: App):
     qtbot.waitUntil(lambda: app.window.dialog is not None)
     assert app.window.dialog.windowTitle() == "New context"
     app.window.dialog.reject()
+
+
+def test_no_docker_engine_is_explained_with_the_fix(qtbot, env, tmp_path):
+    """A local engine that does not answer: the window says why and what to do, in one line."""
+    from tests.ui.conftest import POLL_S
+    from ui.app import build_app
+
+    env = {**env, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    parts = build_app(env, poll_interval=POLL_S)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    parts.bridge.start()
+    try:
+        qtbot.waitUntil(lambda: parts.bridge.is_connected, timeout=20000)
+        window = parts.window.open_project_window(quick_project(env), "local")
+        qtbot.waitUntil(lambda: window.project_state == "failed", timeout=30000)
+        banner = window.banner.text()
+        assert f"no Docker engine answers at DOCKER_HOST=unix://{tmp_path}" in banner
+        assert "unset DOCKER_HOST" in banner
+        assert "Traceback" not in window.output.text()
+    finally:
+        parts.close()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import threading
 from pathlib import Path
+
+import pytest
 
 from workbench.paths import Paths, atomic_write_text
 
@@ -89,3 +92,17 @@ def test_atomic_writes_from_many_threads_never_leave_half_a_file(tmp_path):
     assert target.read_text(encoding="utf-8") in texts
     assert all(text in texts for text in seen), "a reader saw a half-written file"
     assert [p.name for p in tmp_path.iterdir()] == ["contexts.json"]
+
+
+def test_an_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    """A pin file pointed at ``/dev/null`` (a test did so) was replaced by a regular file, as
+    root, breaking every program on the machine that reads it. A FIFO stands in for the device."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for target in (fifo, folder):
+        with pytest.raises(OSError, match="not a regular file"):
+            atomic_write_text(target, "pinned key\n", mode=0o600)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and folder.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "folder"]  # no temp left

@@ -33,6 +33,7 @@ from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERS
 from docker.transport.basehttpadapter import BaseHTTPAdapter
 from docker.utils import version_lt
 
+from workbench.container.docker_help import local_engine_error
 from workbench.errors import ContextError
 
 if TYPE_CHECKING:
@@ -59,16 +60,15 @@ _NO_DAEMON_WORDS = ("cannot connect to the docker daemon", "is the docker daemon
 def local_client(env: Mapping[str, str] | None = None, *, context: str = "local") -> Any:
     """A ``docker.DockerClient`` for this machine's engine (``DOCKER_HOST`` or the default socket).
 
-    Raises ``ContextError`` naming the cause when no engine answers or access is denied.
+    Raises ``ContextError`` naming the cause and this system's fix (``docker_help``) when no
+    engine answers or access is denied.
     """
     environment = dict(env) if env is not None else None
     try:
         client = docker.from_env(environment=environment, timeout=DEFAULT_TIMEOUT_S)
         client.ping()
-    except docker.errors.DockerException as exc:
-        raise _engine_error(str(exc), "this machine", context) from exc
-    except requests.exceptions.RequestException as exc:
-        raise _engine_error(str(exc), "this machine", context) from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise local_engine_error(str(exc), environment, context=context) from exc
     return client
 
 

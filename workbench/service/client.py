@@ -1,7 +1,8 @@
 """How the CLI and the app talk to the service, starting it first when nobody has.
 
 ``ServiceClient.connect(paths, env)`` returns a connected client, spawning
-``python -m nvwb.service`` detached when no service answers. Clients that race to spawn
+``python -m nvwb.service`` (in a frozen build, the bundle's ``nvwb-service``; see
+``service_command``) detached when no service answers. Clients that race to spawn
 serialise on a lock file, and the service's own lock means that even a lost race never leaves
 two services. The service is started with the client's folders as absolute ``NVWB_*`` variables
 (it runs in ``/``), and ``hello`` tells it which folders the client uses: a service of another
@@ -61,6 +62,7 @@ __all__ = [
     "ServiceClient",
     "ServiceGone",
     "ServiceUnavailable",
+    "service_command",
     "spawn_service",
 ]
 
@@ -429,8 +431,22 @@ def _wait_for_socket(paths: Paths, deadline: float) -> socket.socket | None:
     return None
 
 
+#: The service's executable in a frozen build, beside the client's (``packaging/workbench.spec``).
+FROZEN_SERVICE = "nvwb-service"
+
+
+def service_command() -> list[str]:
+    """The command that starts the service: ``python -m nvwb.service``, or in a frozen build
+    (PyInstaller: ``sys.executable`` is the app or ``nvwb`` itself, which has no ``-m``) the
+    bundle's own service executable in the same folder."""
+    if getattr(sys, "frozen", False):
+        executable = Path(sys.executable)
+        return [str(executable.with_name(FROZEN_SERVICE + executable.suffix))]
+    return [sys.executable, "-m", "nvwb.service"]
+
+
 def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``python -m nvwb.service`` detached from this process and its terminal.
+    """Start the service (``service_command``) detached from this process and its terminal.
 
     It runs in ``/``, so it gets ``paths`` (absolute) as its ``NVWB_*`` folders, not the
     variables as the user wrote them.
@@ -441,7 +457,7 @@ def spawn_service(paths: Paths, env: Mapping[str, str]) -> subprocess.Popen[byte
         # stderr catches what happens before the service's own log is set up (an import error).
         with open_private(paths.state_dir / "service.stderr", append=True) as stderr:
             return subprocess.Popen(
-                [sys.executable, "-m", "nvwb.service"],
+                service_command(),
                 env={**env, **paths.as_env()},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

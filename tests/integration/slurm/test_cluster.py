@@ -48,8 +48,10 @@ def test_a_job_too_big_for_the_node_waits_with_the_schedulers_reason(slurm: Slur
     slurm.wait_idle(30)
 
 
-def test_the_login_node_sees_the_cluster(slurm: SlurmCluster, login: SshServer) -> None:
-    known = KnownHosts(Path("/dev/null"))
+def test_the_login_node_sees_the_cluster(
+    slurm: SlurmCluster, login: SshServer, tmp_path: Path
+) -> None:
+    known = KnownHosts(tmp_path / "known_hosts")  # never /dev/null: a pin replaces the file
     with connect(login, known, AcceptFingerprint(login.host_key_fingerprint)) as connection:
         done = connection.exec("sinfo --noheader --format=%N")
     assert done.ok, done.stderr_text
