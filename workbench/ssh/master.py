@@ -57,7 +57,6 @@ class OpenSshMaster:
         self._closed = threading.Event()
         self._supervisor: threading.Thread | None = None
         self.restarts = 0
-        self.logins = 0  # masters spawned: each one a login
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -124,7 +123,6 @@ class OpenSshMaster:
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        self.logins += 1
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
