@@ -120,6 +120,8 @@ def test_every_request_the_python_client_sends_fits_its_declaration(tmp_path: Pa
         client.sync_pause(project, "gpu")
         client.sync_resume(project, "gpu")
         client.sync_settle(project, "gpu", "restore")
+        client.build_project(project, "gpu", full_build=True)
+        client.app_logs(project, "gpu", "jupyterlab", tail=20)
         client.subscribe(lambda event: None)
         client.shutdown(force=True)
     finally:

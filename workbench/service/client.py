@@ -320,6 +320,8 @@ class ServiceClient:
     sync_pause = _derived(methods.SYNC_PAUSE)
     sync_resume = _derived(methods.SYNC_RESUME)
     sync_settle = _derived(methods.SYNC_SETTLE)
+    build_project = _derived(methods.BUILD_PROJECT)
+    app_logs = _derived(methods.APP_LOGS)
     shutdown = _derived(methods.SHUTDOWN)
 
     def subscribe(self, callback: EventCallback) -> None:
