@@ -7,7 +7,7 @@ N MB from memory to each connection. The same download goes through:
 * ``ssh -L`` via a ControlMaster: one multiplexed master, forwards added with ``-O forward``;
 * ours, paramiko: ``SshConnection.forward_local`` (AES-GCM, 64 MiB window, 256 KiB packets);
 * ours, as apps get it: ``open_forwards`` picks an OpenSSH ControlMaster where ``ssh`` is
-  installed (``workbench/container/openssh_master.py``), paramiko elsewhere.
+  installed (``workbench/ssh/master.py``), paramiko elsewhere.
 
 Each forward is held by a process of its own, as ``nvwb start`` (or the service) holds it, so the
 download client does not share a Python interpreter with the forward.

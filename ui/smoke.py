@@ -25,6 +25,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from workbench import osproc
+from workbench.service.messages import HelloResult
 
 FLAG = "--smoke-test"
 TIMEOUT_S = 60.0
@@ -57,8 +58,8 @@ def run_smoke_test(qt_app: QApplication, timeout_s: float = TIMEOUT_S) -> int:
             report["window_seconds"] = _since_start()
         parts.bridge.start()
 
-    def connected(hello: dict[str, Any]) -> None:
-        report["service"] = {key: hello.get(key) for key in ("pid", "version", "protocol")}
+    def connected(hello: HelloResult) -> None:
+        report["service"] = {"pid": hello.pid, "version": hello.version, "protocol": hello.protocol}
         report["service_seconds"] = _since_start()
         QTimer.singleShot(0, lambda: finish(None if report["window"] else "no main window shown"))
 

@@ -608,10 +608,15 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 SYNC_TEMP_PREFIX = ".wbsync-"
 SYNC_CHUNK = 1 << 20
+# Never synced, in any letter case (the laptop's ``workbench/sync/ignore.py`` ALWAYS_IGNORED):
+# ".git" (git runs what is in it) and ".nvwb-identity" (the laptop's identity token).
+SYNC_ALWAYS_IGNORED = frozenset({".git", ".nvwb-identity"})
 
 
 class SyncRules:
-    """Ignore rules compiled on the laptop (gitignore semantics; last match wins)."""
+    """Ignore rules compiled on the laptop (gitignore semantics; last match wins). The laptop's
+    twin: ``workbench/sync/ignore.py`` ``IgnoreRules`` (``tests/unit/test_agent_twins.py``
+    runs both, and the walk, path checks and errno words, on the same inputs)."""
 
     def __init__(self, rules: list[dict[str, Any]]) -> None:
         import re
@@ -623,8 +628,8 @@ class SyncRules:
 
     def matches(self, path: str, is_dir: bool) -> bool:
         name = path.rpartition("/")[2]
-        # Our temp files, and ".git" in any letter case (git runs what is in it), always.
-        if name.startswith(SYNC_TEMP_PREFIX) or name.casefold() == ".git":
+        # Our temp files, and SYNC_ALWAYS_IGNORED in any letter case, always.
+        if name.startswith(SYNC_TEMP_PREFIX) or name.casefold() in SYNC_ALWAYS_IGNORED:
             return True
         ignored = False
         for base, rx, neg, dir_only in self.rules:
@@ -658,19 +663,21 @@ def _sync_check(path: str) -> str:
 
 
 def _sync_inside(root: str, path: str) -> str:
-    """root/path, refusing any parent that is not a real folder (a symlink could lead out)."""
+    """root/path, refusing any parent that is not a real folder (a symlink could lead out).
+    The laptop's twin: ``workbench/sync/relpath.py`` ``resolve_inside``."""
     import stat as st_
 
     _sync_check(path)
     current = root
     for part in path.split("/")[:-1]:
-        current = os.path.join(current, part)
+        current = current + "/" + part
         try:
             mode = os.lstat(current).st_mode
         except FileNotFoundError:
-            continue
+            break  # nothing below a missing folder exists either; it is created as a folder
         if not st_.S_ISDIR(mode):
-            raise ValueError(f"refused path {path!r}: a folder on the way is not a folder")
+            where = current[len(root) + 1 :]
+            raise ValueError(f"refused path {path!r}: {where} is not a folder")
     return os.path.join(root, path)
 
 
@@ -723,6 +730,7 @@ def _sync_matches(current: dict[str, Any] | None, expect: dict[str, Any] | None)
 
 
 def _sync_oserror(exc: OSError) -> str:
+    """The laptop's twin: ``workbench/sync/manifest.py`` ``os_message``."""
     if exc.errno == errno.ENOSPC:
         return "no space left on the device"
     if exc.errno == errno.ENAMETOOLONG:

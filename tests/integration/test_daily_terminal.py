@@ -116,6 +116,18 @@ def _logins(sshd: SshServer) -> int:
     return sshd.read_log().count("Accepted publickey")
 
 
+def _guards_terminals() -> set[str]:
+    """The SSH terminals the remote agent's idle guard counts as use on this host (the loopback
+    sshd's host is this machine), by its own code."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("wb_agent", REPO / "resources/agent/agent.py")
+    assert spec is not None and spec.loader is not None
+    agent = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agent)
+    return {line.split(" (")[0] for line in agent.ssh_terminals()}
+
+
 @pytest.fixture
 def opened(
     fresh_sshd: SshServer,
@@ -146,10 +158,13 @@ def test_attach_is_a_real_terminal_in_the_container_over_the_services_connection
 ) -> None:
     context, root, env = opened
     logins = _logins(fresh_sshd)
+    before = _guards_terminals()
     terminal = Terminal([sys.executable, "-m", "nvwb", "attach"], env, root)
     try:
         terminal.type("echo IN-$((6*7)) && test -f /.dockerenv && pwd\n")
         screen = terminal.expect("IN-42")
+        # The idle guard counts it as use: an SSH terminal on the host.
+        assert _guards_terminals() - before
         assert "/project" in terminal.expect("/project\r\n")
         assert screen.count("IN-42") >= 1
         # While it runs, the terminal holds the context: a lease of its own process.
@@ -173,6 +188,35 @@ def test_attach_is_a_real_terminal_in_the_container_over_the_services_connection
     status = nvwb(env, "status", "-o", "json").json()
     (row,) = [r for r in status if r["name"] == context.name]
     assert not [le for le in row["leases"] if le["purpose"] == "terminal"]  # released
+
+
+def test_attach_on_the_local_context_is_docker_exec_in_a_terminal(
+    paths: Paths, wb_env: dict[str, str], docker_client: object, test_base_image: str
+) -> None:
+    root = make_project(paths, "wbt-attach-local", apt="")
+    with holder() as shell:
+        env = {**wb_env, "NVWB_CONTEXT": "local", "NVWB_HOLDER_PID": str(shell.pid),
+               "PYTHONPATH": str(REPO), "TERM": "xterm"}  # fmt: skip
+        try:
+            not_open = nvwb(env, "attach", cwd=root)
+            assert not_open.code == 2 and "nvwb open" in not_open.err
+            assert nvwb(env, "open", cwd=root).code == 0
+            terminal = Terminal([sys.executable, "-m", "nvwb", "attach"], env, root)
+            try:
+                terminal.type("test -f /.dockerenv && echo LOCAL-$((2+3)); stty size\n")
+                terminal.expect("LOCAL-5")
+                terminal.expect("24 80")
+                terminal.resize(50, 100)
+                time.sleep(0.5)
+                terminal.type("stty size; exit 4\n")
+                terminal.expect("50 100")
+                assert terminal.wait() == 4
+            finally:
+                terminal.close()
+        finally:
+            nvwb(env, "close", cwd=root)
+            shut_down(wb_env)
+            remove_container(docker_client, "wbt-attach-local")
 
 
 def test_attach_host_is_a_shell_on_the_contexts_host(

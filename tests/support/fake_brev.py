@@ -213,8 +213,10 @@ class FakeBrev:
             time.sleep(0.05)
 
     def close(self) -> None:
-        """Kill every instance's sshd (and any helper still sleeping)."""
+        """Kill every instance's sshd (and any helper still sleeping); the account is closed, so
+        a service that outlives the test cannot boot an instance (and leave its sshd) again."""
         with self.store.locked() as data:
+            data["closed"] = True
             for inst in data["instances"].values():
                 for key in ("pid", "helper_pid"):
                     pid = inst.get(key)
@@ -237,8 +239,8 @@ def _boot(store: Store, name: str, *, delay: float) -> None:
     time.sleep(delay)
     with store.locked() as data:
         inst = data["instances"].get(name)
-        if inst is None or inst["status"] != "STARTING":
-            return  # stopped or deleted while booting
+        if inst is None or inst["status"] != "STARTING" or data.get("closed"):
+            return  # stopped or deleted while booting, or the test is over
         if inst.get("boot_fails"):
             inst["status"] = "FAILURE"
             return
@@ -352,6 +354,8 @@ def _ls(store: Store, args: list[str]) -> int:
 
 def _start(store: Store, name: str) -> int:
     with store.locked() as data:
+        if data.get("closed"):
+            return _fail("this fake Brev account was closed by its test")
         inst = data["instances"].get(name)
         if inst is None:
             return _fail(f"no instance named {name}")

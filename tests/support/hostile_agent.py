@@ -140,6 +140,9 @@ class HostileRunner:
     def start_bulk(self, argv: list[str]) -> StandInProc:
         return self.start(argv)
 
+    def start_spare(self, argv: list[str]) -> tuple[StandInProc, bool]:
+        return self.start(argv), True
+
     def close(self) -> None:
         for proc in self.procs:
             proc.kill()

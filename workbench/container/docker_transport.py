@@ -7,6 +7,13 @@ needs. A channel lives as long as urllib3 pools its connection; once the SSH lin
 channels read as closed, are discarded, and the next request opens a channel on the reconnected
 transport.
 
+The client is made through docker-py's public API only: ``docker.DockerClient`` for an
+``ssh://`` engine, told to shell out (so it dials nothing when made), which registers docker-py's
+own SSH adapter at ``http+docker://ssh``; our dial-stdio adapter is mounted at that prefix in its
+place (``requests.Session.mount``, as docker-py mounts its own). docker-py's socket helpers then
+treat streams as SSH channels, which ours are. That registration is docker-py's contract, pinned
+(``docker>=7,<8``) and tested (``tests/unit/test_docker_transport.py``).
+
 Before the client is made, ``docker version`` is run over the same connection so that a host
 without Docker, or a user not allowed to use it, gets one clear message instead of an HTTP error.
 """
@@ -35,8 +42,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DIAL_STDIO = "docker system dial-stdio"
-# docker-py's socket helpers look for the paramiko channel when the base URL says "ssh".
-_SSH_BASE_URL = "http+docker://ssh"
+# Where docker-py mounts its own SSH adapter, and the URL its socket helpers read as "the socket
+# is an SSH channel" (``response.raw._fp.fp.channel``).
+SSH_BASE_URL = "http+docker://ssh"
+# The engine docker-py is told about: never dialled (our adapter serves its prefix), and a name
+# that cannot resolve should anything ever try.
+SSH_PLACEHOLDER = "ssh://workbench-dial-stdio.invalid"
 _VERSION_COMMAND = "docker version --format '{{.Server.APIVersion}}'"
 DEFAULT_TIMEOUT_S = 120
 _POOL_SIZE = 10
@@ -63,10 +74,23 @@ def local_client(env: Mapping[str, str] | None = None, *, context: str = "local"
 
 def ssh_client(connection: SshConnection, *, context: str | None = None) -> Any:
     """A ``docker.DockerClient`` for the Docker engine at the other end of ``connection``."""
-    api_version = remote_api_version(connection, context=context)
-    api = _SshApiClient(connection, api_version)
-    client = docker.DockerClient.__new__(docker.DockerClient)
-    client.api = api
+    return client_over(connection, remote_api_version(connection, context=context))
+
+
+def client_over(connection: SshConnection, api_version: str) -> Any:
+    """A ``docker.DockerClient`` speaking API ``api_version`` whose every HTTP connection is a
+    ``docker system dial-stdio`` channel on ``connection``."""
+    client = docker.DockerClient(
+        base_url=SSH_PLACEHOLDER,
+        version=api_version,  # given: nothing is asked of an engine now
+        timeout=DEFAULT_TIMEOUT_S,
+        use_ssh_client=True,  # docker-py's adapter then dials nothing until used, and is not
+        max_pool_size=_POOL_SIZE,
+    )
+    theirs = client.api.get_adapter(SSH_BASE_URL)
+    client.api.mount(SSH_BASE_URL, _DialStdioAdapter(connection, DEFAULT_TIMEOUT_S))
+    theirs.close()
+    log.debug("docker API %s over %s via %s", api_version, connection.target.display(), DIAL_STDIO)
     return client
 
 
@@ -153,20 +177,4 @@ class _DialStdioAdapter(BaseHTTPAdapter):  # type: ignore[misc]  # docker ships 
         self._pool.close()
 
 
-class _SshApiClient(docker.APIClient):  # type: ignore[misc]
-    """docker-py's APIClient with our adapter mounted where its ``ssh://`` adapter would be."""
-
-    def __init__(self, ssh: SshConnection, api_version: str) -> None:
-        # A placeholder unix URL and an explicit version: the parent then makes no connection
-        # and asks nothing of the engine; its unix adapter is dropped for ours right after.
-        super().__init__(
-            base_url="unix:///nonexistent.sock", version=api_version, timeout=DEFAULT_TIMEOUT_S
-        )
-        self.adapters.pop("http+docker://", None).close()
-        self._custom_adapter = _DialStdioAdapter(ssh, DEFAULT_TIMEOUT_S)
-        self.mount(_SSH_BASE_URL, self._custom_adapter)
-        self.base_url = _SSH_BASE_URL
-        log.debug("docker API %s over %s via %s", api_version, ssh.target.display(), DIAL_STDIO)
-
-
-__all__ = ["DIAL_STDIO", "local_client", "remote_api_version", "ssh_client"]
+__all__ = ["DIAL_STDIO", "client_over", "local_client", "remote_api_version", "ssh_client"]

@@ -7,10 +7,11 @@ as the URL is used, so it belongs to a long-lived process. ``AppForwards`` is th
 workbench service holds one per context (``workbench/service/projects.py``), so the URL that
 ``nvwb start APP`` prints outlives the command.
 
-Where the system OpenSSH client is installed, forwards go through one ControlMaster per context
-(``openssh_master``): it moves a big download at ``ssh -L`` speed, which paramiko cannot. Elsewhere,
-or when that master cannot start (a key whose passphrase no agent holds), they are paramiko
-forwards on the context's connection. Both survive reconnection: a paramiko forward opens each
+Where the system OpenSSH client is installed, forwards go through the connection's one
+ControlMaster (``workbench.ssh.master``, shared with sync's transfers: one login for both): it
+moves a big download at ``ssh -L`` speed, which paramiko cannot. Elsewhere, or when that master
+cannot start (a key whose passphrase no agent holds), they are paramiko forwards on the context's
+connection. Both survive reconnection: a paramiko forward opens each
 new channel on whatever transport the connection has by then; a dead master is restarted and its
 forwards put back on the same local ports.
 """
@@ -27,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import ContextError
 
 if TYPE_CHECKING:
-    from workbench.container.openssh_master import OpenSshMaster
     from workbench.ssh import LocalForward, SshConnection
+    from workbench.ssh.master import OpenSshMaster
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +147,16 @@ class AppForwards:
             self.close(key)
 
     def close_all(self) -> None:
-        """Close every forward, and the OpenSSH master if there is one."""
+        """Close every forward. The OpenSSH master is the connection's (sync may use it too):
+        it ends with the connection."""
         with self._lock:
             forwards, self._forwards = list(self._forwards.values()), {}
-            self._bulk_forwards = {}
+            bulk, self._bulk_forwards = list(self._bulk_forwards.values()), {}
         for forward in forwards:
             forward.close()
         if self.bulk is not None:
-            self.bulk.close()
+            for local, _remote in bulk:
+                self.bulk.cancel(local)
 
     def remote_ports(self) -> set[int]:
         """The context-side ports forwarded now: what the machine's idle guard should watch."""
@@ -172,18 +175,18 @@ class AppForwards:
 def open_forwards(
     ssh: SshConnection | None, control_dir: Path, *, prefer_openssh: bool = True
 ) -> AppForwards:
-    """The forwards for a context: OpenSSH-backed where it can be, else paramiko ones."""
+    """The forwards for a context: on the connection's OpenSSH master where it can be (its
+    socket under ``control_dir`` when this call makes it), else paramiko ones."""
     if ssh is None or not prefer_openssh:
         return AppForwards(ssh)
-    from workbench.container.openssh_master import OpenSshMaster, openssh_available
+    from workbench.ssh.openssh import openssh_available
 
     if not openssh_available():
         return AppForwards(ssh)
-    master = OpenSshMaster(ssh.target, ssh.known_hosts, control_dir)
+    master = ssh.openssh_master(control_dir)
     try:
         master.start()
     except ContextError as exc:
-        master.close()
         log.info("app forwards use paramiko: %s", exc)
         return AppForwards(ssh)
     return AppForwards(ssh, master)

@@ -54,8 +54,10 @@ def start_sync(
     *,
     workbench_dir: str,
     on_event: EventCallback | None = None,
+    project_id: str | None = None,
 ) -> FirstSync:
-    """Start syncing ``local_dir`` with ``remote_dir`` and wait for the first full cycle.
+    """Start syncing ``local_dir`` with ``remote_dir`` and wait for the first full cycle; the
+    agreed state is kept under the project's identity (``project_id``) where it has one.
 
     Raises ``SyncHalted`` (a side lost most of what was agreed: the message says how to go on)
     or ``ContextError`` (the remote could not be reached); the session is stopped then."""
@@ -69,6 +71,7 @@ def start_sync(
         state_dir,
         workbench_dir=workbench_dir,
         on_event=on_event,
+        project_id=project_id,
     )
     session.start()
     try:

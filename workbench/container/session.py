@@ -149,6 +149,7 @@ class ProjectSession:
             self.paths.state_dir,
             workbench_dir=self.runtime.workbench_dir,
             on_event=on_event,
+            project_id=self.id,  # the agreed state follows the project, not its folder's path
         )
 
     def open(
@@ -267,6 +268,15 @@ class ProjectSession:
         # stop), not for a status poll or a log read.
         secrets = self.secret_env() if with_secrets else None
         return AppRunner(container, self.name, app, self.app_log_dir, secrets=secrets)
+
+    def app_logs(self, name: str, tail: int | None = None) -> str:
+        """The app's output: live from the running container, else the copy kept when it
+        stopped (``nvwb logs``)."""
+        app = self.app(name)
+        container = self.container()
+        if container is not None:
+            return self._runner(container, app, with_secrets=False).logs(tail)
+        return AppRunner(None, self.name, app, self.app_log_dir).logs(tail)
 
     def start_app(
         self,

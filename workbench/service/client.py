@@ -325,6 +325,8 @@ class ServiceClient:
     compose_down = _derived(methods.COMPOSE_DOWN)
     compose_status = _derived(methods.COMPOSE_STATUS)
     compose_logs = _derived(methods.COMPOSE_LOGS)
+    build_project = _derived(methods.BUILD_PROJECT)
+    app_logs = _derived(methods.APP_LOGS)
     shutdown = _derived(methods.SHUTDOWN)
 
     def subscribe(self, callback: EventCallback) -> None:

@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENTS",
     "AgentInfo",
+    "AppLog",
     "AppRow",
     "AttachTarget",
     "BuildLineEvent",
+    "BuiltImage",
     "ClosedProject",
     "ComposeLogs",
     "ComposeService",
@@ -472,6 +474,29 @@ class StoppedApp(Message):
     app: str
     state: str
     log: str  # where the app's output was kept
+
+
+@dataclass(frozen=True)
+class BuiltImage(Message):
+    """``build_project``'s answer: the image, built over the service's connection if needed;
+    ``connected`` false when the service holds no connection to the context (nothing done)."""
+
+    connected: bool
+    project: str = ""
+    context: str = ""
+    image: str = ""
+    built: bool = False
+    seconds: float = 0.0
+    log: str | None = None
+
+
+@dataclass(frozen=True)
+class AppLog(Message):
+    """``app_logs``' answer: the app's output; ``connected`` false as for ``BuiltImage``."""
+
+    connected: bool
+    app: str = ""
+    log: str = ""
 
 
 # -- sync ---------------------------------------------------------------------------------------

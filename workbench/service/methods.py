@@ -471,6 +471,24 @@ COMPOSE_LOGS = Method(
     reply_seconds=120.0,
     doc="the output of the project's compose services",
 )
+# ``nvwb build`` and ``nvwb logs`` over the connection the service holds to a context (no login
+# of their own); ``connected`` false when it holds none: the CLI then connects itself.
+BUILD_PROJECT = Method(
+    "build_project",
+    (_PROJECT, _CONTEXT, Param("full_build", "boolean", default=False)),
+    result=m.BuiltImage,
+    blocking=True,
+    reply_seconds=None,
+    doc="build the project's image over the service's connection to the context, if it has one",
+)
+APP_LOGS = Method(
+    "app_logs",
+    (_PROJECT, _CONTEXT, _APP, Param("tail", "integer", minimum=1, maximum=10_000_000)),
+    result=m.AppLog,
+    blocking=True,
+    reply_seconds=None,
+    doc="an app's output over the service's connection to the context, if it has one",
+)
 SUBSCRIBE = Method(
     "subscribe",
     result=m.Subscribed,
@@ -509,6 +527,8 @@ METHODS: Mapping[str, Method[Any]] = {
         COMPOSE_DOWN,
         COMPOSE_STATUS,
         COMPOSE_LOGS,
+        BUILD_PROJECT,
+        APP_LOGS,
         SUBSCRIBE,
         SHUTDOWN,
     )

@@ -49,8 +49,10 @@ from workbench.registry import Registry
 from workbench.service.leases import Holder, Lease
 from workbench.service.manager import Finalizer, Manager
 from workbench.service.messages import (
+    AppLog,
     AppRow,
     BuildLineEvent,
+    BuiltImage,
     ClosedProject,
     Event,
     OpenedProject,
@@ -293,6 +295,44 @@ class ProjectHost:
                 hint="its saved sync state is read and edited instead",
             )
         return record.sync
+
+    def build(self, project_path: str, context: str, *, full_build: bool = False) -> BuiltImage:
+        """``nvwb build`` over the connection the service holds to ``context`` (no login of
+        its own); ``{"connected": False}`` when it holds none: the CLI then connects itself."""
+        project = read_project(Path(project_path))
+        handles = self._connected(context)
+        if handles is None:
+            return BuiltImage(connected=False)
+        with self._busy_lock(self._key(project, context)):
+            outcome = self._session(handles, project).build(
+                full_build=full_build,
+                on_progress=lambda p: self._build_event(context, project, p),
+            )
+        return BuiltImage(
+            connected=True,
+            project=project.name,
+            context=context,
+            image=outcome.tag,
+            built=outcome.built,
+            seconds=round(outcome.seconds, 1),
+            log=str(outcome.log_path) if outcome.log_path else None,
+        )
+
+    def app_logs(self, project_path: str, context: str, app: str, tail: int | None) -> AppLog:
+        """``nvwb logs APP`` over the service's connection; ``{"connected": False}`` without."""
+        project = read_project(Path(project_path))
+        handles = self._connected(context)
+        if handles is None:
+            return AppLog(connected=False)
+        return AppLog(True, app, self._session(handles, project).app_logs(app, tail))
+
+    def _connected(self, context: str) -> ContextHandles | None:
+        """The handles of ``context`` if the service holds a connection there now (a project
+        was opened on it and it still runs), else None: nothing is connected for the asking."""
+        handles = self.runtimes.peek(context)
+        if handles is None or self.manager.machine(context).state != "running":
+            return None
+        return handles
 
     def close_all(self) -> None:
         """The service is going: drop forwards and connections; containers keep running."""

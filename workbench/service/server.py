@@ -581,6 +581,20 @@ class Connection:
             params["project"], params["context"], params["service"], params["tail"]
         )
 
+    # -- build and logs over the service's connection --------------------------------------
+
+    @_handles("build_project")
+    def _m_build_project(self, params: dict[str, Any]) -> m.BuiltImage:
+        return self.projects.build(
+            params["project"], params["context"], full_build=params["full_build"]
+        )
+
+    @_handles("app_logs")
+    def _m_app_logs(self, params: dict[str, Any]) -> m.AppLog:
+        return self.projects.app_logs(
+            params["project"], params["context"], params["app"], params["tail"]
+        )
+
     @_handles("subscribe")
     def _m_subscribe(self, params: dict[str, Any]) -> m.Subscribed:
         if self._subscription is None:

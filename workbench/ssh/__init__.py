@@ -2,7 +2,9 @@
 
 The pieces: ``config`` (targets from ~/.ssh/config), ``knownhosts`` and ``hostkeys`` (trust),
 ``keys`` and ``auth`` (authentication), ``dial`` (sockets, ProxyCommand), ``process`` (remote
-commands), ``forward`` (local port forwards) and ``connection``, which ties them together.
+commands), ``forward`` (local port forwards) and ``connection``, which ties them together; beside
+it, the system ``ssh``: ``openssh`` (every command line, one policy) and ``master`` (the one
+ControlMaster per connection, for bulk).
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from workbench.ssh.forward import LocalForward
 from workbench.ssh.hostkeys import HostKeyPolicy, preferred_key_types, verify_host_key
 from workbench.ssh.keys import PassphraseProvider
 from workbench.ssh.knownhosts import KnownHosts
+from workbench.ssh.master import OpenSshMaster
+from workbench.ssh.openssh import CIPHERS, CONNECT_TIMEOUT_S, KEEPALIVE_INTERVAL_S, OpenSsh
 from workbench.ssh.process import ExecResult, RemoteProcess, run_to_completion
 
 logger = logging.getLogger(__name__)
@@ -43,22 +45,17 @@ KiB = 1 << 10
 class ConnectOptions:
     """Timeouts, reconnection and performance settings; the defaults suit an interactive app."""
 
-    connect_timeout: float = 15.0
-    keepalive_interval: int = 15
+    connect_timeout: float = float(CONNECT_TIMEOUT_S)
+    keepalive_interval: int = KEEPALIVE_INTERVAL_S
     reconnect_timeout: float = 60.0
     backoff_initial: float = 0.2
     backoff_max: float = 5.0
     # A 64 MiB window keeps a fast link busy across a long round trip; paramiko's 2 MiB does not.
     window_size: int = 64 * MiB
     max_packet_size: int = 256 * KiB
-    # AES-GCM is one pass per packet (no separate HMAC) and paramiko lists it last by default.
-    ciphers: tuple[str, ...] = (
-        "aes128-gcm@openssh.com",
-        "aes256-gcm@openssh.com",
-        "aes128-ctr",
-        "aes256-ctr",
-        "aes192-ctr",
-    )
+    # The system ssh's list (``workbench.ssh.openssh``): AES-GCM first, one pass per packet (no
+    # separate HMAC), which paramiko lists last by default; what paramiko lacks is skipped.
+    ciphers: tuple[str, ...] = CIPHERS
     use_agent: bool = True
     look_for_keys: bool = True
 
@@ -105,6 +102,8 @@ class SshConnection:
         self._forwards: list[LocalForward] = []
         self._listeners: list[StateListener] = []
         self.reconnects = 0
+        self._master: OpenSshMaster | None = None
+        self._master_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,6 +121,10 @@ class SshConnection:
 
     def close(self) -> None:
         self._closing.set()
+        with self._master_lock:
+            master, self._master = self._master, None
+        if master is not None:
+            master.close()
         with self._lock:
             forwards, self._forwards = self._forwards, []
             for forward in forwards:
@@ -224,6 +227,42 @@ class SshConnection:
             self._forwards = [f for f in self._forwards if not f.closed]
             self._forwards.append(forward)
         return forward
+
+    # -- the system ssh beside it ----------------------------------------------------------
+
+    def openssh(self) -> OpenSsh:
+        """``ssh`` command lines that reach this connection's target as it does: the same
+        keys, the same pinned host keys, ProxyJump hops resolved from the same config."""
+        return self._openssh_for(self.target)
+
+    def openssh_master(self, control_dir: Path | None = None) -> OpenSshMaster:
+        """The one OpenSSH ControlMaster beside this connection (not started: ``start()`` it),
+        shared by whoever asks (app forwards, sync) and closed with the connection.
+        ``control_dir`` is where its socket goes when this call makes it (else a private
+        folder under the temp dir)."""
+        with self._master_lock:
+            self._check_open()
+            if self._master is None:
+                self._master = OpenSshMaster(self.openssh(), control_dir)
+            return self._master
+
+    def _openssh_for(self, target: SshTarget) -> OpenSsh:
+        hop = self._hop_before(target)
+        jump = self._openssh_for(hop) if hop is not None else None
+        return OpenSsh(target, self.known_hosts, jump=jump)
+
+    def _hop_before(self, target: SshTarget) -> SshTarget | None:
+        """The last ProxyJump hop on the way to ``target``: given resolved (``target.jump``, a
+        cluster's login node), else resolved from the ssh config, its earlier hops (``a,b``: via
+        a, then b) as its own ProxyJump; None when there is none."""
+        if target.jump is not None:
+            return target.jump
+        if not target.proxy_jump:
+            return None
+        hops = [h.strip() for h in target.proxy_jump.split(",") if h.strip()]
+        *earlier, last = hops
+        hop = resolve_target(last, config_path=self._ssh_config, env=self._env)
+        return _with_jump(hop, ",".join(earlier)) if earlier else hop
 
     # -- internals -------------------------------------------------------------------------
 
@@ -406,15 +445,8 @@ class SshConnection:
     def _jump_channel(self) -> paramiko.Channel:
         """A channel to the target through the ProxyJump host(s): ``a,b`` means via a, then b."""
         if self._jump is None:
-            if self.target.jump is not None:
-                jump_target = self.target.jump
-            else:
-                assert self.target.proxy_jump is not None
-                hops = [h.strip() for h in self.target.proxy_jump.split(",") if h.strip()]
-                *earlier, last = hops
-                jump_target = resolve_target(last, config_path=self._ssh_config, env=self._env)
-                if earlier:
-                    jump_target = _with_jump(jump_target, ",".join(earlier))
+            jump_target = self._hop_before(self.target)
+            assert jump_target is not None
             self._jump = SshConnection(
                 jump_target,
                 self.policy,

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.sync import apply as applier
-from workbench.sync import relpath
+from workbench.sync import choices, relpath
 from workbench.sync.ignore import IgnoreRules, base_rules, load_rules
 from workbench.sync.local import LocalTree
-from workbench.sync.loss import LossGuard, restore_plan, root_gone
+from workbench.sync.loss import LossGuard, restore_plan, root_gone, settle
 from workbench.sync.manifest import Entry, Manifest, Problem, ScanResult
 from workbench.sync.reconcile import Action, Plan, Side, hash_requests, plan
-from workbench.sync.remote import PYTHON, RemoteTree
+from workbench.sync.remote import BULK_OWN_CONNECTION, PYTHON, RemoteTree
 from workbench.sync.state import StateStore, SyncState
 from workbench.sync.wire import op
 
@@ -55,6 +55,20 @@ class CycleReport:
     @property
     def changed_anything(self) -> bool:
         return bool(self.changes)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "full": self.full,
+            "seconds": round(self.seconds, 4),
+            "halted": self.halted,
+            "changes": self.changes,
+            "problems": [p.to_json() for p in self.problems],
+            "new_conflicts": self.new_conflicts,
+            "retry": self.retry,
+            "held": self.held,
+            "files_sent": self.files_sent,
+            "bytes_sent": self.bytes_sent,
+        }
 
 
 class SyncEngine:
@@ -156,10 +170,11 @@ class SyncEngine:
         worker = threading.Thread(target=scan_remote, daemon=True, name="sync-remote-scan")
         worker.start()
         local_scan = self.local.scan(self.rules, clean=first)
-        if self._bulk_likely(local_scan.entries):
+        bulk, large = self._outgoing(local_scan.entries)
+        if bulk:
             # Files to send: start a transfer process now, so the remote shell and interpreter
             # start while the remote scan runs rather than after the plan.
-            self.remote.warm_bulk()
+            self.remote.warm_bulk(large=large)
         worker.join()
         if failure:
             raise failure[0]
@@ -193,8 +208,9 @@ class SyncEngine:
             if path not in dropped and not any(a in dropped for a in relpath.ancestors(path))
         }
 
-    def _bulk_likely(self, local: Manifest) -> bool:
-        """Whether this machine holds more new or changed files than go inline."""
+    def _outgoing(self, local: Manifest) -> tuple[bool, bool]:
+        """Whether this machine holds more new or changed files than go inline, and whether
+        they weigh enough for a transfer on a connection of its own."""
         base = self.state.base
         count = size = 0
         for path, entry in local.items():
@@ -204,9 +220,9 @@ class SyncEngine:
             if agreed is None or not agreed.stat_matches(entry, "local"):
                 count += 1
                 size += entry.size
-                if count > applier.INLINE_MAX_FILES or size > applier.INLINE_MAX_BYTES:
-                    return True
-        return False
+                if size >= BULK_OWN_CONNECTION:
+                    return True, True
+        return count > applier.INLINE_MAX_FILES or size > applier.INLINE_MAX_BYTES, False
 
     def refresh_local(self, paths: Iterable[str]) -> None:
         """Re-read ``paths`` on this machine (a watcher saw them change)."""
@@ -479,6 +495,37 @@ class SyncEngine:
 
     def save(self) -> None:
         self.store.save(self.state)
+
+    # -- controls (what a live session asks of it) -----------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
+
+    def pause(self) -> None:
+        """Sync nothing until ``resume``; kept in the agreed state (a restart stays paused)."""
+        self.state.paused = True
+        self.save()
+
+    def resume(self) -> None:
+        self.state.paused = False
+        self.save()
+
+    def resolve(self, path: str, keep: choices.Keep) -> None:
+        """Settle a conflict (``choices.resolve``); the next cycle carries it out."""
+        choices.resolve(self.state, path, keep)
+        self.save()
+
+    def settle(self, how: str) -> None:
+        """``confirm-deletions`` or ``restore`` the halt the agreed state records."""
+        settle(self.state, how)
+        self.save()
+
+    def disconnect(self) -> None:
+        """The link dropped, or the session stops: the remote's processes go, and the next
+        cycle scans both sides in full (nothing seen before the drop is trusted blindly)."""
+        self.remote.close()
+        self.scanned = False
 
 
 def _drop_subtree(cache: Manifest, path: str) -> list[str]:

@@ -37,6 +37,13 @@ DEFAULT_PATTERNS = (
 TEMP_PREFIX = ".wbsync-"
 INTERNAL_PATTERNS = (f"{TEMP_PREFIX}*",)
 
+# Names never synced, in any letter case, whatever the rules say (the agent keeps the same
+# list: ``tests/unit/test_agent_twins.py`` runs both): ``.git`` (git runs what is in it: hooks,
+# ``core.fsmonitor``) and ``.nvwb-identity`` (this machine's identity token for a project
+# folder, ``workbench.identity``: a remote that could write it here could bind the folder to
+# an identity of its choosing, and the laptop's token is nothing the remote needs).
+ALWAYS_IGNORED = frozenset({".git", ".nvwb-identity"})
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -164,7 +171,7 @@ class IgnoreRules:
     def matches(self, path: str, is_dir: bool) -> bool:
         """Whether ``path`` itself is ignored (its folders are not looked at: see ``ignored``)."""
         name = path.rpartition("/")[2]
-        if name.casefold() == ".git" or any(rx.fullmatch(name) for rx in self._internal):
+        if name.casefold() in ALWAYS_IGNORED or any(rx.fullmatch(name) for rx in self._internal):
             return True
         ignored = False
         for rule, rx in self._compiled:

@@ -8,8 +8,8 @@ The remote agent implements the same contract (see ``workbench.sync.wire``).
 What lands here is what this machine asked for, nothing else: an incoming stream must carry the
 files asked for, in order, each checked against this machine's own expectation (never the
 sender's); permissions are this machine's (``untrusted.landing_mode``); nothing is ever written
-under ``.git`` in any letter case, nor at a path the engine's ``refuse`` hook turns down (an
-ignored one).
+under ``.git`` or at ``.nvwb-identity`` in any letter case, nor at a path the engine's ``refuse``
+hook turns down (an ignored one).
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from typing import IO, Any
 
 from workbench import osproc
 from workbench.sync import relpath, untrusted
-from workbench.sync.ignore import TEMP_PREFIX, IgnoreRules
+from workbench.sync.ignore import ALWAYS_IGNORED, TEMP_PREFIX, IgnoreRules
 from workbench.sync.manifest import (
     Entry,
     Problem,
     ScanResult,
     entry_from_stat,
     hash_file,
+    os_message,
     scan,
     stat_path,
 )
@@ -62,10 +63,11 @@ def set_executable(mode: int, executable: bool) -> int:
     return mode & ~0o111
 
 
-def under_git(path: str) -> bool:
-    """Whether ``path`` is ``.git`` or lies under one, in any letter case, at any depth: git
-    runs what is there (hooks, ``core.fsmonitor``), so sync never writes there."""
-    return any(part.casefold() == ".git" for part in path.split("/"))
+def never_written(path: str) -> str:
+    """The always-ignored name (``ignore.ALWAYS_IGNORED``: ``.git``, whose hooks git runs, and
+    the identity token ``.nvwb-identity``) that ``path`` is or lies under, in any letter case,
+    at any depth ("" when none): sync never writes there, whatever the rules say."""
+    return next((p for p in path.split("/") if p.casefold() in ALWAYS_IGNORED), "")
 
 
 class LocalTree:
@@ -81,8 +83,10 @@ class LocalTree:
 
     def check_write(self, path: str, is_dir: bool = False) -> None:
         """Raise ``UnsafePath`` unless this machine may write at ``path``."""
-        if under_git(path):
-            raise relpath.UnsafePath(f"refused {path!r}: sync never writes under .git")
+        name = never_written(path)
+        if name:
+            where = "under .git" if name.casefold() == ".git" else name
+            raise relpath.UnsafePath(f"refused {path!r}: sync never writes {where}")
         why = self.refuse(path, is_dir) if self.refuse is not None else ""
         if why:
             raise relpath.UnsafePath(f"refused {path!r}: {why}")
@@ -172,7 +176,7 @@ class LocalTree:
         except relpath.UnsafePath as exc:
             return Result(path, False, exc.message)
         except OSError as exc:
-            return Result(path, False, _os_message(exc))
+            return Result(path, False, os_message(exc))
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -508,16 +512,4 @@ def _discard(tmp: Path | None) -> None:
 
 
 def _reason(exc: OSError | relpath.UnsafePath) -> str:
-    return exc.message if isinstance(exc, relpath.UnsafePath) else _os_message(exc)
-
-
-def _os_message(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on the device"
-    if exc.errno == errno.ENAMETOOLONG:
-        return "the name is too long for this file system"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if exc.errno == errno.ENOTEMPTY:
-        return "the folder is not empty (it holds files that are not synced)"
-    return exc.strerror or str(exc)
+    return exc.message if isinstance(exc, relpath.UnsafePath) else os_message(exc)

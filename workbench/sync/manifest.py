@@ -96,6 +96,20 @@ class ScanResult:
     root_message: str = ""
 
 
+def os_message(exc: OSError) -> str:
+    """What went wrong, in the words a person reads in sync's problems (the agent's
+    ``_sync_oserror`` says the same: ``tests/unit/test_agent_twins.py``)."""
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the name is too long for this file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOTEMPTY:
+        return "the folder is not empty (it holds files that are not synced)"
+    return exc.strerror or str(exc)
+
+
 def entry_from_stat(path: str, st: os.stat_result, target: str = "") -> Entry | None:
     """An ``Entry`` from ``lstat``; ``None`` for sockets, devices and FIFOs (never synced)."""
     mode = st.st_mode
@@ -133,7 +147,7 @@ def scan(
     try:
         st = os.stat(root)
     except OSError as exc:
-        return ScanResult({}, [], False, f"the sync root {root} cannot be read: {exc.strerror}")
+        return ScanResult({}, [], False, f"the sync root {root} cannot be read: {os_message(exc)}")
     if not stat.S_ISDIR(st.st_mode):
         return ScanResult({}, [], False, f"the sync root {root} is not a folder")
     for entry in walk(root, rules, problems, side=side, start=under, clean=clean):
@@ -159,7 +173,7 @@ def walk(
         except FileNotFoundError:
             continue
         except OSError as exc:
-            problems.append(Problem(folder or ".", side, f"cannot list folder: {exc.strerror}"))
+            problems.append(Problem(folder or ".", side, f"cannot list folder: {os_message(exc)}"))
             continue
         for item in items:
             rel = f"{folder}/{item.name}" if folder else item.name
@@ -177,7 +191,7 @@ def walk(
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                problems.append(Problem(rel, side, f"cannot read: {exc.strerror}"))
+                problems.append(Problem(rel, side, f"cannot read: {os_message(exc)}"))
                 continue
             entry = entry_from_stat(rel, st, target)
             if entry is None:

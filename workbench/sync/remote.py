@@ -65,6 +65,8 @@ class RemoteTree:
         self._lock = threading.Lock()
         self._next_id = 0
         self._spare: Proc | None = None
+        self._spare_bulk = False  # the spare is as ``start_bulk`` makes it (fit for any size)
+        self._want_bulk = False  # a large transfer is likely: the spare should be fit for it
         self._spare_lock = threading.Lock()
         self._warming: threading.Thread | None = None
 
@@ -91,44 +93,69 @@ class RemoteTree:
 
     # -- transfer processes, started ahead of need -----------------------------------------
 
-    def warm_bulk(self) -> None:
-        """Start a transfer process in the background unless one is waiting: a full cycle
-        may well send files, and the remote shell and interpreter (a few hundred ms on a host
-        whose shell runs pyenv/conda init) then start while the trees are scanned."""
+    def warm_bulk(self, *, large: bool = False) -> None:
+        """Start a transfer process in the background unless a fitting one is waiting: a full
+        cycle may well send files, and the remote shell and interpreter (a few hundred ms on a
+        host whose shell runs pyenv/conda init) then start while the trees are scanned. It is a
+        session on the master when one runs (no login for what may go unused), unless ``large``
+        (this many bytes will go: ``BULK_OWN_CONNECTION``): then one on a connection of its own,
+        made while the scan still runs."""
         with self._spare_lock:
-            if self._warming is not None or (self._spare is not None and self._spare.alive()):
+            if self._warming is not None:
+                self._want_bulk = self._want_bulk or large
                 return
+            spare = self._spare
+            if spare is not None and spare.alive() and (self._spare_bulk or not large):
+                return
+            self._want_bulk = large
             self._warming = threading.Thread(
                 target=self._make_spare, daemon=True, name="sync-warm-bulk"
             )
             self._warming.start()
 
     def _make_spare(self) -> None:
-        try:
-            spare: Proc | None = self.bulk.start_bulk(self._argv(self.python, "stream"))
-        except TransportError as exc:
-            logger.debug("no transfer process ahead of need: %s", exc)
-            spare = None
-        with self._spare_lock:
-            old, self._spare, self._warming = self._spare, spare, None
-        if old is not None:
-            old.kill()
+        argv = self._argv(self.python, "stream")
+        while True:
+            with self._spare_lock:
+                large = self._want_bulk
+            spare: Proc | None
+            try:
+                spare, as_bulk = (
+                    (self.bulk.start_bulk(argv), True) if large else self.bulk.start_spare(argv)
+                )
+            except TransportError as exc:
+                logger.debug("no transfer process ahead of need: %s", exc)
+                spare, as_bulk = None, False
+            with self._spare_lock:
+                old, self._spare, self._spare_bulk = self._spare, spare, as_bulk
+                # A large transfer became likely while this one started: one more, fit for it.
+                again = spare is not None and self._want_bulk and not as_bulk
+                if not again:
+                    self._warming = None
+            if old is not None:
+                old.kill()
+            if not again:
+                return
 
-    def _take_spare(self) -> Proc | None:
-        """The process started ahead (waiting for its start if under way), now the caller's."""
+    def _take_spare(self, size: int = 0) -> Proc | None:
+        """The process started ahead (waiting for its start if under way), now the caller's;
+        for a large transfer only one on a connection of its own (a spare on the shared master
+        then stays for a later, smaller one)."""
         with self._spare_lock:
             warming = self._warming
         if warming is not None:
             warming.join(60.0)
         with self._spare_lock:
+            if size >= BULK_OWN_CONNECTION and not self._spare_bulk:
+                return None
             spare, self._spare = self._spare, None
         return spare
 
     def _transfer_process(self, kind: str, size: int) -> Proc:
         """A process to ``receive`` or ``send`` ``size`` bytes: the one started ahead if it is
-        still alive, else a new one (on a connection of its own for a large transfer, where the
-        relay through the shared master costs more than a login)."""
-        spare = self._take_spare()
+        still alive and fits, else a new one (on a connection of its own for a large transfer,
+        where the relay through the shared master costs more than a login)."""
+        spare = self._take_spare(size)
         if spare is not None and not spare.alive():
             spare.kill()
             spare = None

@@ -126,9 +126,19 @@ class SyncState:
     restore: str = ""
 
 
-def session_id(local_root: Path, remote_name: str, remote_root: str) -> str:
-    """A stable name for the pair of roots: the same pair always finds its agreed state."""
-    key = f"{os.path.realpath(local_root)}\0{remote_name}\0{remote_root}"
+def session_id(
+    local_root: Path, remote_name: str, remote_root: str, *, project_id: str | None = None
+) -> str:
+    """A stable name for the pair of roots: the same pair always finds its agreed state.
+
+    A project with an identity (``workbench.identity``) is known by its id, the context
+    (``remote_name``) and the remote folder, not by where its folder is: a move confirmed with
+    ``nvwb update project --moved-from`` keeps the agreed state. A bare folder (no id) is known
+    by its real path."""
+    if project_id:
+        key = f"project\0{project_id}\0{remote_name}\0{remote_root}"
+    else:
+        key = f"{os.path.realpath(local_root)}\0{remote_name}\0{remote_root}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 

@@ -3,9 +3,9 @@
 Paramiko (the context's ``SshConnection``) always works. For bulk the system OpenSSH client is
 about twice as fast on the same link (measured in ``benchmarks/sync_bench.py``: its ciphers run
 in C), so where ``ssh`` is installed and can log in non-interactively with the same key and the
-same pinned host keys, transfers go through it, multiplexed over one ControlMaster connection so
-each command costs a round trip, not a handshake. If it cannot log in, sync falls back to
-paramiko for good and says so in the log.
+same pinned host keys, transfers go through it, as sessions on the connection's one
+ControlMaster (the app forwards' too), so each command costs a round trip, not a handshake. If
+it cannot log in, sync falls back to paramiko for good and says so in the log.
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ import contextlib
 import logging
 import os
 import shlex
-import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Protocol
 
 import paramiko
@@ -27,7 +24,7 @@ import paramiko
 from workbench import osproc
 from workbench.errors import ContextError
 from workbench.ssh import SshConnection
-from workbench.ssh.openssh import trust_options
+from workbench.ssh.openssh import openssh_available
 from workbench.ssh.process import RemoteProcess
 
 logger = logging.getLogger(__name__)
@@ -69,6 +66,12 @@ class Runner(Protocol):
 
     def start_bulk(self, argv: list[str]) -> Proc:
         """A command that will carry much data (where it matters, on a connection of its own)."""
+        ...
+
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        """A command started ahead of need: on a connection already made where there is one
+        (no login for what may go unused), else as ``start_bulk``; and whether it is as
+        ``start_bulk`` would make it (fit for a large transfer)."""
         ...
 
     def close(self) -> None: ...
@@ -127,6 +130,9 @@ class ParamikoRunner:
 
     def start_bulk(self, argv: list[str]) -> Proc:
         return self.start(argv)
+
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        return self.start(argv), True
 
     def close(self) -> None:
         """The connection belongs to the caller."""
@@ -194,105 +200,51 @@ def widen_pipe(fd: int) -> None:
 
 
 class OpenSshRunner:
-    """Commands through the system ``ssh``, multiplexed over one ControlMaster connection.
+    """Commands through the system ``ssh``: sessions on the connection's one ControlMaster
+    (``SshConnection.openssh_master``, shared with app forwards: no login of their own), and
+    bulk transfers on a connection of their own.
 
-    Trust is the connection's: the same target, key files and pinned host keys (checked strictly,
-    so this path never asks and never pins anything itself; ``workbench.ssh.openssh``, as for
-    the app forwards' master). No agent forwarding, no TTY.
+    Trust is the connection's: the same target, key files, ProxyJump hops and pinned host keys
+    (checked strictly, so this path never asks and never pins anything itself;
+    ``workbench.ssh.openssh``). No agent forwarding, no TTY.
     """
 
     name = "openssh"
 
-    def __init__(self, connection: SshConnection, ssh: str = "ssh") -> None:
+    def __init__(self, connection: SshConnection) -> None:
         self.connection = connection
-        self.ssh = ssh
-        # ControlPath must be short (a Unix socket path): a private folder under /tmp.
-        self._control_dir = Path(tempfile.mkdtemp(prefix="wbs-"))
-        self._master: subprocess.Popen[bytes] | None = None
-        self._trust = trust_options(connection.target, connection.known_hosts)
-
-    def base_args(self, *, shared: bool = True) -> list[str]:
-        """``ssh`` and its options; ``shared``: through the ControlMaster (else a connection of
-        its own, which bulk data is better off with: a shared master relays every byte through
-        one more process, about a third more CPU per byte here)."""
-        target = self.connection.target
-        control = (
-            ["-o", "ControlMaster=auto", "-o", f"ControlPath={self._control_dir}/%C",
-             "-o", "ControlPersist=120"]
-            if shared
-            else ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-        )  # fmt: skip
-        args = [
-            self.ssh,
-            "-T",
-            "-x",
-            "-a",
-            "-p",
-            str(target.port),
-            "-l",
-            target.user,
-            "-o", "BatchMode=yes",
-            *self._trust,
-            *control,
-            "-o", "ServerAliveInterval=5",
-            "-o", "ServerAliveCountMax=3",
-            "-o", "ConnectTimeout=15",
-            "-o", "Compression=no",
-            # AES-GCM first: one pass per packet with AES-NI, about 20 % above OpenSSH's
-            # default chacha20 on loopback (docs/benchmarks.md, app forwards).
-            "-o", "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,"
-                  "chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr",
-            "-F", "/dev/null",
-        ]  # fmt: skip
-        for key in target.key_paths:
-            args += ["-i", str(key)]
-        if target.key_paths:
-            args += ["-o", "IdentitiesOnly=yes"]
-        if target.proxy_command:
-            args += ["-o", f"ProxyCommand={target.proxy_command}"]
-        if target.proxy_jump:
-            args += ["-J", target.proxy_jump]
-        return [*args, target.host]
+        self.master = connection.openssh_master()
+        self._openssh = self.master.openssh
 
     def check(self) -> bool:
-        """Whether ``ssh`` logs in non-interactively; starts the shared master on the way,
-        with no remote command (``-N``), so no remote shell start is paid for the check."""
-        *args, host = self.base_args()
-        # The backgrounded master must not hold a pipe this call waits on: stderr to a file.
-        with tempfile.TemporaryFile() as errors:
-            try:
-                done = subprocess.run(
-                    [*args, "-N", "-f", host],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=errors,
-                    timeout=30,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                logger.info("system ssh unusable for sync: %s", exc)
-                return False
-            errors.seek(0)
-            why = errors.read().decode("utf-8", "replace").strip()[-200:]
-        if done.returncode != 0:
+        """Whether ``ssh`` logs in non-interactively: starts the connection's master (a no-op
+        when app forwards already did)."""
+        try:
+            self.master.start()
+        except ContextError as exc:
             logger.info(
                 "system ssh cannot log in to %s non-interactively (%s); sync uses paramiko",
                 self.connection.target.display(),
-                why,
+                exc.message[-200:],
             )
             return False
         return True
 
     def start(self, argv: list[str]) -> Proc:
-        return self._start(argv, shared=True)
+        return self._start(self.master.session(shlex.join(argv)))
 
     def start_bulk(self, argv: list[str]) -> Proc:
-        return self._start(argv, shared=False)
+        return self._start(self._openssh.command("-T", remote=shlex.join(argv)))
 
-    def _start(self, argv: list[str], *, shared: bool) -> Proc:
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        if self.master.running():
+            return self.start(argv), False
+        return self.start_bulk(argv), True
+
+    def _start(self, command: list[str]) -> Proc:
         try:
             popen = subprocess.Popen(
-                [*self.base_args(shared=shared), shlex.join(argv)],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -307,25 +259,7 @@ class OpenSshRunner:
         return _SubprocessProc(popen)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run(
-                [
-                    self.ssh,
-                    "-O",
-                    "exit",
-                    "-o",
-                    f"ControlPath={self._control_dir}/%C",
-                    "-p",
-                    str(self.connection.target.port),
-                    "-l",
-                    self.connection.target.user,
-                    self.connection.target.host,
-                ],
-                capture_output=True,
-                timeout=5,
-                check=False,
-            )
-        shutil.rmtree(self._control_dir, ignore_errors=True)
+        """The master is the connection's: it ends with it."""
 
 
 class BulkRunner:
@@ -362,7 +296,10 @@ class BulkRunner:
         with self._lock:
             if self._thread is None:
                 if openssh_wanted(prefer_openssh=self._prefer_openssh):
-                    self._candidate = OpenSshRunner(self._connection)
+                    try:
+                        self._candidate = OpenSshRunner(self._connection)
+                    except ContextError as exc:  # the connection closed meanwhile
+                        logger.info("sync uses paramiko: %s", exc.message)
                 self._thread = threading.Thread(target=self._choose, daemon=True, name="sync-ssh")
                 self._thread.start()
 
@@ -407,6 +344,17 @@ class BulkRunner:
             ahead.kill()
         return chosen.start_bulk(argv)
 
+    def start_spare(self, argv: list[str]) -> tuple[Proc, bool]:
+        """On the master when it already runs (app forwards started it: no login), else as
+        ``start_bulk``."""
+        self.decide_soon()
+        chosen, candidate = self._chosen, self._candidate
+        if chosen is not None:
+            return chosen.start_spare(argv)
+        if candidate is not None and candidate.master.running():
+            return candidate.start_spare(argv)
+        return self.start_bulk(argv), True
+
     def close(self) -> None:
         with self._lock:
             thread = self._thread
@@ -418,9 +366,4 @@ class BulkRunner:
 
 def openssh_wanted(*, prefer_openssh: bool = True) -> bool:
     """Whether to try the system ``ssh`` at all: installed, and not turned off."""
-    return (
-        prefer_openssh
-        and shutil.which("ssh") is not None
-        and osproc.openssh_multiplexing()
-        and os.environ.get("NVWB_SYNC_SSH") != "paramiko"
-    )
+    return prefer_openssh and openssh_available() and os.environ.get("NVWB_SYNC_SSH") != "paramiko"

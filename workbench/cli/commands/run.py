@@ -3,7 +3,8 @@
 ``open``, ``close``, ``start APP``, ``stop APP`` and ``list apps`` ask the workbench service
 (started on demand), which holds the context's lease, its SSH connection and the app forwards,
 so a URL printed by ``nvwb start`` keeps working after the command exits. ``build`` and ``logs``
-need nothing to outlive them: they connect to the context (``-c``, else the current one)
+need nothing to outlive them: they go through a running service that holds a connection to the
+context (no login of their own), else connect to the context (``-c``, else the current one)
 themselves. The project is ``-p`` or the folder holding the cwd.
 """
 
@@ -19,12 +20,14 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from workbench.cli.invocation import Invocation
 from workbench.cli.output import Result
-from workbench.errors import ContextError, HostKeyRejected
+from workbench.errors import ContextError, HostKeyRejected, WorkbenchError
 from workbench.registry import Context, Registry, record_host_key
-from workbench.service.client import ServiceClient, ServiceGone
+from workbench.service.client import ServiceClient, ServiceGone, ServiceUnavailable
 from workbench.service.messages import (
+    AppLog,
     AppRow,
     BuildLineEvent,
+    BuiltImage,
     Event,
     ProgressEvent,
     ProjectEvent,
@@ -56,26 +59,37 @@ _BAR_WIDTH = 24
 
 
 def build(inv: Invocation) -> Result:
-    """``nvwb build [--full-build]``: the project's image, built only if its inputs changed."""
+    """``nvwb build [--full-build]``: the project's image, built only if its inputs changed.
+
+    On a remote context the service holds a connection to (a project open there), the service
+    builds over it: no login of its own. Otherwise this command connects itself.
+    """
     project = _project(inv)
-    with _session(inv, project) as session:
-        display = _ProgressDisplay(inv.stderr)
-        outcome = session.build(
-            full_build=bool(getattr(inv.args, "full_build", False)), on_progress=display.update
-        )
-        display.done()
-    data = {
-        "project": project.name,
-        "context": session.runtime.name,
-        "image": outcome.tag,
-        "built": outcome.built,
-        "seconds": round(outcome.seconds, 1),
-        "log": str(outcome.log_path) if outcome.log_path else None,
-    }
+    full_build = bool(getattr(inv.args, "full_build", False))
+    context = _context(inv)
+    data = _over_the_service(
+        inv,
+        context,
+        project,
+        lambda client: client.build_project(str(project.path), context.name, full_build=full_build),
+    )
+    if data is None:
+        with _session(inv, project) as session:
+            display = _ProgressDisplay(inv.stderr)
+            outcome = session.build(full_build=full_build, on_progress=display.update)
+            display.done()
+        data = {
+            "project": project.name,
+            "context": session.runtime.name,
+            "image": outcome.tag,
+            "built": outcome.built,
+            "seconds": round(outcome.seconds, 1),
+            "log": str(outcome.log_path) if outcome.log_path else None,
+        }
     message = (
-        f"Built {outcome.tag} in {outcome.seconds:.1f} s (log: {outcome.log_path})"
-        if outcome.built
-        else f"{outcome.tag} is up to date; nothing to build."
+        f"Built {data['image']} in {data['seconds']:.1f} s (log: {data['log']})"
+        if data["built"]
+        else f"{data['image']} is up to date; nothing to build."
     )
     return Result(data=data, message=message)
 
@@ -183,19 +197,27 @@ def stop_app(inv: Invocation) -> Result:
 
 
 def app_logs(inv: Invocation) -> Result:
-    """``nvwb logs APP [--tail N]``: the app's output, live or as kept after it stopped."""
+    """``nvwb logs APP [--tail N]``: the app's output, live or as kept after it stopped.
+
+    Over the service's connection when it holds one to the context, else a login of its own.
+    """
     name = str(inv.args.app)
     tail = getattr(inv.args, "tail", None)
     project = _project(inv)
-    with _session(inv, project) as session:
-        session.app(name)  # a clear error for an unknown app
-        container = session.container()
-        if container is not None:
-            text = session.runner(name, container).logs(tail)
-        else:
-            from workbench.container.apps import AppRunner
-
-            text = AppRunner(None, project.name, session.app(name), session.app_log_dir).logs(tail)
+    context = _context(inv)
+    data = _over_the_service(
+        inv,
+        context,
+        project,
+        lambda client: client.app_logs(
+            str(project.path), context.name, name, tail=int(tail) if tail else None
+        ),
+    )
+    if data is not None:
+        text = str(data["log"])
+    else:
+        with _session(inv, project) as session:
+            text = session.app_logs(name, tail)
     if inv.output == "table":
         inv.stdout.write(text if text.endswith("\n") or not text else text + "\n")
         return Result()
@@ -300,6 +322,41 @@ def _passphrase_provider(inv: Invocation, context: Context) -> Callable[[Path], 
 
 def _service(inv: Invocation) -> ServiceClient:
     return ServiceClient.connect(inv.paths, inv.env)
+
+
+def _over_the_service(
+    inv: Invocation,
+    context: Context,
+    project: Project,
+    call: Callable[[ServiceClient], BuiltImage | AppLog],
+) -> dict[str, Any] | None:
+    """``call`` done by a running service over the connection it holds to ``context`` (no
+    login here); None when no service runs (none is started for this), it holds no connection
+    there, or the context is this machine (nothing to log in to)."""
+    if not context.is_remote:
+        return None
+    try:
+        client = ServiceClient.connect(inv.paths, inv.env, spawn=False)
+    except ServiceUnavailable:
+        return None
+    with client:
+        display = _ServiceProgress(inv, context.name, project)
+        client.subscribe(display.event)
+        try:
+            answer = call(client)
+        except ServiceGone:
+            return None  # it went away meanwhile: connect here instead
+        except WorkbenchError as exc:
+            if "no method" in exc.message:
+                return None  # a service from before this method: connect here instead
+            raise
+        finally:
+            display.done()
+    if not answer.connected:
+        return None
+    data = answer.to_wire()
+    del data["connected"]
+    return data
 
 
 def _again_after_restart(

@@ -1,20 +1,18 @@
-"""Bulk app forwards through the system OpenSSH client: one ControlMaster per context.
+"""One OpenSSH ControlMaster per connection: app forwards and sync's small transfers ride it.
 
 paramiko's transport tops out well below OpenSSH for a single big stream (measured in
 ``benchmarks/forward_throughput.py``: about 0.75x of ``ssh -L`` on loopback), because every packet
-is handled in Python. App forwards carry the bulk traffic (notebooks, model files, dashboards), so
-where ``ssh`` is installed they go through one ``ssh -M`` master per context instead, with the
-forwards added to it by ``ssh -O forward``. Everything else (Docker API, exec, file copy) stays on
-the paramiko connection.
+is handled in Python. App forwards and sync's transfers carry the bulk traffic, so where ``ssh``
+is installed they go through one ``ssh -M`` master per ``SshConnection``
+(``SshConnection.openssh_master``): forwards are added to it with ``ssh -O forward``, sync runs
+its transfer processes as sessions on it. It is one login, made once by whichever needs it
+first (an app's forward, or sync's first bulk need), shared by the other. Everything else
+(Docker API, exec, sync's requests) stays on the paramiko connection.
 
-The master trusts exactly what the paramiko connection trusts (``workbench.ssh.openssh``): the
-known_hosts files its ``KnownHosts`` names for OpenSSH (our pins and the user's file; for a brev
-context, a private file holding just the key that matched the context's pin), with
-``StrictHostKeyChecking=yes`` (the paramiko connection, made first, has already pinned or refused
-the key). It never prompts (``BatchMode``): a key that needs a
-passphrase not held by an ssh-agent makes it fail, and the caller falls back to paramiko. A
-supervisor thread restarts a master that died (host rebooted, network gone) with backoff and puts
-its forwards back on the same local ports.
+Its command line is ``workbench.ssh.openssh``'s: it trusts exactly what the paramiko connection
+trusts and never prompts (``BatchMode``): a key that needs a passphrase not held by an ssh-agent
+makes it fail, and the callers fall back to paramiko. A supervisor thread restarts a master that
+died (host rebooted, network gone) with backoff and puts its forwards back on the same ports.
 """
 
 from __future__ import annotations
@@ -30,35 +28,28 @@ from pathlib import Path
 
 from workbench import osproc
 from workbench.errors import ContextError
-from workbench.ssh import KnownHosts, SshTarget
-from workbench.ssh.openssh import trust_options
+from workbench.ssh.openssh import OpenSsh, as_master, through_master
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 15.0
 SUPERVISE_INTERVAL_S = 0.5
 BACKOFF_MAX_S = 5.0
-CIPHERS = (
-    "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
-    "aes128-ctr,aes192-ctr,aes256-ctr"
-)
-
-
-def openssh_available() -> bool:
-    return shutil.which("ssh") is not None and osproc.openssh_multiplexing()
 
 
 class OpenSshMaster:
-    """An ``ssh -M -N`` master to ``target`` whose control socket takes ``-O forward`` requests."""
+    """An ``ssh -M -N`` master whose control socket takes sessions and ``-O forward`` requests.
 
-    def __init__(self, target: SshTarget, known_hosts: KnownHosts, control_dir: Path) -> None:
-        self.target = target
-        self.known_hosts = known_hosts
-        # Fixed for the master's life: a restart trusts the same key, never a new one.
-        self._trust = trust_options(target, known_hosts)
-        control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    Nothing runs until ``start()`` (idempotent, thread-safe); ``close()`` ends it for good.
+    """
+
+    def __init__(self, openssh: OpenSsh, control_dir: Path | None = None) -> None:
+        self.openssh = openssh
+        self.target = openssh.target
+        base = control_dir if control_dir is not None else osproc.short_temp_dir()
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Unix socket paths are short (108 bytes); a private temp dir keeps it short and ours.
-        self._dir = Path(tempfile.mkdtemp(prefix="wbcm-", dir=_short_dir(control_dir)))
+        self._dir = Path(tempfile.mkdtemp(prefix="wbcm-", dir=_short_dir(base)))
         self.control_path = self._dir / "cm"
         self._lock = threading.RLock()
         self._process: subprocess.Popen[bytes] | None = None
@@ -70,13 +61,19 @@ class OpenSshMaster:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the master and wait until it is usable; raises ``ContextError`` if it is not."""
+        """Start the master unless it runs, and wait until it is usable; raises ``ContextError``
+        if it is not (nothing is left running then)."""
         with self._lock:
+            if self._closed.is_set():
+                raise ContextError(f"the OpenSSH master to {self.target.display()} is closed")
+            if self._process is not None and self._process.poll() is None:
+                return
             self._spawn()
-        self._supervisor = threading.Thread(
-            target=self._supervise, daemon=True, name=f"openssh-master-{self.target.host}"
-        )
-        self._supervisor.start()
+            if self._supervisor is None:
+                self._supervisor = threading.Thread(
+                    target=self._supervise, daemon=True, name=f"openssh-master-{self.target.host}"
+                )
+                self._supervisor.start()
 
     def close(self) -> None:
         self._closed.set()
@@ -85,15 +82,26 @@ class OpenSshMaster:
             self._forwards.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
 
+    def running(self) -> bool:
+        """Whether its process runs (no round trip: ``alive`` asks the master itself)."""
+        process = self._process
+        return process is not None and process.poll() is None
+
     def alive(self) -> bool:
         process = self._process
         return process is not None and process.poll() is None and self._check()
 
-    # -- forwards ------------------------------------------------------------------------------
+    # -- what rides it ---------------------------------------------------------------------------
+
+    def session(self, remote: str) -> list[str]:
+        """The command line of ``remote`` (quoted for the remote shell) as a session on this
+        master: no login of its own."""
+        return self.openssh.command("-T", control=self._client(), remote=remote)
 
     def forward(self, local_port: int, remote_port: int) -> None:
         """Listen on ``127.0.0.1:local_port`` and forward to the remote's 127.0.0.1:remote_port."""
         with self._lock:
+            self.start()
             self._control("forward", self._spec(local_port, remote_port))
             self._forwards[local_port] = remote_port
 
@@ -106,35 +114,12 @@ class OpenSshMaster:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _base(self) -> list[str]:
-        target = self.target
-        args = [
-            "ssh", "-F", "/dev/null",
-            "-S", str(self.control_path),
-            "-p", str(target.port),
-            "-l", target.user,
-            "-o", "BatchMode=yes",
-            *self._trust,
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=3",
-            "-o", "ConnectTimeout=10",
-            # AES-GCM first, as on the paramiko connection: with AES-NI it moves bulk data
-            # about 1.5x faster than OpenSSH's default chacha20-poly1305 (forward_throughput.py).
-            "-o", f"Ciphers={CIPHERS}",
-        ]  # fmt: skip
-        if target.proxy_jump:
-            args += ["-J", target.proxy_jump]
-        elif target.proxy_command:
-            args += ["-o", f"ProxyCommand={target.proxy_command}"]
-        for key in target.key_paths:
-            args += ["-i", str(key)]
-        if target.key_paths:
-            args += ["-o", "IdentitiesOnly=yes"]
-        return args
+    def _client(self) -> tuple[str, ...]:
+        return through_master(str(self.control_path))
 
     def _spawn(self) -> None:
         self.control_path.unlink(missing_ok=True)
-        command = [*self._base(), "-M", "-N", "-o", "ControlPersist=no", self.target.host]
+        command = self.openssh.command("-N", control=as_master(str(self.control_path)))
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -142,9 +127,10 @@ class OpenSshMaster:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 err = self._process.stderr.read() if self._process.stderr else b""
+                self._stop_process()
                 raise ContextError(
                     f"the OpenSSH master to {self.target.display()} exited: "
-                    f"{err.decode('utf-8', 'replace').strip() or self._process.returncode}"
+                    f"{err.decode('utf-8', 'replace').strip() or 'no reason given'}"
                 )
             if self.control_path.exists() and self._check():
                 log.info("OpenSSH master to %s is up", self.target.display())
@@ -154,17 +140,20 @@ class OpenSshMaster:
         raise ContextError(f"the OpenSSH master to {self.target.display()} did not come up")
 
     def _check(self) -> bool:
-        done = subprocess.run(
-            [*self._base(), "-O", "check", self.target.host],
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
+        try:
+            done = subprocess.run(
+                self.openssh.command("-O", "check", control=self._client()),
+                capture_output=True,
+                check=False,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
         return done.returncode == 0
 
     def _control(self, verb: str, spec: str) -> None:
         done = subprocess.run(
-            [*self._base(), "-O", verb, "-L", spec, self.target.host],
+            self.openssh.command("-O", verb, "-L", spec, control=self._client()),
             capture_output=True,
             check=False,
             timeout=15,
