@@ -56,7 +56,7 @@ class DailyWork(QObject):
         self.terminal_action.triggered.connect(self.open_terminal)
         self.editor_action = toolbar.addAction(icon("files"), "Open in VS Code")
         self.editor_action.setToolTip("VS Code on the project's folder, over SSH on a remote")
-        self.editor_action.triggered.connect(lambda: self.open_editor())
+        self.editor_action.triggered.connect(self._editor_clicked)
         usable = window.link is not None
         self.terminal_action.setEnabled(usable)
         self.editor_action.setEnabled(usable)
@@ -137,6 +137,9 @@ class DailyWork(QObject):
         window.bridge.long_tasks.submit(where, launch, failed, receiver=window)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _editor_clicked(self, *_checked: object) -> None:
+        self.open_editor()
 
     def _call(self, call: Callable[[Any], Any]) -> Any:
         link = self.window.link

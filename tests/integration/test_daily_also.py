@@ -14,7 +14,7 @@ from tests.support.fake_brev import FakeBrev
 from workbench import __version__
 from workbench.identity import identify
 from workbench.paths import Paths
-from workbench.projects import create_project
+from workbench.projects import Project, create_project, read_project
 from workbench.registry import Context, Registry
 from workbench.secrets import SecretStore, project_secret_key
 from workbench.spec import SpecDocument
@@ -61,7 +61,7 @@ def test_update_environment_variable(
     made = nvwb(wb_env, *p, "create", "environment-variable", "TOKEN", "-", "--is-sensitive",
                 stdin="first-value\n")  # fmt: skip
     assert made.code == 0, made.err
-    key = project_secret_key(identify(paths, SpecDocumentProject(project)).id, "TOKEN")
+    key = project_secret_key(identify(paths, _read(project)).id, "TOKEN")
     on_argv = nvwb(wb_env, *p, "update", "environment-variable", "TOKEN", "second-value")
     assert on_argv.code == 2 and "command line" in on_argv.err
     assert SecretStore(env=wb_env).get(key) == "first-value"
@@ -72,9 +72,7 @@ def test_update_environment_variable(
     assert "second-value" not in (project / "variables.env").read_text()
 
 
-def SpecDocumentProject(root: Path):  # noqa: N802 - reads like the project it returns
-    from workbench.projects import read_project
-
+def _read(root: Path) -> Project:
     return read_project(root)
 
 

@@ -50,7 +50,9 @@ def project(paths: Paths, env: dict[str, str]) -> Path:
 @pytest.fixture
 def bare(tmp_path: Path) -> Path:
     remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "--bare", "--quiet", "--initial-branch=main", str(remote)], check=True)
+    subprocess.run(
+        ["git", "init", "--bare", "--quiet", "--initial-branch=main", str(remote)], check=True
+    )
     return remote
 
 

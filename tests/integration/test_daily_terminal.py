@@ -10,6 +10,7 @@ the container, and a host whose key changed is refused.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -44,25 +45,28 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = "wbt-attach"
 
 
+# In the new session, the pty on stdin becomes its controlling terminal (resizes then signal the
+# foreground process, as in a real terminal window); then the command is run in its place.
+_CONTROLLING_TTY = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
 class Terminal:
     """A process on a pseudo-terminal of the test's own: type into it, read its screen."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         self.master, slave = pty.openpty()
         self.resize(24, 80, fd=slave)
-
-        def controlling_tty() -> None:  # after setsid: the pty becomes the session's terminal
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
         self.process = subprocess.Popen(
-            argv,
+            [sys.executable, "-c", _CONTROLLING_TTY, *argv],
             stdin=slave,
             stdout=slave,
             stderr=slave,
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=controlling_tty,
         )
         os.close(slave)
         self.seen = ""
@@ -82,7 +86,8 @@ class Terminal:
         while wanted not in self.seen:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{wanted!r} never came; the screen said:\n{self.seen[-2000:]}")
+                said = self.seen[-2000:]
+                raise AssertionError(f"{wanted!r} never came; the screen said:\n{said}")
             ready, _, _ = select.select([self.master], [], [], min(left, 0.5))
             if ready:
                 try:
@@ -99,10 +104,8 @@ class Terminal:
         while self.process.poll() is None and time.monotonic() < deadline:
             ready, _, _ = select.select([self.master], [], [], 0.2)
             if ready:
-                try:
+                with contextlib.suppress(OSError):
                     self.seen += os.read(self.master, 65536).decode("utf-8", "replace")
-                except OSError:
-                    pass
         return self.process.wait(timeout=1)
 
     def close(self) -> None:
@@ -178,7 +181,7 @@ def test_attach_is_a_real_terminal_in_the_container_over_the_services_connection
         time.sleep(0.5)
         terminal.type("stty size\n")
         terminal.expect("33 121")
-        terminal.type(f"cat code/hello.txt; exit 7\n")
+        terminal.type("cat code/hello.txt; exit 7\n")
         assert terminal.wait() == 7
         assert HELLO.strip() in terminal.seen
     finally:
@@ -247,7 +250,7 @@ def test_the_editor_entry_works_with_plain_ssh_on_the_host_and_in_the_container(
     config = said["ssh_config"]
     base = ["ssh", "-F", config, "-o", "BatchMode=yes", "-o", "ControlMaster=no"]
     on_host = subprocess.run([*base, "nvwb-box", "cat", said["argv"][3] + "/code/hello.txt"],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert on_host.returncode == 0, on_host.stderr
     assert on_host.stdout == HELLO
     container = nvwb(env, "open-editor", "--container", "--print", "-o", "json", cwd=root).json()
@@ -257,14 +260,14 @@ def test_the_editor_entry_works_with_plain_ssh_on_the_host_and_in_the_container(
     assert config_json["settings"] == {"host": "ssh://nvwb-box"}
     in_container = subprocess.run(
         [*base, "nvwb-box", "docker", "exec", name, "cat", "/project/code/hello.txt"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert in_container.returncode == 0, in_container.stderr
     assert in_container.stdout == HELLO
     # The entry pins the key Workbench verified: a host with another key is refused.
     fresh_sshd.regenerate_host_key()
     refused = subprocess.run([*base, "nvwb-box", "true"], capture_output=True, text=True,
-                             timeout=60)  # fmt: skip
+                             timeout=60, check=False)  # fmt: skip
     assert refused.returncode != 0
     assert "host key" in refused.stderr.lower()
 
@@ -283,7 +286,7 @@ def test_open_editor_adds_the_include_when_asked_and_ssh_finds_the_host(
     through_include = subprocess.run(
         ["ssh", "-F", str(user_config), "-o", "BatchMode=yes", "-o", "ControlMaster=no",
          "nvwb-box", "echo", "through-the-include"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert through_include.returncode == 0, through_include.stderr
     assert through_include.stdout.strip() == "through-the-include"

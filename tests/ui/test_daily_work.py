@@ -62,7 +62,7 @@ def test_terminal_opens_the_users_terminal_on_nvwb_attach(
     assert f"NVWB_CONFIG_DIR={app.bridge.paths.config_dir}" in argv
     assert f"NVWB_STATE_DIR={app.bridge.paths.state_dir}" in argv
     assert argv[-5:] == ["-c", "local", "-p", str(window.project.path), "attach"]
-    assert ["-m", "nvwb"] == argv[argv.index("-c") - 2 : argv.index("-c")]
+    assert argv[argv.index("-c") - 2 : argv.index("-c")] == ["-m", "nvwb"]
     assert window.daily.last_terminal is not None
     assert window.daily.last_terminal[-1] == "attach"
 
@@ -97,7 +97,7 @@ def test_the_git_pane_shows_changes_commits_and_offers_the_fixes_for_large_files
 
     qtbot.keyClicks(pane.message_edit, "Train script")
     qtbot.mouseClick(pane.commit_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: pane.ignore_button.isVisible(), timeout=10000)
+    qtbot.waitUntil(pane.ignore_button.isVisible, timeout=10000)
     assert "checkpoints/weights.bin" in pane.message.text()
     assert ".gitignore" in pane.message.text()
     assert _git(root, "log", "-1", "--format=%s").strip() != "Train script"
@@ -105,7 +105,7 @@ def test_the_git_pane_shows_changes_commits_and_offers_the_fixes_for_large_files
     qtbot.mouseClick(pane.ignore_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not pane.ignore_button.isVisible(), timeout=10000)
     assert "/checkpoints/weights.bin" in (root / ".gitignore").read_text()
-    qtbot.waitUntil(lambda: pane.commit_button.isEnabled(), timeout=10000)
+    qtbot.waitUntil(pane.commit_button.isEnabled, timeout=10000)
     qtbot.mouseClick(pane.commit_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: pane.table.rowCount() == 0, timeout=10000)
     assert _git(root, "log", "-1", "--format=%s").strip() == "Train script"

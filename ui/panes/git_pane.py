@@ -53,7 +53,21 @@ class GitPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(8)
+        layout.addLayout(self._branch_row())
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(("Change", "File"))
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        layout.addWidget(self.table, 1)
+        self._commit_rows(layout)
+        self._show_fixes(False)
+        self._update_buttons()
 
+    def _branch_row(self) -> QHBoxLayout:
         top = QHBoxLayout()
         top.addWidget(QLabel("Branch"))
         self.branch_combo = QComboBox()
@@ -77,25 +91,16 @@ class GitPane(QWidget):
             top.addWidget(button)
         self.refresh_button.clicked.connect(self.refresh)
         top.addWidget(self.refresh_button)
-        layout.addLayout(top)
+        return top
 
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(("Change", "File"))
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        layout.addWidget(self.table, 1)
-
+    def _commit_rows(self, layout: QVBoxLayout) -> None:
         bottom = QHBoxLayout()
         self.message_edit = QLineEdit()
         self.message_edit.setPlaceholderText("Commit message")
         self.message_edit.textChanged.connect(self._update_buttons)
         bottom.addWidget(self.message_edit, 1)
         self.commit_button = QPushButton("Commit")
-        self.commit_button.clicked.connect(lambda: self.commit())
+        self.commit_button.clicked.connect(self.commit)
         bottom.addWidget(self.commit_button)
         layout.addLayout(bottom)
 
@@ -111,8 +116,6 @@ class GitPane(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
-        self._show_fixes(False)
-        self._update_buttons()
 
     # -- actions -------------------------------------------------------------------------
 
