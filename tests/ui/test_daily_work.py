@@ -122,3 +122,26 @@ def test_the_git_pane_shows_changes_commits_and_offers_the_fixes_for_large_files
     qtbot.waitUntil(lambda: "uncommitted" in pane.message.text(), timeout=10000)
     assert _git(root, "branch", "--show-current").strip() == "main"
     qtbot.waitUntil(lambda: pane.branch_combo.currentText() == "main", timeout=10000)
+
+
+def test_compose_services_show_in_the_apps_tab(qtbot, app: App, env: dict[str, str]) -> None:
+    project = quick_project(env, name="composed")
+    spec = project.spec_path
+    text = spec.read_text()
+    assert "    compose_file_path: ''\n" in text
+    spec.write_text(
+        text.replace("compose_file_path: ''", "compose_file_path: sidecars/compose.yaml")
+    )
+    (project.path / "sidecars").mkdir()
+    (project.path / "sidecars" / "compose.yaml").write_text(
+        "services:\n  db:\n    image: none\n  web:\n    image: none\n    depends_on: [db]\n"
+    )
+    window = app.window.open_project_window(project, "local")
+    qtbot.waitUntil(lambda: window.badge.state == "running", timeout=20000)
+    pane = window.daily.compose
+    assert pane is not None
+    assert pane.parent() is window.apps
+    window.tabs.setCurrentWidget(window.apps)
+    qtbot.waitUntil(lambda: pane.table.rowCount() == 2, timeout=20000)
+    rows = {pane.table.item(r, 0).text(): pane.table.item(r, 1).text() for r in range(2)}
+    assert rows == {"db": "absent", "web": "absent"}

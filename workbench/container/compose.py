@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_COMPOSE_BYTES = 1024 * 1024
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
-COMMAND_TIMEOUT_S = 600.0
+PROBE_TIMEOUT_S = 60.0
 _COMPOSE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _PROJECT_SLUG = re.compile(r"[^a-z0-9_-]+")
 ENGINES: tuple[tuple[str, ...], ...] = (("docker", "compose"), ("docker-compose",))
@@ -227,7 +227,7 @@ class ComposeRunner:
         for words in ENGINES:
             command = " ".join(words) + " version"
             if self.ssh is not None:
-                result = self.ssh.exec(command, timeout=60)
+                result = self.ssh.exec(command, timeout=PROBE_TIMEOUT_S)
                 ok = result.ok
             else:
                 ok = (
@@ -406,8 +406,9 @@ def _run_local(
     *,
     env: Mapping[str, str],
     stdin: str | None = None,
-    timeout: float = COMMAND_TIMEOUT_S,
+    timeout: float | None = None,
 ) -> tuple[int, str, str]:
+    """Run compose here; ``timeout`` None: as long as it takes (``up`` may pull large images)."""
     try:
         done = subprocess.run(
             list(argv),
@@ -421,7 +422,7 @@ def _run_local(
     except FileNotFoundError:
         return 127, "", f"{argv[0]}: not found"
     except subprocess.TimeoutExpired:
-        return 124, "", f"timed out after {timeout:g} s"
+        return 124, "", f"timed out after {timeout or 0:g} s"
     return done.returncode, done.stdout, done.stderr
 
 

@@ -23,6 +23,7 @@ from workbench.cli.commands.run import (
     _holder_pid,
     _project,
     _service,
+    _ServiceProgress,
     _trusting_host_key,
 )
 from workbench.cli.invocation import Invocation
@@ -178,6 +179,8 @@ def compose_up(inv: Invocation) -> Result:
     context = _context(inv)
     profiles = list(getattr(inv.args, "profile", None) or [])
     with _service(inv) as client:
+        display = _ServiceProgress(inv, context.name, project)
+        client.subscribe(display.event)  # an open first, if needed, shows its steps
         status = _trusting_host_key(
             inv,
             context,
@@ -189,6 +192,7 @@ def compose_up(inv: Invocation) -> Result:
                 secrets_in_environment=bool(getattr(inv.args, "secrets_in_environment", False)),
             ),
         )
+        display.done()
     return _compose_result(status, f"Compose services of {project.name} on {context.name}:")
 
 
