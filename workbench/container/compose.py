@@ -9,10 +9,10 @@ connection; the project's folder there is the synced copy.
 
 What comes from the project is checked before use, as everything from a stranger's repository:
 
-- the compose file is read on this machine through ``project_files`` (a regular file inside the
-  project, no symbolic link on the way, at most 1 MiB, YAML within ``yaml_limits``) and handed to
-  compose on its standard input (``-f -``), so what runs is what was checked, never a file the
-  remote or a link put in its place;
+- the compose file is read on this machine (``compose_file``: through ``project_files``, a
+  regular file inside the project, no symbolic link on the way, at most 1 MiB, YAML within
+  ``yaml_limits``) and handed to compose on its standard input (``-f -``), so what runs is what
+  was checked, never a file the remote or a link put in its place;
 - service and profile names must be compose names (letters, digits, ``_.-``), so they are safe
   on a command line, in a label filter and in the app;
 - the project's variables (``variables.env``) and secrets (the keyring) reach compose as the
@@ -41,22 +41,25 @@ import secrets as random
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from workbench.errors import CommandFailed, ContextError, InvalidValueError, SpecError, UsageError
-from workbench.project_files import ProjectFileError, read_project_text
+from workbench.container.compose_file import (
+    COMPOSE_NAME,
+    ComposeFile,
+    compose_path,
+    project_name,
+    read_compose_file,
+    secrets_in_definition,
+)
+from workbench.errors import CommandFailed, ContextError, InvalidValueError, UsageError
 
 log = logging.getLogger(__name__)
 
-MAX_COMPOSE_BYTES = 1024 * 1024
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
 PROBE_TIMEOUT_S = 60.0
-_COMPOSE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_PROJECT_SLUG = re.compile(r"[^a-z0-9_-]+")
 ENGINES: tuple[tuple[str, ...], ...] = (("docker", "compose"), ("docker-compose",))
 HOW_TO_GET = (
     "install Docker's compose plugin on that host (Docker's own packages: "
@@ -93,106 +96,12 @@ class SecretInComposeDefinition(UsageError):
 
 
 @dataclass(frozen=True)
-class ComposeFile:
-    """The checked compose file: where it is in the project, its text, services and profiles."""
-
-    relative: str
-    text: str
-    services: tuple[str, ...]
-    profiles: tuple[str, ...]
-    service_profiles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def folder(self) -> str:
-        """The file's folder, relative to the project (compose's project directory)."""
-        parent = PurePosixPath(self.relative).parent
-        return "" if str(parent) == "." else str(parent)
-
-
-@dataclass(frozen=True)
 class ServiceState:
     name: str
     state: str  # running | exited | created | ... | absent
     containers: tuple[str, ...] = ()
     health: str | None = None
     profiles: tuple[str, ...] = ()
-
-
-def compose_path(spec: Any) -> str:
-    """The spec's ``compose_file_path``, or "" when the project has none."""
-    return str(spec.environment.compose_file_path or "").strip()
-
-
-def read_compose_file(project_dir: Any, relative: str) -> ComposeFile:
-    """The compose file at ``relative`` in the project, checked (see the module)."""
-    from workbench.yaml_limits import check_yaml
-
-    shown = f"environment.compose_file_path ({relative!r})"
-    try:
-        text = read_project_text(project_dir, relative, max_bytes=MAX_COMPOSE_BYTES)
-    except ValueError:
-        raise SpecError(
-            "must be a path inside the project (no '..', not absolute)",
-            field="environment.compose_file_path",
-        ) from None
-    except ProjectFileError:
-        raise
-    if text is None:
-        raise SpecError(
-            f"names a file that does not exist in the project: {relative}",
-            field="environment.compose_file_path",
-        )
-    check_yaml(text, shown)
-    data = _load(text, relative)
-    services = data.get("services")
-    if not isinstance(services, dict) or not services:
-        raise SpecError("has no services", file=relative, field="services")
-    names: list[str] = []
-    profiles: set[str] = set()
-    per_service: dict[str, tuple[str, ...]] = {}
-    for name, body in services.items():
-        _check_name("service", name, relative)
-        names.append(name)
-        own: list[str] = []
-        if isinstance(body, dict) and body.get("profiles") is not None:
-            listed = body["profiles"]
-            if not isinstance(listed, list):
-                raise SpecError("must be a list", file=relative, field=f"services.{name}.profiles")
-            for profile in listed:
-                _check_name("profile", profile, relative)
-                own.append(profile)
-        per_service[name] = tuple(own)
-        profiles.update(own)
-    return ComposeFile(relative, text, tuple(names), tuple(sorted(profiles)), per_service)
-
-
-def _load(text: str, relative: str) -> dict[str, Any]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        data = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        raise SpecError(f"is not valid YAML: {exc}", file=relative) from None
-    if not isinstance(data, dict):
-        raise SpecError("must be a mapping with 'services'", file=relative)
-    return data
-
-
-def _check_name(what: str, value: Any, relative: str) -> str:
-    if not isinstance(value, str) or not _COMPOSE_NAME.fullmatch(value):
-        raise SpecError(
-            f"{what} name {str(value)[:80]!r} is not a compose name (letters, digits, '_', '.', "
-            "'-'; at most 63)",
-            file=relative,
-        )
-    return value
-
-
-def project_name(key: str) -> str:
-    """The compose project of a project ``<name>-<id>``: ``nvwb-<name>-<id>`` as compose spells
-    project names (lower case, digits, ``_-``)."""
-    return "nvwb-" + (_PROJECT_SLUG.sub("-", key.lower()).strip("-") or "project")
 
 
 class ComposeRunner:
@@ -298,7 +207,7 @@ class ComposeRunner:
             found = by_service.pop(name, [])
             rows.append(self._row(name, found))
         for name, found in sorted(by_service.items()):  # no longer in the file
-            if _COMPOSE_NAME.fullmatch(name):
+            if COMPOSE_NAME.fullmatch(name):
                 rows.append(self._row(name, found))
         return rows
 
@@ -424,45 +333,6 @@ def _run_local(
     except subprocess.TimeoutExpired:
         return 124, "", f"timed out after {timeout or 0:g} s"
     return done.returncode, done.stdout, done.stderr
-
-
-def secrets_in_definition(resolved: str, secrets: Mapping[str, str]) -> dict[str, set[str]]:
-    """Which secret (by variable) appears in which service of a resolved compose file."""
-    found: dict[str, set[str]] = {}
-    try:
-        data = _load(resolved, "the resolved compose file")
-    except SpecError:
-        data = {}
-    services = data.get("services") if isinstance(data, dict) else None
-    if not isinstance(services, dict):
-        # Unreadable: be safe and look at the whole text.
-        services = {"(the compose file)": resolved}
-    for service, body in services.items():
-        for scalar in _scalars(body):
-            for variable, value in secrets.items():
-                if value and _holds(scalar, value):
-                    found.setdefault(variable, set()).add(str(service))
-    return found
-
-
-def _holds(scalar: str, value: str) -> bool:
-    return (
-        value in scalar
-        if len(value) >= 4
-        else scalar.strip() == value or scalar.endswith("=" + value)
-    )
-
-
-def _scalars(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, item in node.items():
-            yield str(key)
-            yield from _scalars(item)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _scalars(item)
-    elif node is not None:
-        yield str(node)
 
 
 def _scrub(text: str, secrets: Mapping[str, str]) -> str:
