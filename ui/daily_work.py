@@ -104,7 +104,7 @@ class DailyWork(QObject):
             )
             if target.host is None:
                 return target, None, True
-            entries = SshEntries(window.bridge.paths, _home(window.bridge.env))
+            entries = SshEntries.for_env(window.bridge.paths, window.bridge.env)
             config = entries.write(
                 entry_from_wire(target.host.to_wire()), multiplex=osproc.openssh_multiplexing()
             )
@@ -113,7 +113,7 @@ class DailyWork(QObject):
         def launch(found: tuple[AttachTarget, Path | None, bool]) -> None:
             target, config, included = found
             if config is not None and not included:
-                entries = SshEntries(window.bridge.paths, _home(window.bridge.env))
+                entries = SshEntries.for_env(window.bridge.paths, window.bridge.env)
                 if self.ask_include(entries.include_line()):
                     try:
                         entries.add_include()
@@ -171,7 +171,3 @@ class DailyWork(QObject):
 
 def install(window: ProjectWindow) -> DailyWork:
     return DailyWork(window)
-
-
-def _home(env: Any) -> Path:
-    return Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())

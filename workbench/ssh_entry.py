@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,12 @@ class SshEntries:
         self.hosts = self.folder / "hosts"
         self.runtime = paths.runtime_dir
         self.user_config = home / ".ssh" / "config"
+
+    @classmethod
+    def for_env(cls, paths: Paths, env: Mapping[str, str]) -> SshEntries:
+        """The entries of ``paths``; ``~/.ssh/config`` of the home ``env`` names."""
+        home = env.get("HOME") or env.get("USERPROFILE")
+        return cls(paths, Path(home) if home else Path.home())
 
     def entry_file(self, context: str) -> Path:
         return self.hosts / f"{check_name('context', context)}.conf"

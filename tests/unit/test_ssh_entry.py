@@ -163,3 +163,17 @@ def test_blocks_name_no_project_content() -> None:
     text = host_blocks(_entry(), Path("/k/known"))
     assert text.startswith("Host nvwb-gpu-box\n")
     assert "RemoteCommand" not in text and "LocalCommand" not in text
+
+
+def test_deleting_a_context_removes_its_entry(paths: Paths, wb_env: dict[str, str]) -> None:
+    from tests.support.cli import nvwb
+    from workbench.registry import Context, Registry
+
+    with Registry.locked(paths) as registry:
+        registry.create(Context(name="gpu-box", kind="ssh", hostname="10.0.0.5"))
+    entries = SshEntries(paths, Path(wb_env["HOME"]))
+    entries.write(_entry(), multiplex=False)
+    assert entries.entry_file("gpu-box").exists()
+    assert nvwb(wb_env, "delete", "context", "gpu-box", "--yes").code == 0
+    assert not entries.entry_file("gpu-box").exists()
+    assert not entries.known_hosts_file("gpu-box").exists()

@@ -37,14 +37,10 @@ _COMPOSE_COLUMNS = [("SERVICE", "name"), ("STATE", "state"), ("HEALTH", "health"
                     ("PROFILES", "profiles_text"), ("CONTAINERS", "containers_text")]  # fmt: skip
 
 
-def _home(inv: Invocation) -> Path:
-    return Path(inv.env.get("HOME") or inv.env.get("USERPROFILE") or Path.home())
-
-
 def _write_entry(inv: Invocation, target: AttachTarget) -> Path | None:
     if target.host is None:
         return None
-    entries = SshEntries(inv.paths, _home(inv))
+    entries = SshEntries.for_env(inv.paths, inv.env)
     return entries.write(
         entry_from_wire(target.host.to_wire()), multiplex=osproc.openssh_multiplexing()
     )
@@ -116,7 +112,7 @@ def open_editor(inv: Invocation) -> Result:
     config = _write_entry(inv, target)
     included = None
     if config is not None:
-        included = _offer_include(inv, SshEntries(inv.paths, _home(inv)))
+        included = _offer_include(inv, SshEntries.for_env(inv.paths, inv.env))
     argv = editor_argv(editor, target, container=in_container, local_project=project.path)
     data: dict[str, Any] = {
         "editor": editor,
@@ -130,7 +126,7 @@ def open_editor(inv: Invocation) -> Result:
     if config is not None:
         lines.append(f"SSH host nvwb-{context.name} written to {config}")
         if not included:
-            line = SshEntries(inv.paths, _home(inv)).include_line()
+            line = SshEntries.for_env(inv.paths, inv.env).include_line()
             lines.append(
                 "~/.ssh/config does not include it: editors find the host once it holds "
                 f"'{line}' (run with --yes to add it); until then: "
