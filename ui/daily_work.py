@@ -57,9 +57,14 @@ class DailyWork(QObject):
         self.editor_action = toolbar.addAction(icon("files"), "Open in VS Code")
         self.editor_action.setToolTip("VS Code on the project's folder, over SSH on a remote")
         self.editor_action.triggered.connect(self._editor_clicked)
+        self.container_editor_action = toolbar.addAction(icon("apps"), "VS Code in the container")
+        self.container_editor_action.setToolTip(
+            "VS Code attached to the running container (Dev Containers)"
+        )
+        self.container_editor_action.triggered.connect(self._container_editor_clicked)
         usable = window.link is not None
-        self.terminal_action.setEnabled(usable)
-        self.editor_action.setEnabled(usable)
+        for action in (self.terminal_action, self.editor_action, self.container_editor_action):
+            action.setEnabled(usable)
 
         self.git = GitPane(window.project.path, env=bridge.env, runner=bridge.tasks)
         window.tabs.addTab(self.git, icon("files"), "Git")
@@ -112,6 +117,12 @@ class DailyWork(QObject):
 
         def launch(found: tuple[AttachTarget, Path | None, bool]) -> None:
             target, config, included = found
+            if container and target.container_state != "running":
+                self._say(
+                    "the project's container is not running",
+                    "wait until the project is open, then try again",
+                )
+                return
             if config is not None and not included:
                 entries = SshEntries.for_env(window.bridge.paths, window.bridge.env)
                 if self.ask_include(entries.include_line()):
@@ -140,6 +151,9 @@ class DailyWork(QObject):
 
     def _editor_clicked(self, *_checked: object) -> None:
         self.open_editor()
+
+    def _container_editor_clicked(self, *_checked: object) -> None:
+        self.open_editor(container=True)
 
     def _call(self, call: Callable[[Any], Any]) -> Any:
         link = self.window.link

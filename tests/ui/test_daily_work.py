@@ -145,3 +145,12 @@ def test_compose_services_show_in_the_apps_tab(qtbot, app: App, env: dict[str, s
     qtbot.waitUntil(lambda: pane.table.rowCount() == 2, timeout=20000)
     rows = {pane.table.item(r, 0).text(): pane.table.item(r, 1).text() for r in range(2)}
     assert rows == {"db": "absent", "web": "absent"}
+
+
+def test_vs_code_in_the_container_waits_for_a_running_container(
+    qtbot, app: App, env: dict[str, str]
+) -> None:
+    window = _open(qtbot, app, env)  # quick_project's image cannot be built: no container
+    window.daily.container_editor_action.trigger()
+    qtbot.waitUntil(lambda: "container is not running" in window.banner.text(), timeout=20000)
+    assert window.daily.last_editor is None

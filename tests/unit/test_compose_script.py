@@ -9,10 +9,13 @@ file follows as a here-document that no line of the file can end early. A stand-
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
-from workbench.container.compose import ComposeFile, ComposeRunner, _script
+import pytest
+
+from workbench.container.compose import ComposeFile, ComposeMissing, ComposeRunner, _script
 
 HOSTILE = """\
 services:
@@ -67,3 +70,30 @@ def test_values_travel_in_the_script_not_on_a_command_line_and_the_file_arrives_
                      "/home/u/projects/demo-1234", "--profile", "tools", "up", "-d"]  # fmt: skip
     assert secret not in " ".join(words)
     assert not Path("/tmp/pwned").exists()
+
+
+def test_a_host_without_compose_is_told_how_to_get_it(tmp_path: Path) -> None:
+
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no docker command here")
+    only_docker = tmp_path / "bin"
+    only_docker.mkdir()
+    (only_docker / "docker").symlink_to(docker)  # Docker without its compose plugin
+    plugin = subprocess.run([docker, "compose", "version"], capture_output=True, check=False,
+                            env={"PATH": str(only_docker), "HOME": str(tmp_path)})  # fmt: skip
+    if plugin.returncode == 0:
+        pytest.skip("this Docker has its compose plugin installed system-wide")
+    runner = ComposeRunner(
+        docker=None,
+        name="nvwb-demo-1234",
+        project_dir="/p",
+        compose=ComposeFile("compose.yaml", HOSTILE, ("web",), ()),
+        local_env={"PATH": str(only_docker), "HOME": str(tmp_path)},
+        context="local",
+    )
+    with pytest.raises(ComposeMissing) as caught:
+        runner.engine()
+    assert "neither 'docker compose' nor 'docker-compose'" in caught.value.message
+    assert "docker-compose-plugin" in (caught.value.hint or "")
+    assert "apt-get install docker-compose" in (caught.value.hint or "")
