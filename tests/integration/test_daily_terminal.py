@@ -99,6 +99,22 @@ class Terminal:
                 self.seen += chunk.decode("utf-8", "replace")
         return self.seen
 
+    def resized(self, rows: int, cols: int, *, then: str = "") -> None:
+        """Resize, and wait until the shell in the container sees it (the window change travels
+        through ssh and docker: under load it takes a moment)."""
+        self.resize(rows, cols)
+        for _attempt in range(20):
+            self.type("stty size\n")
+            try:
+                self.expect(f"{rows} {cols}", timeout=1.5)
+            except AssertionError:
+                continue
+            break
+        else:
+            raise AssertionError(f"the terminal never became {rows}x{cols}:\n{self.seen[-500:]}")
+        if then:
+            self.type(then)
+
     def wait(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:
@@ -209,10 +225,7 @@ def test_attach_on_the_local_context_is_docker_exec_in_a_terminal(
                 terminal.type("test -f /.dockerenv && echo LOCAL-$((2+3)); stty size\n")
                 terminal.expect("LOCAL-5")
                 terminal.expect("24 80")
-                terminal.resize(50, 100)
-                time.sleep(0.5)
-                terminal.type("stty size; exit 4\n")
-                terminal.expect("50 100")
+                terminal.resized(50, 100, then="exit 4\n")
                 assert terminal.wait() == 4
             finally:
                 terminal.close()
