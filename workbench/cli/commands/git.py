@@ -107,20 +107,3 @@ def switch_branch(inv: Invocation) -> Result:
     _repo(inv).switch(name)
     return Result(data={"branch": name}, message=f"Switched to branch {name}.")
 
-
-def git_status(inv: Invocation) -> Result:
-    """The project's changed files (the Git pane's list), for scripts."""
-    status = _repo(inv).status()
-    return Result(
-        data={
-            "branch": status.branch,
-            "upstream": status.upstream,
-            "ahead": status.ahead,
-            "behind": status.behind,
-            "changes": [{"path": c.path, "state": c.state} for c in status.changes],
-        },
-        message="\n".join(
-            [f"On {status.branch or '(detached)'}"]
-            + [f"  {c.state:<10} {c.path}" for c in status.changes]
-        ),
-    )
