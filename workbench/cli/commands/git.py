@@ -106,4 +106,3 @@ def switch_branch(inv: Invocation) -> Result:
     name = str(inv.args.name)
     _repo(inv).switch(name)
     return Result(data={"branch": name}, message=f"Switched to branch {name}.")
-
