@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.bridge import ContextsView, ServiceBridge
+from ui.daily_work import install as install_daily_work
 from ui.format import error_text
 from ui.panes.apps_pane import AppsPane
 from ui.panes.environment_pane import EnvironmentPane
@@ -121,6 +122,8 @@ class ProjectWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self._build_tabs(spec_problem)
+        # Terminal, Open in VS Code, the Git tab, compose services (``ui/daily_work.py``).
+        self.daily = install_daily_work(self)
         if spec_problem:
             self.banner.show_message(f"The spec cannot be read: {spec_problem}", level="warning")
 

@@ -50,6 +50,7 @@ _SAMPLES: dict[str, Any] = {
     "int": 7,
     "Path": Path("/sample/path"),
     "list[str]": ["first line", "second line"],
+    "list[int]": [1, 2],
 }
 
 

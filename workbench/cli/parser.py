@@ -16,7 +16,7 @@ from workbench.errors import UsageError
 
 MOUNT_TYPES = ("project", "volume", "host", "tmp")
 PACKAGE_MANAGERS = ("apt", "pip")
-APP_TYPES = ("jupyterlab", "tensorboard", "custom")
+APP_TYPES = ("jupyterlab", "tensorboard", "vs-code", "custom")
 APP_CLASSES = ("webapp", "process", "native")
 
 
@@ -189,8 +189,16 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
 
 
 def _app_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--type", dest="app_type", choices=APP_TYPES, default="custom")
-    p.add_argument("--class", dest="app_class", choices=APP_CLASSES, default="webapp")
+    # AI Workbench spells them ``create app NAME TYPE --app-class C``; --type/--class still work.
+    p.add_argument(
+        "type", nargs="?", choices=APP_TYPES, default=None, help="app type (default custom)"
+    )
+    p.add_argument(
+        "--type", dest="app_type", choices=APP_TYPES, default=None, help=argparse.SUPPRESS
+    )
+    p.add_argument(
+        "--app-class", "--class", dest="app_class", choices=APP_CLASSES, default="webapp"
+    )
     p.add_argument(
         "--start-cmd",
         dest="start_command",
@@ -512,6 +520,7 @@ def build_tree() -> Tree:
 
     _sync_commands(t)
     _job_commands(t)
+    _daily_commands(t)
     return t
 
 
@@ -607,6 +616,129 @@ def _sync_commands(t: Tree) -> None:
         "restore",
         sy + "restore",
         "after a halt for lost files: copy them back from the other side",
+    )
+
+
+def _daily_commands(t: Tree) -> None:
+    """Daily work in a project: a terminal, an editor, compose, git, and the smaller commands
+    AI Workbench has (``version``, ``support create-bundle``, ``list built-in-apps``...)."""
+    d = "workbench.cli.commands.daily:"
+    t.single(
+        "attach",
+        d + "attach",
+        "an interactive shell in the project's container (held like a window while it runs)",
+        _flag("--host", action="store_true", help="a shell on the context's host instead"),
+    )
+    t.single(
+        "open-editor",
+        d + "open_editor",
+        "open the project in VS Code (or another editor) on its context, over SSH",
+        _flag("--editor", choices=("code", "cursor", "zed"), default="code"),
+        _flag("--container", action="store_true", help="attach to the running container"),
+        _flag("--print", dest="print_only", action="store_true", help="print the command only"),
+        _flag("-y", "--yes", action="store_true", help="add the Include line to ~/.ssh/config"),
+    )
+    t.verb("compose", "the project's compose services (environment.compose_file_path)")
+    t.command(
+        "compose",
+        "up",
+        d + "compose_up",
+        "start the compose services (the project opened first if needed)",
+        _flag("--profile", action="append", metavar="P", help="a compose profile (repeat)"),
+        _flag(
+            "--secrets-in-environment",
+            action="store_true",
+            help="allow a secret in a service's definition, where docker inspect shows it",
+        ),
+    )
+    t.command("compose", "down", d + "compose_down", "stop and remove the compose services")
+    t.command("compose", "status", d + "compose_status", "each compose service's state")
+    t.command(
+        "compose",
+        "logs",
+        d + "compose_logs",
+        "the compose services' output",
+        _positional("service", "one service (default: all)", nargs="?"),
+        _flag("--tail", type=_number(values.LOG_LINES), default=None, help="only the last N lines"),
+    )
+
+    g = "workbench.cli.commands.git:"
+    t.single(
+        "commit",
+        g + "commit",
+        "commit every change of the project (large files are pointed out first)",
+        _flag("-m", "--message", required=True, help="the commit message"),
+        _flag(
+            "--overrideWarnings",
+            dest="override",
+            action="store_true",
+            help="commit even with large files",
+        ),
+    )
+    t.single(
+        "discard",
+        g + "discard",
+        "throw away uncommitted changes (new files are deleted)",
+        _positional("paths", "only these files (default: all)", nargs="*"),
+        _YES,
+    )
+    t.single("fetch", g + "fetch", "fetch from the project's git remote")
+    t.single("pull", g + "pull", "pull the branch's upstream (fast-forward only)")
+    t.single("push", g + "push", "push the branch to its upstream")
+    t.single(
+        "publish",
+        g + "publish",
+        "add a git remote and push the branch to it, as its upstream",
+        _positional("remote_url", "the repository's URL (or path)"),
+        _flag("--remote", default="origin", help="the remote's name (default origin)"),
+    )
+    t.single(
+        "history",
+        g + "history",
+        "the branch's last commits",
+        _flag("-n", type=_number(values.LOG_LINES), default=20, help="how many (default 20)"),
+    )
+    t.command("list", "branches", g + "list_branches", "the project's git branches")
+    t.command(
+        "create",
+        "branch",
+        g + "create_branch",
+        "create a git branch and switch to it",
+        _positional("name", "the new branch"),
+        _flag("--carry", action="store_true", help="take uncommitted changes to it"),
+    )
+    t.single(
+        "switch-branch",
+        g + "switch_branch",
+        "switch to a git branch (refused with uncommitted changes)",
+        _positional("name", "the branch"),
+    )
+
+    o = "workbench.cli.commands.other:"
+    t.single("version", o + "version", "Workbench's version and this system")
+    t.verb("support", "help for a bug report")
+    t.command(
+        "support",
+        "create-bundle",
+        o + "create_bundle",
+        "a zip of logs and state for a bug report, secrets removed",
+        _flag("--path", metavar="PATH", help="where to write it (default: the cwd)"),
+    )
+    t.command("list", "built-in-apps", o + "list_built_in_apps", "the app types create app takes")
+    t.command(
+        "update",
+        "environment-variable",
+        o + "update_variable",
+        "change a variable's value (or a secret's, from stdin or a prompt)",
+        _positional("name", "variable name"),
+        _positional("value", "value, or - to read it from stdin", nargs="?"),
+    )
+    t.command(
+        "list",
+        "brev",
+        o + "list_brev",
+        "your Brev account's instances ('list brev instances')",
+        _positional("what", "what to list", choices=("instances",)),
     )
 
 

@@ -207,7 +207,9 @@ class ProjectSession:
         return plan
 
     def close(self) -> bool:
-        """Stop the apps (keeping their logs), then stop and remove the container."""
+        """Stop the apps (keeping their logs) and the compose services, then stop and remove
+        the container."""
+        self._compose_down()
         container = self.container()
         if container is not None:
             for app in self.document.apps():
@@ -216,6 +218,17 @@ class ProjectSession:
                 except WorkbenchError as exc:
                     log.warning("could not stop app %s cleanly: %s", app.name, exc)
         return rt.stop_container(self.runtime.docker, self.container_name, project_id=self.id)
+
+    def _compose_down(self) -> None:
+        from workbench.container.compose import runner_for
+
+        try:
+            runner = runner_for(self)
+            if runner is not None and runner.status_any():
+                variables, secrets, _warnings = self.environment()
+                runner.down(variables, secrets)
+        except WorkbenchError as exc:
+            log.warning("could not stop the compose services cleanly: %s", exc)
 
     def container(self) -> Any | None:
         """The project's running container, or None."""
@@ -323,6 +336,11 @@ class ProjectSession:
         if self._secret_env is None:
             self._secret_env = self._environment()[1]
         return dict(self._secret_env)
+
+    def environment(self) -> tuple[dict[str, str], dict[str, str], list[str]]:
+        """Variables (``variables.env``), secrets (the keyring) and what is missing, for what
+        runs beside the container (compose)."""
+        return self._environment()
 
     def _environment(self) -> tuple[dict[str, str], dict[str, str], list[str]]:
         """Variables from ``variables.env``, secrets from the keyring, and what is missing."""

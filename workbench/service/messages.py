@@ -34,9 +34,13 @@ __all__ = [
     "AgentInfo",
     "AppLog",
     "AppRow",
+    "AttachTarget",
     "BuildLineEvent",
     "BuiltImage",
     "ClosedProject",
+    "ComposeLogs",
+    "ComposeService",
+    "ComposeStatus",
     "Conflict",
     "ConflictList",
     "ContextSnapshot",
@@ -56,6 +60,7 @@ __all__ = [
     "Released",
     "ServiceInfo",
     "ShuttingDown",
+    "SshHost",
     "StartedApp",
     "StateEvent",
     "StatusResult",
@@ -572,6 +577,76 @@ class ProjectStatus(Message):
     container: str  # running | exited | absent | unknown ...
     apps: tuple[AppRow, ...]
     sync: SyncStatus | None = None
+
+
+# -- daily work: terminals, editors, compose (``workbench/service/daily.py``) ---------------------
+
+
+@dataclass(frozen=True)
+class SshHost(Message):
+    """A remote context as OpenSSH reaches it, with the host key Workbench verified
+    (``workbench.ssh_entry.HostEntry``); ``jump``: the host in front of it."""
+
+    context: str
+    hostname: str
+    port: int
+    user: str
+    host_key_type: str
+    host_key: str
+    identity_file: str | None = None
+    jump: SshHost | None = None
+    proxy_jump: str | None = None
+    proxy_command: str | None = None
+    hop: int = 0
+
+
+@dataclass(frozen=True)
+class AttachTarget(Message):
+    """Where a terminal or an editor goes: the context's host (``host``, remote contexts) and,
+    with a project, its container and folders. ``control_path``: the service's own OpenSSH
+    connection to the host, which a terminal may share."""
+
+    context: str
+    remote: bool
+    container: str | None = None
+    container_state: str | None = None
+    project_dir: str | None = None  # the project's folder on the context's host
+    workdir: str = "/project"  # in the container
+    host: SshHost | None = None
+    control_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ComposeService(Message):
+    """One compose service: its state (``absent`` before ``up``), containers and health."""
+
+    name: str
+    state: str
+    containers: tuple[str, ...] = ()
+    health: str | None = None
+    profiles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComposeStatus(Message):
+    """A project's compose services on a context (``compose_*``); ``file``: the spec's
+    ``compose_file_path``; ``engine``: which compose ran (``docker compose``/``docker-compose``)."""
+
+    project: str
+    context: str
+    file: str
+    profiles: tuple[str, ...]
+    services: tuple[ComposeService, ...]
+    engine: str | None = None
+
+
+@dataclass(frozen=True)
+class ComposeLogs(Message):
+    """``compose_logs``' answer: a service's output (every service's, prefixed, without one)."""
+
+    project: str
+    service: str | None
+    text: str
 
 
 # -- events -------------------------------------------------------------------------------------

@@ -410,6 +410,67 @@ SYNC_SETTLE = Method(
     reply_seconds=None,
     doc="after a halt for lost files: delete them on the other side too, or copy them back",
 )
+# Daily work in a project (``workbench/service/daily.py``): terminals, editors, compose.
+ATTACH_TARGET = Method(
+    "attach_target",
+    (
+        _CONTEXT,
+        Param("project", "path", max_length=MAX_PATH, doc="the project (none: the host alone)"),
+    ),
+    result=m.AttachTarget,
+    blocking=True,
+    reply_seconds=120.0,
+    doc="where a terminal or editor goes: the host's SSH entry, the project's container",
+)
+_PROFILES = Param("profiles", "strings", max_items=64, max_length=63, doc="compose profiles")
+COMPOSE_UP = Method(
+    "compose_up",
+    (
+        _PROJECT,
+        _CONTEXT,
+        _PROFILES,
+        _HOLDER_PID,
+        Param(
+            "secrets_in_environment",
+            "boolean",
+            default=False,
+            doc="allow a secret's value in a service's definition (docker inspect shows it)",
+        ),
+    ),
+    result=m.ComposeStatus,
+    blocking=True,
+    reply_seconds=None,
+    doc="start the project's compose services (opening the project first if needed)",
+)
+COMPOSE_DOWN = Method(
+    "compose_down",
+    (_PROJECT, _CONTEXT),
+    result=m.ComposeStatus,
+    blocking=True,
+    reply_seconds=None,
+    doc="stop and remove the project's compose services, every profile's",
+)
+COMPOSE_STATUS = Method(
+    "compose_status",
+    (_PROJECT, _CONTEXT),
+    result=m.ComposeStatus,
+    blocking=True,
+    reply_seconds=120.0,
+    doc="each compose service's state, containers and health",
+)
+COMPOSE_LOGS = Method(
+    "compose_logs",
+    (
+        _PROJECT,
+        _CONTEXT,
+        Param("service", "string", max_length=63, doc="one service (none: all, prefixed)"),
+        Param("tail", "integer", minimum=1, maximum=10_000_000, doc="only the last N lines"),
+    ),
+    result=m.ComposeLogs,
+    blocking=True,
+    reply_seconds=120.0,
+    doc="the output of the project's compose services",
+)
 # ``nvwb build`` and ``nvwb logs`` over the connection the service holds to a context (no login
 # of their own); ``connected`` false when it holds none: the CLI then connects itself.
 BUILD_PROJECT = Method(
@@ -461,6 +522,11 @@ METHODS: Mapping[str, Method[Any]] = {
         SYNC_PAUSE,
         SYNC_RESUME,
         SYNC_SETTLE,
+        ATTACH_TARGET,
+        COMPOSE_UP,
+        COMPOSE_DOWN,
+        COMPOSE_STATUS,
+        COMPOSE_LOGS,
         BUILD_PROJECT,
         APP_LOGS,
         SUBSCRIBE,

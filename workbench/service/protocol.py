@@ -192,6 +192,8 @@ ERROR_MODULES = (
     "workbench.container.builder",
     "workbench.container.apps",
     "workbench.container.runtime",
+    "workbench.container.compose",
+    "workbench.vcs",
     "workbench.container.forwards",
     "workbench.service.protocol",
 )

@@ -44,6 +44,7 @@ from workbench.service.protocol import (
 )
 
 if TYPE_CHECKING:
+    from workbench.service.daily import DailyWork
     from workbench.service.projects import ProjectHost
 
 log = logging.getLogger(__name__)
@@ -543,6 +544,42 @@ class Connection:
     @_handles("sync_settle")
     def _m_sync_settle(self, params: dict[str, Any]) -> m.SyncStatus:
         return self.projects.sync(params["project"], params["context"]).settle(params["how"])
+
+    # -- daily work: terminals, editors, compose (``daily.py``) --------------------------
+
+    @property
+    def daily(self) -> DailyWork:
+        from workbench.service.daily import DailyWork
+
+        return DailyWork(self.projects)
+
+    @_handles("attach_target")
+    def _m_attach_target(self, params: dict[str, Any]) -> m.AttachTarget:
+        return self.daily.attach_target(params["context"], params["project"])
+
+    @_handles("compose_up")
+    def _m_compose_up(self, params: dict[str, Any]) -> m.ComposeStatus:
+        return self.daily.compose_up(
+            params["project"],
+            params["context"],
+            params["profiles"] or [],
+            self._holder(params),
+            secrets_in_environment=params["secrets_in_environment"],
+        )
+
+    @_handles("compose_down")
+    def _m_compose_down(self, params: dict[str, Any]) -> m.ComposeStatus:
+        return self.daily.compose_down(params["project"], params["context"])
+
+    @_handles("compose_status")
+    def _m_compose_status(self, params: dict[str, Any]) -> m.ComposeStatus:
+        return self.daily.compose_status(params["project"], params["context"])
+
+    @_handles("compose_logs")
+    def _m_compose_logs(self, params: dict[str, Any]) -> m.ComposeLogs:
+        return self.daily.compose_logs(
+            params["project"], params["context"], params["service"], params["tail"]
+        )
 
     # -- build and logs over the service's connection --------------------------------------
 

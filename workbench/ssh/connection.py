@@ -152,6 +152,11 @@ class SshConnection:
         self.close()
 
     @property
+    def jump_connection(self) -> SshConnection | None:
+        """The connection to the jump host this one is dialled through, once made."""
+        return self._jump
+
+    @property
     def transport(self) -> paramiko.Transport:
         """The live transport, reconnecting first if it dropped."""
         return self._live_transport()

@@ -139,4 +139,8 @@ def delete_context(inv: Invocation) -> Result:
     inv.confirm(f"Delete context '{name}' from Workbench? The machine itself is not touched.")
     with Registry.locked(inv.paths) as registry:
         registry.delete(name)
+    from workbench.ssh_entry import SshEntries
+
+    # Its SSH host for editors (nvwb-NAME) goes too: a later context of that name is another.
+    SshEntries.for_env(inv.paths, inv.env).remove(name)
     return Result(data={"name": name, "deleted": True}, message=f"Deleted context '{name}'.")

@@ -109,9 +109,11 @@ def _app_row(app: Any) -> dict[str, Any]:
 
 def create_app(inv: Invocation) -> Result:
     a = inv.args
+    if a.type and a.app_type and a.type != a.app_type:
+        raise UsageError(f"two app types given: {a.type} and --type {a.app_type}")
     app: dict[str, Any] = {
         "name": a.name,
-        "type": a.app_type,
+        "type": a.type or a.app_type or "custom",
         "class": a.app_class,
         "start_command": a.start_command,
         "health_check_command": a.health_check_command,
