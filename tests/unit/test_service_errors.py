@@ -24,6 +24,7 @@ import pytest
 import contexts
 import workbench
 from workbench.errors import SpecError, WorkbenchError
+from workbench.kinds.provision import Attempt
 from workbench.service import protocol
 
 
@@ -50,6 +51,7 @@ _SAMPLES: dict[str, Any] = {
     "int": 7,
     "Path": Path("/sample/path"),
     "list[str]": ["first line", "second line"],
+    "tuple[Attempt, ...]": (Attempt("g5.xlarge", False, "insufficient capacity"),),
 }
 
 
