@@ -336,9 +336,12 @@ class BrevProvisioner:
             raise InvalidValueError("types", "at least one instance type is needed")
         args = ["gpu-create", "--name", request.name]
         stdin_text: str | None = None
-        if request.disk_gb:
+        if request.disk_gb or request.disks:
             stdin_text = json.dumps(
-                [{"type": t, "target_disk_gb": request.disk_gb} for t in request.types]
+                [
+                    {"type": t, "target_disk_gb": request.disks.get(t, request.disk_gb)}
+                    for t in request.types
+                ]
             )
         else:
             args += ["--type", ",".join(request.types)]
@@ -396,6 +399,9 @@ class BrevProvisioner:
 
     def context_fields(self, created: Created) -> dict[str, Any]:
         return {"brev_instance_name": created.instance}
+
+    def instance_of(self, context: Context) -> str:
+        return context.brev_instance_name or context.name
 
     def delete(self, context: Context) -> None:
         instance = context.brev_instance_name

@@ -195,3 +195,11 @@ def find_offers(
             cached = False
         found.extend(offers)
     return OfferList(tuple(found), oldest, cached)
+
+
+def gpus_requested(spec_path: Path) -> int:
+    """The GPUs a project's spec asks for (``execution.resources.gpu.requested``)."""
+    from workbench.spec import SpecDocument
+
+    resources = SpecDocument.load(spec_path).spec.execution.resources
+    return resources.gpu.requested if resources.gpu else 0

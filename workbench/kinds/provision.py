@@ -223,11 +223,13 @@ class OfferQuery:
 @dataclass(frozen=True)
 class CreateRequest:
     """Create one machine called ``name``, trying ``types`` in order; ``disk_gb``: its disk,
-    where the type lets it be chosen (None: the type's smallest)."""
+    where the type lets it be chosen (None: the type's smallest); ``disks``: a type's own disk
+    where it differs (a type whose disk is one size keeps it)."""
 
     name: str
     types: tuple[str, ...]
     disk_gb: int | None = None
+    disks: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,10 @@ class Provisioner(Protocol):
 
     def context_fields(self, created: Created) -> dict[str, Any]:
         """The fields of the context that drives the machine made (its instance's name)."""
+        ...
+
+    def instance_of(self, context: Context) -> str:
+        """The provider's name for the machine ``context`` drives."""
         ...
 
     def delete(self, context: Context) -> None:

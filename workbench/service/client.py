@@ -320,6 +320,8 @@ class ServiceClient:
     sync_pause = _derived(methods.SYNC_PAUSE)
     sync_resume = _derived(methods.SYNC_RESUME)
     sync_settle = _derived(methods.SYNC_SETTLE)
+    costs = _derived(methods.COSTS)
+    delete_instance = _derived(methods.DELETE_INSTANCE)
     shutdown = _derived(methods.SHUTDOWN)
 
     def subscribe(self, callback: EventCallback) -> None:

@@ -410,6 +410,29 @@ SYNC_SETTLE = Method(
     reply_seconds=None,
     doc="after a halt for lost files: delete them on the other side too, or copy them back",
 )
+COSTS = Method(
+    "costs",
+    (
+        Param(
+            "since",
+            "number",
+            minimum=0,
+            maximum=4e9,
+            doc="epoch seconds; default: this month's start",
+        ),
+        Param("by", "string", default="day", choices=("day", "context")),
+    ),
+    result=m.CostReport,
+    doc="the cost ledger summed by day or context, this month against the budget, the rate now",
+)
+DELETE_INSTANCE = Method(
+    "delete_instance",
+    (_CONTEXT,),
+    result=m.DeletedInstance,
+    blocking=True,
+    reply_seconds=None,
+    doc="delete the context's machine and the context; refused while a lease holds it",
+)
 SUBSCRIBE = Method(
     "subscribe",
     result=m.Subscribed,
@@ -443,6 +466,8 @@ METHODS: Mapping[str, Method[Any]] = {
         SYNC_PAUSE,
         SYNC_RESUME,
         SYNC_SETTLE,
+        COSTS,
+        DELETE_INSTANCE,
         SUBSCRIBE,
         SHUTDOWN,
     )
