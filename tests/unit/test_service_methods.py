@@ -120,6 +120,9 @@ def test_every_request_the_python_client_sends_fits_its_declaration(tmp_path: Pa
         client.sync_pause(project, "gpu")
         client.sync_resume(project, "gpu")
         client.sync_settle(project, "gpu", "restore")
+        client.costs(since=1_700_000_000, by="context")
+        client.costs()
+        client.delete_instance("gpu")
         client.subscribe(lambda event: None)
         client.shutdown(force=True)
     finally:

@@ -136,6 +136,7 @@ class CostWatch:
             log.warning("cost watch: contexts not read: %s", exc)
         else:
             ledger.close_unknown(known, now)
+        ledger.prune(now)
         ledger.save()
         self._budget(now, snapshots)
         self._unstoppable_idle(now, snapshots)

@@ -110,13 +110,13 @@ class CostLedger:
                 if isinstance(v, list)
             }
 
-    def save(self) -> None:
-        """Write the ledger now (atomically); a failure is logged, the ledger kept in memory."""
+    def save(self, *, durable: bool = True) -> None:
+        """Write the ledger now (atomically); a failure is logged, the ledger kept in memory.
+
+        The meter's own writes (a start, a stop) are not flushed to the disk (``durable``
+        False): they happen under a machine's lock, a process killed after the rename loses
+        nothing (the kernel has the file), and the periodic save flushes them."""
         with self._lock:
-            cutoff = time.time() - KEEP_SECONDS
-            self._intervals = [
-                i for i in self._intervals if i.end is None or i.end >= cutoff
-            ]  # fmt: skip
             data = {
                 "version": LEDGER_VERSION,
                 "intervals": [asdict(i) for i in self._intervals],
@@ -124,9 +124,15 @@ class CostLedger:
             }
             text = json.dumps(data, indent=1)
             try:
-                atomic_write_text(self.path, text, mode=PRIVATE_FILE)
+                atomic_write_text(self.path, text, mode=PRIVATE_FILE, durable=durable)
             except OSError as exc:
                 log.error("cannot write the cost ledger %s: %s", self.path, exc)
+
+    def prune(self, now: float) -> None:
+        """Forget intervals that ended more than ``KEEP_SECONDS`` ago (saved by ``save``)."""
+        with self._lock:
+            cutoff = now - KEEP_SECONDS
+            self._intervals = [i for i in self._intervals if i.end is None or i.end >= cutoff]
 
     # -- what the meter does ---------------------------------------------------------------
 
@@ -140,7 +146,7 @@ class CostLedger:
             if interval is None:
                 interval = Interval(uuid.uuid4().hex[:12], context, start=now, seen=now)
                 self._intervals.append(interval)
-                self.save()
+                self.save(durable=False)
             self._live.add(interval.id)
             return interval.start
 
@@ -153,7 +159,7 @@ class CostLedger:
                 return
             interval.end = now if interval.id in self._live else interval.seen
             self._live.discard(interval.id)
-            self.save()
+            self.save(durable=False)
 
     def touch(self, context: str, rate: float | None, now: float) -> None:
         """``context`` still runs at ``rate``: its last-seen time moves on (saved by ``save``)."""

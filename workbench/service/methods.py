@@ -417,7 +417,7 @@ COSTS = Method(
             "since",
             "number",
             minimum=0,
-            maximum=4e9,
+            maximum=1e11,
             doc="epoch seconds; default: this month's start",
         ),
         Param("by", "string", default="day", choices=("day", "context")),
