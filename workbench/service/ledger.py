@@ -139,12 +139,13 @@ class CostLedger:
     def _open(self, context: str) -> Interval | None:
         return next((i for i in self._intervals if i.context == context and i.end is None), None)
 
-    def begin(self, context: str, now: float) -> float:
-        """``context`` runs: its open interval goes on (returns its start), else one opens."""
+    def begin(self, context: str, now: float, rate: float | None = None) -> float:
+        """``context`` runs (at ``rate``, where known): its open interval goes on (returns its
+        start), else one opens."""
         with self._lock:
             interval = self._open(context)
             if interval is None:
-                interval = Interval(uuid.uuid4().hex[:12], context, start=now, seen=now)
+                interval = Interval(uuid.uuid4().hex[:12], context, now, now, rate=rate)
                 self._intervals.append(interval)
                 self.save(durable=False)
             self._live.add(interval.id)

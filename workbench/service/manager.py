@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from workbench.errors import ContextError, WorkbenchError
-from workbench.kinds import provider_for
+from workbench.kinds import Provider, provider_for
 from workbench.paths import Paths
 from workbench.registry import Context, Registry
 from workbench.service.cost import CostMeter
@@ -124,22 +124,24 @@ class Manager:
                     self.timing,
                     self._events.put,
                     link_factory=self._link,
-                    meter=self._meter(name, provider.always_on),
+                    meter=self._meter(name, provider),
                 )
                 self._machines[name] = machine
             elif machine.context != ctx:
                 machine.update_context(ctx)
             return machine
 
-    def _meter(self, name: str, always_on: bool) -> CostMeter:
-        """A meter writing to the ledger; none for this laptop or a shared host (not ours to
-        pay for by the hour)."""
-        if always_on:
+    def _meter(self, name: str, provider: Provider) -> CostMeter:
+        """A meter writing to the ledger, at the context's rate (else the provider's); none for
+        this laptop or a shared host (not ours to pay for by the hour)."""
+        if provider.always_on:
             return CostMeter()
-        return CostMeter(
-            on_begin=lambda now: self.ledger.begin(name, now),
-            on_end=lambda now: self.ledger.end(name, now),
-        )
+
+        def begin(now: float) -> float:
+            rate = provider.context.hourly_rate
+            return self.ledger.begin(name, now, provider.hourly_rate() if rate is None else rate)
+
+        return CostMeter(on_begin=begin, on_end=lambda now: self.ledger.end(name, now))
 
     def delete_instance(self, name: str) -> tuple[str, float]:
         """Delete the machine of context ``name`` and the context; refused while a lease holds
