@@ -267,9 +267,11 @@ def _pin(paths: Paths, env: Mapping[str, str], name: str, progress: Progress) ->
     context = Registry.load(paths).get(name)
     if not kind_named(context.kind).remote:
         return None
-    connection = connect(
-        context, env, record_pin=lambda fingerprint: record_host_key(paths, name, fingerprint)
-    )
+
+    def record(fingerprint: str) -> None:
+        record_host_key(paths, name, fingerprint)
+
+    connection = connect(context, env, record_pin=record)
     connection.close()
     pinned = Registry.load(paths).get(name).accepted_host_key
     progress(f"host key {pinned} pinned")

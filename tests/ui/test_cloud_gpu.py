@@ -138,13 +138,13 @@ def test_a_type_that_cannot_stop_is_confirmed_first(qtbot, env, brev: FakeBrev, 
     dialog = _dialog(qtbot, env, runner)
     dialog.select_type("gpu_1x_a100_sxm4")
     assert "cannot stop" in dialog.cost.text()
-    dialog.create()
+    dialog.create_machine()
     question = dialog.question
     assert question is not None and "cannot be stopped" in question.text()
     question.button(QMessageBox.StandardButton.Cancel).click()
     qtbot.wait(200)
     assert brev.calls("gpu-create") == [] and not dialog.busy
-    dialog.create()
+    dialog.create_machine()
     question = dialog.question
     (anyway,) = [b for b in question.findChildren(QPushButton) if b.text() == "Create it anyway"]
     anyway.click()

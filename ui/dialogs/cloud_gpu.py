@@ -200,7 +200,7 @@ class NewCloudGpuDialog(QDialog):
         self.create_button = QPushButton("Create")
         self.create_button.setProperty("primary", True)
         self.create_button.setEnabled(False)
-        self.create_button.clicked.connect(self.create)
+        self.create_button.clicked.connect(self.create_machine)
         buttons.addWidget(self.create_button)
         box.addLayout(buttons)
 
@@ -286,7 +286,7 @@ class NewCloudGpuDialog(QDialog):
 
     # -- creating ------------------------------------------------------------------------
 
-    def create(self) -> None:
+    def create_machine(self) -> None:
         offer = self.selected_offer()
         if offer is None or self.busy:
             return
@@ -312,7 +312,7 @@ class NewCloudGpuDialog(QDialog):
             following = types[types.index(failed) + 1 :]
             if following:
                 self.select_type(following[0])
-        self.create()
+        self.create_machine()
 
     def _start(self, offer: Offer, *, confirmed: bool) -> None:
         name = self.name.text().strip()

@@ -19,7 +19,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from workbench import presentation
 from workbench.budget import LEVELS, Budget, load_budget
 from workbench.errors import WorkbenchError
 from workbench.registry import Registry
@@ -37,6 +36,12 @@ if TYPE_CHECKING:
     from workbench.service.manager import Manager
 
 log = logging.getLogger(__name__)
+
+
+def _money(amount: float) -> str:
+    # As ``workbench.presentation.money`` says it (which reads the service's messages: the
+    # service cannot import it back).
+    return f"${amount:,.2f}"
 
 
 def budget_status(ledger: CostLedger, budget: Budget, now: float) -> BudgetStatus | None:
@@ -159,8 +164,8 @@ class CostWatch:
                     "",
                     "warning",
                     f"Budget {level} % reached",
-                    f"{presentation.money(status.spent)} of "
-                    f"{presentation.money(status.monthly_usd)} spent this month ({status.month})",
+                    f"{_money(status.spent)} of "
+                    f"{_money(status.monthly_usd)} spent this month ({status.month})",
                 )
         if status.level < 100 or not budget.stop_idle_over_budget:
             return
@@ -176,8 +181,7 @@ class CostWatch:
                 snap.name,
                 "warning",
                 f"{snap.name} stopped: over budget",
-                f"nothing held it and this month's budget of "
-                f"{presentation.money(status.monthly_usd)} is spent",
+                f"nothing held it and this month's budget of {_money(status.monthly_usd)} is spent",
             )
 
     def _unstoppable_idle(self, now: float, snapshots: list[ContextSnapshot]) -> None:
@@ -203,11 +207,11 @@ class CostWatch:
             if now - since < timeout or snap.name in self._told_idle:
                 continue
             self._told_idle.add(snap.name)
-            rate = presentation.money(snap.hourly_rate) if snap.hourly_rate else "its rate"
+            rate = _money(snap.hourly_rate) if snap.hourly_rate else "its rate"
             self._notice(
                 snap.name,
                 "warning",
                 f"{snap.name} is idle and cannot be stopped",
-                f"{presentation.TERMINATE_ONLY}; it still costs {rate}/h "
+                f"cannot stop: delete it when done; it still costs {rate}/h "
                 f"('nvwb delete context {snap.name} --delete-instance')",
             )
