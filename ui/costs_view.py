@@ -1,22 +1,17 @@
 """The Costs view: what the cloud machines cost, by day and by context, against the budget.
 
 Everything shown comes from the service's cost ledger (the ``costs`` method): spend by day over
-the last 30 days and by context this month as Qt Charts bar charts, this month's spend against
-the monthly budget (which can be set here, as ``nvwb update budget`` does), and what runs now
-at what rate.
-
-Qt Charts is in PySide6-Addons (PySide6-Essentials does not have it), a dependency of the app;
-where it cannot be imported, the same figures are shown as text.
+the last 30 days and by context this month as bar charts, this month's spend against the monthly
+budget (which can be set here, as ``nvwb update budget`` does), and what runs now at what rate.
+The charts are ``ui.widgets.bar_chart``'s, drawn with QPainter (why not Qt Charts: there).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -31,27 +26,13 @@ from PySide6.QtWidgets import (
 
 from ui.bridge import ServiceBridge
 from ui.format import error_text
+from ui.widgets.bar_chart import BarChart
 from workbench import presentation
 from workbench.budget import Budget, load_budget, save_budget
 from workbench.service.client import ServiceClient
 from workbench.service.messages import BudgetStatus, CostReport
 
 log = logging.getLogger(__name__)
-
-try:
-    from PySide6.QtCharts import (
-        QBarCategoryAxis,
-        QBarSeries,
-        QBarSet,
-        QChart,
-        QChartView,
-        QHorizontalBarSeries,
-        QValueAxis,
-    )
-
-    HAVE_CHARTS = True
-except ImportError:  # PySide6-Addons missing: figures as text
-    HAVE_CHARTS = False
 
 DAYS_SHOWN = 30
 NVIDIA_GREEN = QColor("#76b900")
@@ -66,9 +47,6 @@ class CostsView(QDialog):
         self.bridge = bridge
         self.by_day: CostReport | None = None
         self.by_context: CostReport | None = None
-        # The charts' series and axes, held here too: a wrapper Python drops may take its
-        # C++ object with it, and the chart would lose its axes.
-        self._parts: dict[str, tuple[Any, ...]] = {}
         self.setWindowTitle("Costs")
         self.resize(980, 640)
         box = QVBoxLayout(self)
@@ -115,23 +93,12 @@ class CostsView(QDialog):
 
     def _charts(self) -> QHBoxLayout:
         charts = QHBoxLayout()
-        if HAVE_CHARTS:
-            self.day_chart = QChart()
-            self.day_chart.setTitle(f"Spend by day, last {DAYS_SHOWN} days")
-            self.day_chart.legend().hide()
-            self.day_view = QChartView(self.day_chart)
-            self.day_view.setRenderHint(QPainter.RenderHint.Antialiasing)
-            self.context_chart = QChart()
-            self.context_chart.setTitle("Spend by context, this month")
-            self.context_chart.legend().hide()
-            self.context_view = QChartView(self.context_chart)
-            self.context_view.setRenderHint(QPainter.RenderHint.Antialiasing)
-            charts.addWidget(self.day_view, 3)
-            charts.addWidget(self.context_view, 2)
-        else:
-            self.text_figures = QLabel()
-            self.text_figures.setAlignment(Qt.AlignmentFlag.AlignTop)
-            charts.addWidget(self.text_figures, 1)
+        self.day_chart = BarChart(f"Spend by day, last {DAYS_SHOWN} days", colour=SPEND_BLUE)
+        self.context_chart = BarChart(
+            "Spend by context, this month", colour=NVIDIA_GREEN, horizontal=True
+        )
+        charts.addWidget(self.day_chart, 3)
+        charts.addWidget(self.context_chart, 2)
         return charts
 
     # -- data ----------------------------------------------------------------------------
@@ -189,11 +156,15 @@ class CostsView(QDialog):
             self.rate_label.setText(f"Now {presentation.money(day.rate_now)}/h: {running}")
         else:
             self.rate_label.setText("Nothing metered runs now")
-        if HAVE_CHARTS:
-            self._chart_days(day)
-            self._chart_contexts(self.by_context)
-        else:
-            self.text_figures.setText(_as_text(day, self.by_context))
+        spent = {row.key: row.cost for row in day.rows}
+        days = _month_days(day.since, day.until)
+        # Day of the month; the first of a month with its month, so the change is seen.
+        self.day_chart.set_bars(
+            [d[5:] if d.endswith("-01") else d[-2:] for d in days],
+            [spent.get(d, 0.0) for d in days],
+        )
+        rows = sorted(self.by_context.rows, key=lambda r: -r.cost)
+        self.context_chart.set_bars([r.key for r in rows], [r.cost for r in rows])
 
     def _show_budget(self, budget: BudgetStatus | None, spent: float) -> None:
         if budget is None:
@@ -210,76 +181,9 @@ class CostsView(QDialog):
         colour = "#c0392b" if budget.level >= 100 else "#e0a100" if budget.level else "#76b900"
         self.budget_bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }}")
 
-    def _chart_days(self, report: CostReport) -> None:
-        chart = self.day_chart
-        chart.removeAllSeries()
-        for axis in chart.axes():
-            chart.removeAxis(axis)
-        spent = {row.key: row.cost for row in report.rows}
-        days = _month_days(report.since, report.until)
-        bars = QBarSet("Spend")
-        bars.setColor(SPEND_BLUE)
-        for day in days:
-            bars.append(spent.get(day, 0.0))
-        series = QBarSeries()
-        series.append(bars)
-        chart.addSeries(series)
-        categories = QBarCategoryAxis()
-        # Day of the month; the first of a month with its month, so the change is seen.
-        categories.append([day[5:] if day.endswith("-01") else day[-2:] for day in days])
-        small = QFont(categories.labelsFont())
-        small.setPointSizeF(6.0)
-        categories.setLabelsFont(small)  # thirty days side by side, none cut to "..."
-        categories.setTruncateLabels(False)
-        categories.setGridLineVisible(False)
-        chart.addAxis(categories, Qt.AlignmentFlag.AlignBottom)
-        series.attachAxis(categories)
-        values = QValueAxis()
-        values.setLabelFormat("$%.2f")
-        values.setRange(0, max([*spent.values(), 0.01]) * 1.15)
-        values.applyNiceNumbers()
-        chart.addAxis(values, Qt.AlignmentFlag.AlignLeft)
-        series.attachAxis(values)
-        self._parts["day"] = (bars, series, categories, values)
-
-    def _chart_contexts(self, report: CostReport) -> None:
-        chart = self.context_chart
-        chart.removeAllSeries()
-        for axis in chart.axes():
-            chart.removeAxis(axis)
-        rows = sorted(report.rows, key=lambda r: r.cost)
-        bars = QBarSet("Spend")
-        bars.setColor(NVIDIA_GREEN)
-        for row in rows:
-            bars.append(row.cost)
-        series = QHorizontalBarSeries()
-        series.append(bars)
-        chart.addSeries(series)
-        names = QBarCategoryAxis()
-        names.append([row.key for row in rows] or ["(nothing ran)"])
-        names.setGridLineVisible(False)
-        chart.addAxis(names, Qt.AlignmentFlag.AlignLeft)
-        series.attachAxis(names)
-        values = QValueAxis()
-        values.setLabelFormat("$%.2f")
-        values.setRange(0, max([r.cost for r in rows] + [0.01]) * 1.15)
-        values.applyNiceNumbers()
-        chart.addAxis(values, Qt.AlignmentFlag.AlignBottom)
-        series.attachAxis(values)
-        self._parts["context"] = (bars, series, names, values)
-
     def chart_values(self) -> dict[str, list[float]]:
         """What the charts draw (tests): each chart's bar values."""
-        found: dict[str, list[float]] = {}
-        if not HAVE_CHARTS:
-            return found
-        for key, chart in (("day", self.day_chart), ("context", self.context_chart)):
-            values: list[float] = []
-            for series in chart.series():
-                for bar_set in series.barSets():  # type: ignore[attr-defined]
-                    values += [bar_set.at(i) for i in range(bar_set.count())]
-            found[key] = values
-        return found
+        return {"day": list(self.day_chart.values), "context": list(self.context_chart.values)}
 
 
 def _month_days(since: float, until: float) -> list[str]:
@@ -290,11 +194,3 @@ def _month_days(since: float, until: float) -> list[str]:
         day = time.localtime(at)
         at = time.mktime((day.tm_year, day.tm_mon, day.tm_mday + 1, 0, 0, 0, 0, 0, -1))
     return days
-
-
-def _as_text(by_day: CostReport, by_context: CostReport) -> str:
-    lines: list[Any] = ["By day:"]
-    lines += [f"  {row.key}  {presentation.money(row.cost)}" for row in by_day.rows] or ["  -"]
-    lines.append("By context:")
-    lines += [f"  {row.key}  {presentation.money(row.cost)}" for row in by_context.rows] or ["  -"]
-    return "\n".join(lines)
