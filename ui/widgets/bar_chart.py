@@ -27,7 +27,7 @@ def nice_step(top: float, steps: int = 4) -> float:
     if top <= 0:
         return 1.0
     raw = top / steps
-    power = 10 ** math.floor(math.log10(raw))
+    power: float = 10.0 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * power:
             return factor * power
