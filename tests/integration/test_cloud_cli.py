@@ -237,3 +237,16 @@ def test_delete_instance_refused_while_a_lease_is_held(env, brev: FakeBrev):
         assert brev.calls("delete") == []
         shell.kill()
     wait_for(lambda: nvwb(env, "status", "-o", "json").json()[-1]["leases"] == [], 10, "release")
+
+
+def test_a_failed_delete_leaves_the_context_usable(env, brev: FakeBrev):
+    _create(env)
+    brev.set_account(fail_delete="backend unavailable (503)")
+    failed = nvwb(env, "delete", "context", "box", "--delete-instance", "--yes")
+    assert failed.code == 8 and "503" in failed.err
+    assert brev.exists("box") and "box" in _registry(env)
+    with holder() as shell:  # not left "being deleted": a lease is taken as before
+        held = {**env, "NVWB_HOLDER_PID": str(shell.pid)}
+        activated = nvwb(held, "activate", "box")
+        assert activated.code == 0, activated.err
+        shell.kill()

@@ -15,8 +15,8 @@ after a configurable delay, ``stop`` marks it STOPPING and kills it, so a test c
 State lives in ``$FAKE_BREV_HOME/state.json`` under a file lock (the service polls ``ls`` while a
 ``start`` is running). Tests drive it through ``FakeBrev``; failures are switches on an instance
 (``fail_stop``, ``stoppable``, ``boot_fails``, ``never_ready``) or on the account
-(``logged_out``, ``garbage_ls``, ``no_capacity``: the types ``gpu-create`` finds no capacity
-for, ``offers``: the catalogue ``gpu-search`` lists).
+(``logged_out``, ``garbage_ls``, ``fail_delete``, ``no_capacity``: the types ``gpu-create``
+finds no capacity for, ``offers``: the catalogue ``gpu-search`` lists).
 
 Only the standard library and ``sshd.py`` (loaded by path) are used, because the script runs
 under whatever ``python3`` is on PATH, outside the test virtualenv.
@@ -856,6 +856,9 @@ def _delete(store: Store, names: list[str]) -> int:
     _record(store, "delete", names)
     if not names:
         return _fail("brev delete needs an instance name")
+    refused = store.read()["account"].get("fail_delete")
+    if refused:
+        return _fail(str(refused))
     for name in names:
         with store.locked() as data:
             inst = data["instances"].get(name)

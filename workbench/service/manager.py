@@ -146,7 +146,7 @@ class Manager:
     def delete_instance(self, name: str) -> tuple[str, float]:
         """Delete the machine of context ``name`` and the context; refused while a lease holds
         it. Returns the instance's name and how long it took."""
-        from workbench.kinds import kind_named, provider_for
+        from workbench.kinds import kind_named
         from workbench.kinds.provision import Provisioner
 
         began = time.monotonic()
@@ -161,29 +161,43 @@ class Manager:
         provisioner: Provisioner = factory(self.env)
         machine = self.machine(name)
         machine.retire()  # refused here while a lease holds it
-        log.info("deleting the machine of %s", name)
-        self._events.put(ProgressEvent(name, time.time(), message="deleting the machine"))
-        provisioner.delete(context)
-        provider = provider_for(context, self.env)
-        deadline = time.monotonic() + self.timing.stop_timeout
-        while provider.status().status != "notfound":
-            if time.monotonic() >= deadline:
-                raise ContextError(
-                    f"the machine of {name} is still there after {self.timing.stop_timeout:g} s",
-                    context=name,
-                    hint="the provider took the request; check it with its own tools",
-                )
-            time.sleep(self.timing.poll_interval)
+        try:
+            log.info("deleting the machine of %s", name)
+            self._events.put(ProgressEvent(name, time.time(), message="deleting the machine"))
+            provisioner.delete(context)
+            self._wait_deleted(context)
+        except BaseException:
+            # Not deleted (or not known to be): a fresh machine takes over, leases allowed again.
+            self._forget(name, machine)
+            raise
         machine.meter.end()
-        with self._lock:
-            if self._machines.get(name) is machine:
-                del self._machines[name]
-        machine.close()
+        self._forget(name, machine)
         with Registry.locked(self.paths) as registry:
             if name in registry:
                 registry.delete(name)
         self._events.put(StateEvent(name, time.time(), state="stopped", message="deleted"))
         return provisioner.instance_of(context), time.monotonic() - began
+
+    def _wait_deleted(self, context: Context) -> None:
+        from workbench.kinds import provider_for
+
+        provider = provider_for(context, self.env)
+        deadline = time.monotonic() + self.timing.stop_timeout
+        while provider.status().status != "notfound":
+            if time.monotonic() >= deadline:
+                raise ContextError(
+                    f"the machine of {context.name} is still there after "
+                    f"{self.timing.stop_timeout:g} s",
+                    context=context.name,
+                    hint="the provider took the request; check it with its own tools",
+                )
+            time.sleep(self.timing.poll_interval)
+
+    def _forget(self, name: str, machine: ContextMachine) -> None:
+        with self._lock:
+            if self._machines.get(name) is machine:
+                del self._machines[name]
+        machine.close()
 
     def _link(self, context: Context) -> ContextLink:
         return ContextLink(context, self.paths, self.env, self.timing)
