@@ -269,3 +269,30 @@ def test_offers_helper_agrees_with_the_dialog(env, brev: FakeBrev):
 
 def test_bar_chart_steps_are_round():
     assert [nice_step(v) for v in (0, 0.03, 7, 18, 130, 4000)] == [1.0, 0.01, 2, 5, 50, 1000]
+
+
+def test_budget_notices_reach_the_app(qtbot, env, brev: FakeBrev):
+    from ui.app import build_app
+
+    fast = {**env, "NVWB_SERVICE_LEDGER_INTERVAL": "0.2"}
+    brev.create("gpu-1", boot_delay=0.2)
+    add_brev_context(fast, "gpu", rate=3600.0, grace=600)
+    paths = Paths.from_env(fast)
+    (paths.config_dir / "budget.json").write_text(json.dumps({"monthly_usd": 1.0}))
+    parts = build_app(fast, poll_interval=0.3)
+    qtbot.addWidget(parts.window)
+    parts.window.show()
+    parts.bridge.start()
+    try:
+        qtbot.waitUntil(lambda: parts.bridge.is_connected, timeout=20000)
+        with ServiceClient.connect(paths, fast) as client:
+            client.start("gpu")
+        tray = parts.window.tray
+        qtbot.waitUntil(
+            lambda: any(n.title == "Budget 100 % reached" for n in tray.history), timeout=30000
+        )
+        (notice,) = [n for n in tray.history if n.title == "Budget 100 % reached"]
+        assert notice.level == "warning" and "of $1.00 spent this month" in notice.text
+        assert any(n.title == "Budget 80 % reached" for n in tray.history)
+    finally:
+        parts.close()
