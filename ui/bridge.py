@@ -39,6 +39,7 @@ from workbench.service.messages import (
     HelloResult,
     LeaseEvent,
     LeaseInfo,
+    NoticeEvent,
     ProgressEvent,
     ProjectEvent,
     StateEvent,
@@ -84,6 +85,7 @@ class ServiceBridge(QObject):
     leaseEnded = Signal(str, str)  # key, why: the service ended a lease we held (a forced stop)
     # The service's ProjectEvent, BuildLineEvent and SyncEvent (project windows).
     projectEvent = Signal(object)
+    notice = Signal(object)  # the service's NoticeEvent: the budget reached, an idle machine
     _eventArrived = Signal(object)  # an Event, from the client's reader thread
 
     def __init__(
@@ -453,6 +455,8 @@ class ServiceBridge(QObject):
                 self._lease_lost(event.lease.id, context)
         elif isinstance(event, GraceEvent):
             self.graceStarted.emit(context, event.seconds)
+        elif isinstance(event, NoticeEvent):
+            self.notice.emit(event)
         elif isinstance(event, ProjectEvent | BuildLineEvent | SyncEvent):
             self.projectEvent.emit(event)
             if not isinstance(event, ProjectEvent):

@@ -96,6 +96,16 @@ class ContextActions(QObject):
                 window.statusBar().showMessage("The local context is built in; it stays.", 8000)
             return
         paths, name = window.bridge.paths, row.name
+        if row.context.created_instance:  # Workbench made its machine: ask about that too
+            from ui.cloud_actions import ask_delete
+
+            window.dialog = ask_delete(
+                window,
+                row.context,
+                context_only=lambda: self._delete_only(name),
+                with_instance=lambda: self._delete_with_machine(name),
+            )
+            return
 
         def delete() -> None:
             def job() -> None:
@@ -116,6 +126,33 @@ class ContextActions(QObject):
             confirm="Delete",
             on_yes=delete,
             detail=detail,
+        )
+
+    def _delete_only(self, name: str) -> None:
+        window, paths = self.window, self.window.bridge.paths
+
+        def job() -> None:
+            with Registry.locked(paths) as registry:
+                registry.delete(name)
+
+        window.bridge.tasks.submit(
+            job, lambda _: window.bridge.refresh(), window.report("delete"), receiver=window
+        )
+        window.statusBar().showMessage(f"{name} deleted; its machine is left running", 15000)
+
+    def _delete_with_machine(self, name: str) -> None:
+        window = self.window
+        window.statusBar().showMessage(f"Deleting {name} and its machine…")
+
+        def done(_answer: object) -> None:
+            window.statusBar().showMessage(f"{name} and its machine are deleted", 15000)
+            window.bridge.refresh()
+
+        window.bridge.call(
+            lambda client: client.delete_instance(name),
+            done,
+            window.report(f"delete {name}'s machine"),
+            receiver=window,
         )
 
     # -- starting and stopping -----------------------------------------------------------

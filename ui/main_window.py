@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.bridge import ContextsView, ServiceBridge
+from ui.cloud_actions import CloudActions
 from ui.context_actions import ContextActions
 from ui.dialogs.confirm import ask_confirm
 from ui.dialogs.project_forms import CloneProjectDialog, NewProjectDialog
@@ -133,6 +134,7 @@ class MainWindow(QMainWindow):
         self.start_action = self.context_actions.start
         self.stop_action = self.context_actions.stop
         self.check_action = self.context_actions.check
+        self.cloud_actions = CloudActions(self)  # a new cloud GPU, the Costs view
         self.refresh_action = self.make_action("refresh", "Refresh", self.refresh, "F5")
         self.quit_action = self.make_action("quit", "Quit", self.quitRequested.emit, "Ctrl+Q")
 
@@ -152,6 +154,9 @@ class MainWindow(QMainWindow):
             self.start_action,
             self.stop_action,
             self.check_action,
+            None,
+            self.cloud_actions.new_gpu,
+            self.cloud_actions.costs,
             None,
             self.refresh_action,
         ):

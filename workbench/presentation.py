@@ -46,7 +46,7 @@ _COLOURS: Mapping[str, Colour] = {
     "disconnected": "amber",
 }
 
-TERMINATE_ONLY = "not stoppable (terminate-only): never auto-stopped or deleted"
+TERMINATE_ONLY = "cannot stop: delete it when done"
 MAX_PROBLEMS = 5
 
 

@@ -81,7 +81,9 @@ class Context:
 
     ``host_mount_sources`` maps a mount's container target (``/data/models/``) to the folder on
     this context's host that backs it. ``gpus`` holds what ``nvidia-smi`` reported the last time
-    the context was probed, one dict per GPU.
+    the context was probed, one dict per GPU. ``created_instance`` records the machine Workbench
+    created for this context (``nvwb create context --brev-create``): its type, provider, price,
+    whether it can be stopped, the types tried; None for a machine made elsewhere.
     """
 
     name: str
@@ -110,6 +112,7 @@ class Context:
     gpus: list[dict[str, Any]] = field(default_factory=list)
     accepted_host_key: str | None = None
     stop_command_on_idle: str | None = None
+    created_instance: dict[str, Any] | None = None
     created_at: str = field(default_factory=_now_iso)
 
     FIELD_NAMES: ClassVar[tuple[str, ...]]
@@ -171,6 +174,8 @@ class Context:
         kwargs = dict(data)
         if isinstance(kwargs.get("host_mount_sources"), Mapping):
             kwargs["host_mount_sources"] = dict(kwargs["host_mount_sources"])
+        if isinstance(kwargs.get("created_instance"), Mapping):
+            kwargs["created_instance"] = dict(kwargs["created_instance"])
         if isinstance(kwargs.get("gpus"), list):
             kwargs["gpus"] = [dict(g) if isinstance(g, Mapping) else g for g in kwargs["gpus"]]
         if kwargs.get("created_at") is None:
@@ -272,6 +277,7 @@ def _validate(ctx: Context) -> None:
     values.GPU_BUSY_PERCENT.check("idle_gpu_busy_percent", ctx.idle_gpu_busy_percent)
     _check_mounts(ctx.host_mount_sources)
     _check_gpus(ctx.gpus)
+    _check_created_instance(ctx.created_instance)
     _check_kind_rules(ctx, kind)
     _check_commands(ctx)
 
@@ -364,6 +370,22 @@ def _check_gpus(gpus: object) -> None:
                 raise InvalidValueError(
                     f"gpus[{index}].{key}", "is named like a secret", hint=_secret_hint(key)
                 )
+
+
+def _check_created_instance(record: object) -> None:
+    """A record of JSON values under plain keys, none named like a secret."""
+    if record is None:
+        return
+    if not isinstance(record, dict) or not all(isinstance(k, str) for k in record):
+        raise InvalidValueError("created_instance", "must be an object with string keys")
+    for key, value in record.items():
+        where = f"created_instance.{key}"
+        if looks_like_secret_key(key):
+            raise InvalidValueError(where, "is named like a secret", hint=_secret_hint(key))
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise InvalidValueError(where, "must be a JSON value") from None
 
 
 class ContextsFileError(WorkbenchError):

@@ -199,3 +199,11 @@ NODES = IntRange(1, 100_000, "nodes")
 GPUS_PER_NODE = IntRange(0, 1024, "GPUs on each node")
 TASKS_PER_NODE = IntRange(1, 4096, "tasks on each node")
 TIME_LIMIT = TimeLimit()
+
+# -- cloud machines and what they cost ----------------------------------------------------------
+DISK_GB = IntRange(1, 1_000_000, "GB")
+PRICE_PER_HOUR = FloatRange(0, 100_000, "dollars an hour")
+GPU_MEMORY_GB = FloatRange(0, 100_000, "GB")
+CAPABILITY = FloatRange(0, 100, "a compute capability, e.g. 8.9")
+BOOT_MINUTES = IntRange(1, 24 * 60, "minutes")
+MONTHLY_BUDGET_USD = FloatRange(0, 10_000_000, "dollars a month; 0 removes the budget")

@@ -195,7 +195,7 @@ def test_a_terminate_only_instance_is_never_stopped_and_flagged(env, brev: FakeB
     assert snap.stoppable is False
     assert brev.status("gpu-1") == "RUNNING"
     assert brev.instance("gpu-1")["stops"] == 0
-    assert "not stoppable (terminate-only)" in nvwb(env, "status").out
+    assert "cannot stop: delete it when done" in nvwb(env, "status").out
 
 
 def test_activate_then_deactivate(env, brev: FakeBrev):

@@ -2,7 +2,12 @@
 
 Brev cannot be reached from CI, so ``tests/support/bin/brev`` (which runs ``main`` here) follows
 the real CLI's interface instead: ``ls --json`` (entries with ``name``, ``id``, ``status``),
-``start NAME``, ``stop NAME`` and ``refresh`` (writing ``$HOME/.brev/ssh_config``). An instance
+``start NAME``, ``stop NAME``, ``refresh`` (writing ``$HOME/.brev/ssh_config``), and the
+commands that find and make instances: ``gpu-search [--json]`` with the real CLI's filters and
+JSON shape (``OFFERS``: a Blackwell, a non-stoppable one...), ``gpu-create --name --type T1,T2
+[--detached]`` (the types tried in order, each reported as ``[Worker 1] TYPE Failed: ...`` on
+stderr when stdout is a pipe, as the real one does; a ``target_disk_gb`` from JSON on stdin) and
+``delete NAME``. An instance
 is an ``sshd`` on a loopback port: ``start`` marks it STARTING and boots it in a detached helper
 after a configurable delay, ``stop`` marks it STOPPING and kills it, so a test can SSH into a
 "running" instance and see that a "stopped" one is really gone.
@@ -10,7 +15,8 @@ after a configurable delay, ``stop`` marks it STOPPING and kills it, so a test c
 State lives in ``$FAKE_BREV_HOME/state.json`` under a file lock (the service polls ``ls`` while a
 ``start`` is running). Tests drive it through ``FakeBrev``; failures are switches on an instance
 (``fail_stop``, ``stoppable``, ``boot_fails``, ``never_ready``) or on the account
-(``logged_out``, ``garbage_ls``).
+(``logged_out``, ``garbage_ls``, ``fail_delete``, ``no_capacity``: the types ``gpu-create``
+finds no capacity for, ``offers``: the catalogue ``gpu-search`` lists).
 
 Only the standard library and ``sshd.py`` (loaded by path) are used, because the script runs
 under whatever ``python3`` is on PATH, outside the test virtualenv.
@@ -24,6 +30,7 @@ import importlib.util
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -49,6 +56,159 @@ def _sshd_module() -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+# What ``gpu-search`` lists, in the real CLI's JSON shape (``GPUInstanceInfo`` in brev-cli's
+# pkg/cmd/gpusearch): a few providers' types, a Blackwell (capability 10.0) and an RTX PRO 6000
+# (12.0, Blackwell too), a type that cannot be stopped (Brev says so of some providers'
+# instances), and one whose disk size is a range.
+OFFERS: list[dict[str, Any]] = [
+    {
+        "type": "n1-standard-4:nvidia-tesla-t4:1",
+        "provider": "gcp",
+        "gpu_name": "T4",
+        "gpu_count": 1,
+        "vram_per_gpu_gb": 16,
+        "total_vram_gb": 16,
+        "capability": 7.5,
+        "vcpus": 4,
+        "memory": "15GiB",
+        "disk_min_gb": 100,
+        "disk_max_gb": 2000,
+        "boot_time_seconds": 300,
+        "stoppable": True,
+        "rebootable": True,
+        "flex_ports": True,
+        "price_per_hour": 0.53,
+    },
+    {
+        "type": "g5.xlarge",
+        "provider": "aws",
+        "gpu_name": "A10G",
+        "gpu_count": 1,
+        "vram_per_gpu_gb": 24,
+        "total_vram_gb": 24,
+        "capability": 8.6,
+        "vcpus": 4,
+        "memory": "16GiB",
+        "disk_min_gb": 256,
+        "disk_max_gb": 256,
+        "boot_time_seconds": 420,
+        "stoppable": True,
+        "rebootable": True,
+        "flex_ports": True,
+        "price_per_hour": 1.21,
+    },
+    {
+        "type": "gpu_1x_a100_sxm4",
+        "provider": "lambda-labs",
+        "gpu_name": "A100",
+        "gpu_count": 1,
+        "vram_per_gpu_gb": 40,
+        "total_vram_gb": 40,
+        "capability": 8.0,
+        "vcpus": 30,
+        "memory": "200GiB",
+        "disk_min_gb": 512,
+        "disk_max_gb": 512,
+        "boot_time_seconds": 180,
+        "stoppable": False,
+        "rebootable": True,
+        "flex_ports": False,
+        "price_per_hour": 1.29,
+    },
+    {
+        "type": "g6e.xlarge",
+        "provider": "aws",
+        "gpu_name": "L40S",
+        "gpu_count": 1,
+        "vram_per_gpu_gb": 48,
+        "total_vram_gb": 48,
+        "capability": 8.9,
+        "vcpus": 4,
+        "memory": "32GiB",
+        "disk_min_gb": 250,
+        "disk_max_gb": 250,
+        "boot_time_seconds": 420,
+        "stoppable": True,
+        "rebootable": True,
+        "flex_ports": True,
+        "price_per_hour": 1.86,
+    },
+    {
+        "type": "n3-H100x1",
+        "provider": "hyperstack",
+        "gpu_name": "H100",
+        "gpu_count": 1,
+        "vram_per_gpu_gb": 80,
+        "total_vram_gb": 80,
+        "capability": 9.0,
+        "vcpus": 28,
+        "memory": "180GiB",
+        "disk_min_gb": 100,
+        "disk_max_gb": 100,
+        "boot_time_seconds": 240,
+        "stoppable": True,
+        "rebootable": True,
+        "flex_ports": True,
+        "price_per_hour": 2.28,
+    },
+    {
+        "type": "rtxpro6000.1x",
+        "provider": "nebius",
+        "gpu_name": "RTXPro6000",
+        "gpu_count": 1,
+        "vram_per_gpu_gb": 96,
+        "total_vram_gb": 96,
+        "capability": 12.0,
+        "vcpus": 16,
+        "memory": "128GiB",
+        "disk_min_gb": 200,
+        "disk_max_gb": 200,
+        "boot_time_seconds": 360,
+        "stoppable": True,
+        "rebootable": True,
+        "flex_ports": True,
+        "price_per_hour": 1.89,
+    },
+    {
+        "type": "a3-highgpu-8g:nvidia-h100-80gb:8",
+        "provider": "gcp",
+        "gpu_name": "H100",
+        "gpu_count": 8,
+        "vram_per_gpu_gb": 80,
+        "total_vram_gb": 640,
+        "capability": 9.0,
+        "vcpus": 208,
+        "memory": "1872GiB",
+        "disk_min_gb": 1000,
+        "disk_max_gb": 1000,
+        "boot_time_seconds": 600,
+        "stoppable": True,
+        "rebootable": True,
+        "flex_ports": True,
+        "price_per_hour": 88.49,
+    },
+    {
+        "type": "p6-b200.48xlarge",
+        "provider": "aws",
+        "gpu_name": "B200",
+        "gpu_count": 8,
+        "vram_per_gpu_gb": 180,
+        "total_vram_gb": 1440,
+        "capability": 10.0,
+        "vcpus": 192,
+        "memory": "2048GiB",
+        "disk_min_gb": 8000,
+        "disk_max_gb": 8000,
+        "boot_time_seconds": 900,
+        "stoppable": True,
+        "rebootable": True,
+        "flex_ports": True,
+        "price_per_hour": 113.93,
+    },
+]
+NO_CAPACITY_MESSAGE = "insufficient capacity for instance type {type} in any region"
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -212,6 +372,29 @@ class FakeBrev:
                 raise AssertionError(f"{name} is {self.status(name)}, not {status}")
             time.sleep(0.05)
 
+    def set_offers(self, offers: list[dict[str, Any]]) -> None:
+        """What ``gpu-search`` lists from now on (default: ``OFFERS``)."""
+        self.set_account(offers=offers)
+
+    def no_capacity(self, *types: str) -> None:
+        """``gpu-create`` finds no capacity for these instance types (a cloud sold out)."""
+        self.set_account(no_capacity=list(types))
+
+    def calls(self, verb: str) -> list[list[str]]:
+        """The arguments of each ``brev VERB`` run so far (gpu-search, gpu-create, delete)."""
+        return [list(c) for c in self.store.read()["account"].get("calls", {}).get(verb, [])]
+
+    def exists(self, name: str) -> bool:
+        return name in self.store.read()["instances"]
+
+    def wait_gone(self, name: str, timeout: float = 10.0) -> None:
+        """Wait until a deleted instance is gone (Brev deletes in the background)."""
+        deadline = time.monotonic() + timeout
+        while self.exists(name):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} is still there ({self.status(name)})")
+            time.sleep(0.05)
+
     def close(self) -> None:
         """Kill every instance's sshd (and any helper still sleeping); the account is closed, so
         a service that outlives the test cannot boot an instance (and leave its sshd) again."""
@@ -239,7 +422,7 @@ def _boot(store: Store, name: str, *, delay: float) -> None:
     time.sleep(delay)
     with store.locked() as data:
         inst = data["instances"].get(name)
-        if inst is None or inst["status"] != "STARTING" or data.get("closed"):
+        if inst is None or inst["status"] not in ("STARTING", "DEPLOYING") or data.get("closed"):
             return  # stopped or deleted while booting, or the test is over
         if inst.get("boot_fails"):
             inst["status"] = "FAILURE"
@@ -337,7 +520,7 @@ def _ls(store: Store, args: list[str]) -> int:
             "id": inst["id"],
             "status": status,
             "health_status": "HEALTHY" if status == "RUNNING" else "",
-            "instance_type": "fake.gpu",
+            "instance_type": inst.get("instance_type", "fake.gpu"),
             "stoppable": inst["stoppable"],
         }
         if inst.get("hourly_price") is not None:
@@ -430,6 +613,288 @@ def _refresh(store: Store) -> int:
     return 0
 
 
+# -- finding, creating and deleting instances (brev-cli's gpu-search, gpu-create, delete) ------
+
+_SEARCH_FLAGS = {
+    "--gpu-name": "gpu_name",
+    "-g": "gpu_name",
+    "--provider": "provider",
+    "-p": "provider",
+    "--min-vram": "min_vram",
+    "-v": "min_vram",
+    "--min-total-vram": "min_total_vram",
+    "-t": "min_total_vram",
+    "--min-capability": "min_capability",
+    "-c": "min_capability",
+    "--min-disk": "min_disk",
+    "--max-boot-time": "max_boot_time",
+    "--sort": "sort",
+    "-s": "sort",
+}
+_SORT_KEYS = {
+    "price": "price_per_hour",
+    "gpu-count": "gpu_count",
+    "vram": "vram_per_gpu_gb",
+    "total-vram": "total_vram_gb",
+    "vcpu": "vcpus",
+    "type": "type",
+    "capability": "capability",
+    "provider": "provider",
+    "disk": "disk_max_gb",
+}
+
+
+def _options(args: list[str], known: dict[str, str], switches: set[str]) -> dict[str, Any] | str:
+    """``--flag value``/``--flag=value`` and switches into a dict; a string says what is wrong."""
+    found: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if name in switches:
+            found[name.lstrip("-")] = True
+            i += 1
+            continue
+        if name not in known:
+            return f"unknown flag: {arg}"
+        if not eq:
+            if i + 1 >= len(args):
+                return f"flag needs an argument: {arg}"
+            value = args[i + 1]
+            i += 1
+        found[known[name]] = value
+        i += 1
+    return found
+
+
+def _record(store: Store, verb: str, args: list[str]) -> None:
+    with store.locked() as data:
+        data["account"].setdefault("calls", {}).setdefault(verb, []).append(args)
+
+
+def _gpu_search(store: Store, args: list[str]) -> int:
+    _record(store, "gpu-search", args)
+    options = _options(args, _SEARCH_FLAGS, {"--json", "--desc", "-d"})
+    if isinstance(options, str):
+        return _fail(options)
+    try:
+        numbers = {
+            key: float(options.get(key) or 0)
+            for key in ("min_vram", "min_total_vram", "min_capability", "min_disk")
+        }
+        max_boot = int(options.get("max_boot_time") or 0)
+    except ValueError as exc:
+        return _fail(f"invalid argument: {exc}")
+    offers = store.read()["account"].get("offers") or OFFERS
+    name = str(options.get("gpu_name") or "").lower()
+    provider = str(options.get("provider") or "").lower()
+    chosen = []
+    for offer in offers:
+        # The real CLI's FilterInstances: partial names, minimums, unknown boot times excluded.
+        # A test's offer may lack fields (to see the client cope): read with defaults.
+        def num(key: str, o: dict[str, Any] = offer) -> float:
+            return float(o.get(key) or 0)
+
+        if name and name not in str(offer.get("gpu_name", "")).lower():
+            continue
+        if provider and provider not in str(offer.get("provider", "")).lower():
+            continue
+        if numbers["min_vram"] and num("vram_per_gpu_gb") < numbers["min_vram"]:
+            continue
+        if numbers["min_total_vram"] and num("total_vram_gb") < numbers["min_total_vram"]:
+            continue
+        if numbers["min_capability"] and num("capability") < numbers["min_capability"]:
+            continue
+        if numbers["min_disk"] and num("disk_max_gb") < numbers["min_disk"]:
+            continue
+        boot = num("boot_time_seconds")
+        if max_boot and (not boot or boot > max_boot * 60):
+            continue
+        entry = dict(offer)
+        low, high, wanted = num("disk_min_gb"), num("disk_max_gb"), numbers["min_disk"]
+        target = wanted if low != high and wanted and low <= wanted <= high else low
+        if target:  # omitempty
+            entry["target_disk_gb"] = target
+        chosen.append(entry)
+    sort = str(options.get("sort") or "price").lower()
+    if sort == "boot-time":
+        chosen.sort(key=lambda o: (not o.get("boot_time_seconds"), o.get("boot_time_seconds", 0)))
+    else:
+        field = _SORT_KEYS.get(sort, "price_per_hour")
+        chosen.sort(
+            key=lambda o: (str if field in ("type", "provider") else float)(o.get(field) or 0)
+        )
+    if options.get("desc") or options.get("d"):
+        chosen.reverse()
+    if "json" in options or not sys.stdout.isatty():
+        print(json.dumps(chosen, indent=2))
+        return 0
+    print("TYPE  PROVIDER  GPU  COUNT  $/HR")
+    for offer in chosen:
+        print(
+            f"{offer['type']}  {offer['provider']}  {offer['gpu_name']}  {offer['gpu_count']}"
+            f"  ${offer['price_per_hour']:.2f}"
+        )
+    print(f"\nFound {len(chosen)} GPU instance types")
+    return 0
+
+
+_CREATE_FLAGS = {
+    "--name": "name",
+    "-n": "name",
+    "--type": "type",
+    "-t": "type",
+    "--count": "count",
+    "-c": "count",
+    "--parallel": "parallel",
+    "-p": "parallel",
+    "--timeout": "timeout",
+    "--startup-script": "startup_script",
+    "-s": "startup_script",
+}
+
+
+def _piped_specs() -> list[tuple[str, float]]:
+    """Types (and target disks) from stdin, as the real CLI reads them: only from a pipe or a
+    file, JSON from ``gpu-search --json`` or its table."""
+    mode = os.fstat(0).st_mode
+    if stat.S_ISCHR(mode):
+        return []
+    text = sys.stdin.read().strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return [(str(e["type"]), float(e.get("target_disk_gb") or 0)) for e in json.loads(text)]
+    found = []
+    for number, line in enumerate(text.splitlines()):
+        if number == 0 and ("TYPE" in line or "GPU" in line):
+            continue
+        words = line.split()
+        if words and not line.startswith("Found "):
+            found.append((words[0], 0.0))
+    return found
+
+
+def _gpu_create(store: Store, args: list[str]) -> int:
+    _record(store, "gpu-create", args)
+    options = _options(args, _CREATE_FLAGS, {"--detached", "-d"})
+    if isinstance(options, str):
+        return _fail(options)
+    specs = [(t.strip(), 0.0) for t in str(options.get("type") or "").split(",") if t.strip()]
+    specs += _piped_specs()
+    if not specs:
+        return _fail("no instance types provided. Use --type flag or pipe from 'brev gpus'")
+    name = str(options.get("name") or "")
+    if not name:
+        return _fail("--name flag is required")
+    if int(options.get("count") or 1) != 1:
+        return _fail("the stand-in brev creates one instance at a time")
+    piped = not sys.stdout.isatty()
+    log = sys.stderr if piped else sys.stdout
+    log.write("Attempting to create 1 instance(s) with 1 parallel attempts\n")
+    shown = ", ".join(f"{t} ({d:.0f}GB disk)" if d else t for t, d in specs)
+    log.write(f"Instance types to try: {shown}\n\n")
+    account = store.read()["account"]
+    offers = {o["type"]: o for o in account.get("offers") or OFFERS}
+    created = None
+    for instance_type, disk in specs:
+        log.write(f"[Worker 1] Trying {instance_type} for instance '{name}'...\n")
+        offer = offers.get(instance_type)
+        if offer is None:
+            error = f"instance type {instance_type} not found"
+        elif instance_type in (account.get("no_capacity") or []):
+            error = NO_CAPACITY_MESSAGE.format(type=instance_type)
+        elif store.read()["instances"].get(name) is not None:
+            log.write(f"[Worker 1] {instance_type} Failed: duplicate workspace name {name}\n")
+            log.write(
+                f"\nError: Workspace '{name}' already exists. Use a different name or "
+                "delete the existing workspace.\n"
+            )
+            return _fail("could only create 0/1 instances")
+        else:
+            error = ""
+        if error:
+            log.write(f"[Worker 1] {instance_type} Failed: {error}\n")
+            continue
+        assert offer is not None
+        with store.locked() as data:
+            data["instances"][name] = {
+                "id": uuid.uuid4().hex[:9],
+                "status": "DEPLOYING",
+                "boot_delay": float(account.get("boot_delay", 0.3)),
+                "stop_delay": 0.1,
+                "stoppable": offer["stoppable"],
+                "fail_stop": None,
+                "boot_fails": False,
+                "never_ready": False,
+                "hourly_price": offer["price_per_hour"],
+                "instance_type": instance_type,
+                "disk_gb": disk or offer["disk_min_gb"],
+                "port": None,
+                "pid": None,
+                "starts": 1,
+                "stops": 0,
+            }
+        log.write(f"[Worker 1] {instance_type} Success! Created instance '{name}'\n")
+        created = instance_type
+        break
+    if created is None:
+        log.write("\nWarning: Only created 0/1 instances\n")
+        return _fail("could only create 0/1 instances")
+    pid = _spawn_helper("_boot", name)
+    store_set(store, name, helper_pid=pid)
+    if not options.get("detached") and not options.get("d"):
+        deadline = time.monotonic() + float(options.get("timeout") or 300)
+        while (
+            time.monotonic() < deadline and store.read()["instances"][name]["status"] != "RUNNING"
+        ):
+            time.sleep(0.05)
+    if piped:
+        print(name)
+    else:
+        print(f"Successfully created 1 instance(s)!\n\nInstance: {name}\n  Type: {created}")
+    return 0
+
+
+def _delete(store: Store, names: list[str]) -> int:
+    _record(store, "delete", names)
+    if not names:
+        return _fail("brev delete needs an instance name")
+    refused = store.read()["account"].get("fail_delete")
+    if refused:
+        return _fail(str(refused))
+    for name in names:
+        with store.locked() as data:
+            inst = data["instances"].get(name)
+            if inst is None:
+                return _fail(f"no workspaces found with name or id {name}")
+            helper = inst.get("helper_pid")
+            if helper and _pid_alive(helper):
+                _kill_tree(helper)
+            inst["status"] = "DELETING"
+        pid = _spawn_helper("_remove", name)
+        store_set(store, name, helper_pid=pid)
+        print(
+            f"Deleting dev environment {name}. This can take a few minutes. Run 'brev ls' to "
+            "check status"
+        )
+    return 0
+
+
+def _remove(store: Store, name: str, *, delay: float) -> None:
+    """The cloud tears the machine down: its processes end, then Brev forgets it."""
+    time.sleep(delay)
+    with store.locked() as data:
+        inst = data["instances"].get(name)
+        if inst is None or inst["status"] != "DELETING":
+            return
+        if inst.get("pid"):
+            _kill_tree(inst["pid"])
+        _kill_machine_processes(inst.get("port"))
+        del data["instances"][name]
+        data["account"].setdefault("deleted", []).append(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     home = os.environ.get("FAKE_BREV_HOME")
@@ -437,7 +902,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("FAKE_BREV_HOME is not set (this is the test stand-in for brev)")
     store = Store(Path(home))
     if not args:
-        print("usage: brev ls|start|stop|refresh")
+        print("usage: brev ls|start|stop|refresh|gpu-search|gpu-create|delete")
         return 0
     verb, rest = args[0], args[1:]
     if verb == "_boot":
@@ -445,6 +910,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if verb == "_halt":
         _halt(store, rest[0], delay=float(store.read()["instances"][rest[0]]["stop_delay"]))
+        return 0
+    if verb == "_remove":
+        inst = store.read()["instances"].get(rest[0])
+        _remove(store, rest[0], delay=float(inst["stop_delay"]) if inst else 0.0)
         return 0
     if store.read()["account"].get("logged_out"):
         return _fail(LOGGED_OUT_MESSAGE)
@@ -458,4 +927,10 @@ def main(argv: list[str] | None = None) -> int:
         return _stop(store, rest[0])
     if verb == "refresh":
         return _refresh(store)
+    if verb in ("gpu-search", "gpu", "gpus", "gpu-list"):
+        return _gpu_search(store, rest)
+    if verb in ("gpu-create", "gpu-retry", "gcreate", "provision"):
+        return _gpu_create(store, rest)
+    if verb == "delete":
+        return _delete(store, rest)
     return _fail(f'unknown command "{verb}" for "brev"')

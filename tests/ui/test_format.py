@@ -96,4 +96,4 @@ def test_nvwb_status_and_the_contexts_table_say_the_same_words():
     assert ", ".join(row["holders"]) == cell(HOLDERS) == "project window: demo"
     assert row["note"] == cell(ACTIVITY)
     assert "stopping in 42 s unless reopened" in row["note"]
-    assert "not stoppable (terminate-only)" in row["note"]
+    assert "cannot stop: delete it when done" in row["note"]

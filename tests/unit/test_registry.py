@@ -129,6 +129,7 @@ def test_to_dict_shape_is_stable(paths: Paths) -> None:
         "gpus",
         "accepted_host_key",
         "stop_command_on_idle",
+        "created_instance",
         "created_at",
     ]
     assert data["ssh_port"] == 22

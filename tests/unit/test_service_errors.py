@@ -24,6 +24,7 @@ import pytest
 import contexts
 import workbench
 from workbench.errors import SpecError, WorkbenchError
+from workbench.kinds.provision import Attempt
 from workbench.service import protocol
 
 
@@ -51,6 +52,7 @@ _SAMPLES: dict[str, Any] = {
     "Path": Path("/sample/path"),
     "list[str]": ["first line", "second line"],
     "list[int]": [1, 2],
+    "tuple[Attempt, ...]": (Attempt("g5.xlarge", False, "insufficient capacity"),),
 }
 
 

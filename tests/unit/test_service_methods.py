@@ -129,6 +129,9 @@ def test_every_request_the_python_client_sends_fits_its_declaration(tmp_path: Pa
         client.compose_logs(project, "gpu", service="db", tail=100)
         client.build_project(project, "gpu", full_build=True)
         client.app_logs(project, "gpu", "jupyterlab", tail=20)
+        client.costs(since=1_700_000_000, by="context")
+        client.costs()
+        client.delete_instance("gpu")
         client.subscribe(lambda event: None)
         client.shutdown(force=True)
     finally:

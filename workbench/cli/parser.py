@@ -188,6 +188,100 @@ def _context_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     )
 
 
+def _provision_options(p: argparse.ArgumentParser) -> None:
+    """``--KIND-create`` and ``--KIND-type`` for each kind that makes its machines (a cloud's
+    GPU instances, ``workbench.kinds.provision``), and the disk size and yes they take."""
+    from workbench.kinds import all_kinds
+
+    for kind in all_kinds():
+        if kind.provisioner is None:
+            continue
+        p.add_argument(
+            f"--{kind.name}-create",
+            dest=f"{kind.name}_create",
+            action="store_true",
+            help=f"create a new {kind.title} for this context (one of --{kind.name}-type)",
+        )
+        p.add_argument(
+            f"--{kind.name}-type",
+            dest=f"{kind.name}_types",
+            metavar="TYPE[,TYPE...]",
+            help="instance types to try in order ('nvwb list gpu-offers' lists them)",
+        )
+    p.add_argument(
+        "--disk-gb",
+        type=_number(values.DISK_GB),
+        help="with --KIND-create: the disk, where the type lets it be chosen",
+    )
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _offer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpu-name", help="GPU name, partial, any case (H100, l40s)")
+    p.add_argument("--provider", help="cloud, partial, any case (aws, gcp)")
+    p.add_argument("--min-vram", type=_number(values.GPU_MEMORY_GB), metavar="GB",
+                   help="GPU memory per GPU at least")  # fmt: skip
+    p.add_argument("--min-total-vram", type=_number(values.GPU_MEMORY_GB), metavar="GB",
+                   help="GPU memory of all GPUs together at least")  # fmt: skip
+    p.add_argument("--min-capability", type=_number(values.CAPABILITY), metavar="CC",
+                   help="compute capability at least (8.9: Ada and later)")  # fmt: skip
+    p.add_argument("--min-disk", type=_number(values.DISK_GB), metavar="GB",
+                   help="disk at least")  # fmt: skip
+    p.add_argument("--max-boot-time", type=_number(values.BOOT_MINUTES), metavar="MINUTES",
+                   help="boots within that many minutes")  # fmt: skip
+    p.add_argument("--max-price", type=_number(values.PRICE_PER_HOUR), metavar="USD",
+                   help="dollars an hour at most")  # fmt: skip
+    p.add_argument("--fp4", action="store_true", help="only GPUs with FP4 (Blackwell)")
+    p.add_argument("--stoppable-only", action="store_true",
+                   help="leave out instances that can only be deleted")  # fmt: skip
+    p.add_argument("--fits", action="store_true",
+                   help="only what runs the project (-p): the GPUs its spec requests")  # fmt: skip
+    p.add_argument("--sort", choices=("price", "vram", "boot-time", "price-per-gpu"),
+                   default="price", help="order (default: price, cheapest first)")  # fmt: skip
+    p.add_argument("--refresh", action="store_true",
+                   help="ask the cloud now, not the last minute's answer")  # fmt: skip
+
+
+def _cost_commands(t: Tree) -> None:
+    """Cloud GPUs: their offers, what running machines cost, the monthly budget."""
+    cl = "workbench.cli.commands.cloud:"
+    t.command("list", "gpu-offers", cl + "list_gpu_offers", "GPU instances a cloud offers now",
+              _offer_options)  # fmt: skip
+    t.command(
+        "list",
+        "costs",
+        cl + "list_costs",
+        "what contexts cost, by day or by context, and the budget",
+        _flag("--since", metavar="YYYY-MM-DD", help="from that day on (default: this month)"),
+        _flag("--by", choices=("day", "context"), default="day", help="sum by (default: day)"),
+    )
+    t.command(
+        "update",
+        "budget",
+        cl + "update_budget",
+        "set the monthly budget for cloud machines",
+        _flag(
+            "--monthly-usd",
+            type=_number(values.MONTHLY_BUDGET_USD),
+            metavar="USD",
+            help="dollars a month; notified at 80 %% and 100 %%; 0 removes it",
+        ),
+        _flag(
+            "--stop-idle-over-budget",
+            dest="stop_idle",
+            action="store_true",
+            default=None,
+            help="once it is spent, stop at once every context nothing holds",
+        ),
+        _flag(
+            "--no-stop-idle-over-budget",
+            dest="stop_idle",
+            action="store_false",
+            help="only notify once it is spent",
+        ),
+    )
+
+
 def _app_options(p: argparse.ArgumentParser) -> None:
     # AI Workbench spells them ``create app NAME TYPE --app-class C``; --type/--class still work.
     p.add_argument(
@@ -264,6 +358,7 @@ def build_tree() -> Tree:
         _positional("name", "name of the new context"),
         _positional("hostname", "SSH host name or alias", nargs="?"),
         lambda p: _context_options(p, create=True),
+        _provision_options,
     )
     t.command(
         "update",
@@ -279,6 +374,11 @@ def build_tree() -> Tree:
         c + "delete_context",
         "delete a context",
         _positional("name", "context to delete"),
+        _flag(
+            "--delete-instance",
+            action="store_true",
+            help="delete its machine too (a machine Workbench can delete: a cloud instance)",
+        ),
         _YES,
     )
 
@@ -521,6 +621,7 @@ def build_tree() -> Tree:
     _sync_commands(t)
     _job_commands(t)
     _daily_commands(t)
+    _cost_commands(t)
     return t
 
 

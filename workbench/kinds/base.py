@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from workbench.errors import ContextError
 from workbench.kinds.jobs import JobRunnerFactory
+from workbench.kinds.provision import ProvisionerFactory
 
 if TYPE_CHECKING:
     from workbench.registry import Context
@@ -174,6 +175,8 @@ class Kind:
     cluster's login node: the compute node exists only while an allocation runs); ``probe``:
     what the check runs there, returning the line it reports (raise ``ContextError`` when the
     answer shows the context cannot work, e.g. a partition the cluster does not have).
+    ``provisioner``: for kinds that can find, create and delete their machines (a cloud's GPU
+    offers), what does it (``workbench.kinds.provision``).
     """
 
     name: str
@@ -194,6 +197,7 @@ class Kind:
     jobs: JobRunnerFactory | None = None
     check_endpoint: Callable[[Context, Mapping[str, str]], Endpoint] | None = None
     probe: Callable[[SshConnection, Context], str] | None = None
+    provisioner: ProvisionerFactory | None = None
     _names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -327,6 +327,8 @@ class ServiceClient:
     compose_logs = _derived(methods.COMPOSE_LOGS)
     build_project = _derived(methods.BUILD_PROJECT)
     app_logs = _derived(methods.APP_LOGS)
+    costs = _derived(methods.COSTS)
+    delete_instance = _derived(methods.DELETE_INSTANCE)
     shutdown = _derived(methods.SHUTDOWN)
 
     def subscribe(self, callback: EventCallback) -> None:

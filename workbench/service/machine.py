@@ -71,6 +71,7 @@ class ContextMachine:
         emit: Emit,
         *,
         link_factory: LinkFactory | None = None,
+        meter: CostMeter | None = None,
     ) -> None:
         self.context = context
         self.provider = provider
@@ -82,8 +83,9 @@ class ContextMachine:
         self.state_since = time.time()
         self.leases: dict[str, Lease] = {}
         self.dormant: set[str] = set()  # restored leases whose client has not come back yet
-        self.meter = CostMeter()
+        self.meter = meter or CostMeter()
         self.stoppable = provider.can_stop
+        self._retired = False  # its machine is being deleted: no lease, no start from now on
         self._grace_deadline: float | None = None
         self._probe_wanted = True
         self._start_wanted = False  # an explicit start, or a retry after an error
@@ -344,7 +346,7 @@ class ContextMachine:
 
     def _decide(self) -> Action | None:
         """Pick the next provider call, changing state for it. Called with the lock held."""
-        if self._closed:
+        if self._closed or self._retired:
             return None
         if self.provider.always_on:
             if (
@@ -692,3 +694,23 @@ class ContextMachine:
     def _check_open(self) -> None:
         if self._closed:
             raise ContextError("the service is shutting down", context=self.context.name)
+        if self._retired:
+            raise ContextError(
+                f"context {self.context.name}'s machine is being deleted", context=self.context.name
+            )
+
+    def retire(self) -> None:
+        """The machine is about to be deleted: refused while a lease is held (checked with the
+        leases under the lock, as a stop is); from then on no lease and no start is taken."""
+        with self._cond:
+            self._check_open()
+            if self.leases:
+                holders = ", ".join(sorted({le.holder.describe() for le in self.leases.values()}))
+                raise ConflictError(
+                    f"context {self.context.name} is in use ({holders})",
+                    hint="close those first; the machine is not deleted while in use",
+                )
+            self._retired = True
+            self._start_wanted = self._stop_wanted = False
+            self._grace_deadline = None
+            self._cond.notify_all()

@@ -11,6 +11,9 @@ holder process still running keeps its lease; one that ended while no service ra
 seconds, dormant (``machine.py``), for the client to come back with its id (``attach_client``);
 only then can a grace period begin. A client is known by the id it sends in ``hello``, so a
 reconnecting app finds its leases again; its leases end when its last connection closes.
+
+What machines cost is kept in the cost ledger (``ledger.py``): each metered machine's meter
+writes its intervals there, and ``CostWatch`` (``costs.py``) keeps it up and watches the budget.
 """
 
 from __future__ import annotations
@@ -23,14 +26,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from workbench.errors import ContextError, WorkbenchError
-from workbench.kinds import provider_for
+from workbench.kinds import Provider, provider_for
 from workbench.paths import Paths
 from workbench.registry import Context, Registry
+from workbench.service.cost import CostMeter
 from workbench.service.lease_book import BOOK_NAME, LeaseBook
 from workbench.service.leases import Holder, Lease, check_client_id
+from workbench.service.ledger import LEDGER_NAME, CostLedger
 from workbench.service.link import ContextLink
 from workbench.service.machine import ContextMachine, Timing
-from workbench.service.messages import ContextSnapshot, Event, LeaseEvent
+from workbench.service.messages import (
+    ContextSnapshot,
+    Event,
+    LeaseEvent,
+    ProgressEvent,
+    StateEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +86,7 @@ class Manager:
         # The last service's leases, until ``restore`` takes them back.
         self._restored: list[Lease] | None = self.book.load()
         self._frozen = False
+        self.ledger = CostLedger(paths.state_dir / LEDGER_NAME)
         self._subscribers: dict[int, Subscriber] = {}
         self._ids = itertools.count(1)
         self._events: queue.Queue[Event | None] = queue.Queue()
@@ -84,6 +96,9 @@ class Manager:
         self._dispatcher.start()
         self._reaper = threading.Thread(target=self._reap, name="pid-reaper", daemon=True)
         self._reaper.start()
+        from workbench.service.costs import CostWatch
+
+        self.costs = CostWatch(self, self.timing.ledger_interval)
 
     # -- machines ------------------------------------------------------------------------
 
@@ -104,12 +119,85 @@ class Manager:
             if machine is None:
                 provider = provider_for(ctx, self.env)
                 machine = ContextMachine(
-                    ctx, provider, self.timing, self._events.put, link_factory=self._link
+                    ctx,
+                    provider,
+                    self.timing,
+                    self._events.put,
+                    link_factory=self._link,
+                    meter=self._meter(name, provider),
                 )
                 self._machines[name] = machine
             elif machine.context != ctx:
                 machine.update_context(ctx)
             return machine
+
+    def _meter(self, name: str, provider: Provider) -> CostMeter:
+        """A meter writing to the ledger, at the context's rate (else the provider's); none for
+        this laptop or a shared host (not ours to pay for by the hour)."""
+        if provider.always_on:
+            return CostMeter()
+
+        def begin(now: float) -> float:
+            rate = provider.context.hourly_rate
+            return self.ledger.begin(name, now, provider.hourly_rate() if rate is None else rate)
+
+        return CostMeter(on_begin=begin, on_end=lambda now: self.ledger.end(name, now))
+
+    def delete_instance(self, name: str) -> tuple[str, float]:
+        """Delete the machine of context ``name`` and the context; refused while a lease holds
+        it. Returns the instance's name and how long it took."""
+        from workbench.kinds import kind_named
+        from workbench.kinds.provision import Provisioner
+
+        began = time.monotonic()
+        context = self._context(name)
+        factory = kind_named(context.kind).provisioner
+        if factory is None:
+            raise ContextError(
+                f"context {name} is {kind_named(context.kind).a_context}: Workbench cannot "
+                "delete its machine",
+                context=name,
+            )
+        provisioner: Provisioner = factory(self.env)
+        machine = self.machine(name)
+        machine.retire()  # refused here while a lease holds it
+        try:
+            log.info("deleting the machine of %s", name)
+            self._events.put(ProgressEvent(name, time.time(), message="deleting the machine"))
+            provisioner.delete(context)
+            self._wait_deleted(context)
+        except BaseException:
+            # Not deleted (or not known to be): a fresh machine takes over, leases allowed again.
+            self._forget(name, machine)
+            raise
+        machine.meter.end()
+        self._forget(name, machine)
+        with Registry.locked(self.paths) as registry:
+            if name in registry:
+                registry.delete(name)
+        self._events.put(StateEvent(name, time.time(), state="stopped", message="deleted"))
+        return provisioner.instance_of(context), time.monotonic() - began
+
+    def _wait_deleted(self, context: Context) -> None:
+        from workbench.kinds import provider_for
+
+        provider = provider_for(context, self.env)
+        deadline = time.monotonic() + self.timing.stop_timeout
+        while provider.status().status != "notfound":
+            if time.monotonic() >= deadline:
+                raise ContextError(
+                    f"the machine of {context.name} is still there after "
+                    f"{self.timing.stop_timeout:g} s",
+                    context=context.name,
+                    hint="the provider took the request; check it with its own tools",
+                )
+            time.sleep(self.timing.poll_interval)
+
+    def _forget(self, name: str, machine: ContextMachine) -> None:
+        with self._lock:
+            if self._machines.get(name) is machine:
+                del self._machines[name]
+        machine.close()
 
     def _link(self, context: Context) -> ContextLink:
         return ContextLink(context, self.paths, self.env, self.timing)
@@ -452,6 +540,7 @@ class Manager:
 
     def close(self) -> None:
         self.freeze()
+        self.costs.close()
         self._closed.set()
         for machine in self.machines():
             machine.close()

@@ -35,6 +35,7 @@ __all__ = [
     "AppLog",
     "AppRow",
     "AttachTarget",
+    "BudgetStatus",
     "BuildLineEvent",
     "BuiltImage",
     "ClosedProject",
@@ -44,6 +45,9 @@ __all__ = [
     "Conflict",
     "ConflictList",
     "ContextSnapshot",
+    "CostReport",
+    "CostRow",
+    "DeletedInstance",
     "ErrorBody",
     "Event",
     "GraceEvent",
@@ -53,11 +57,13 @@ __all__ = [
     "LeaseInfo",
     "Message",
     "Nothing",
+    "NoticeEvent",
     "OpenedProject",
     "ProgressEvent",
     "ProjectEvent",
     "ProjectStatus",
     "Released",
+    "RunningCost",
     "ServiceInfo",
     "ShuttingDown",
     "SshHost",
@@ -364,11 +370,75 @@ class ServiceInfo(Message):
 
 
 @dataclass(frozen=True)
+class BudgetStatus(Message):
+    """This month against the budget: ``level`` is the highest of 80 and 100 (percent) reached,
+    0 below both."""
+
+    month: str
+    monthly_usd: float
+    spent: float
+    fraction: float
+    level: int
+    stop_idle_over_budget: bool
+
+
+@dataclass(frozen=True)
 class StatusResult(Message):
-    """``status``'s answer: a snapshot of each context asked about, and the service."""
+    """``status``'s answer: a snapshot of each context asked about, the service, and this
+    month's spend against the budget (when one is set)."""
 
     contexts: tuple[ContextSnapshot, ...]
     service: ServiceInfo
+    budget: BudgetStatus | None = None
+
+
+# -- costs ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostRow(Message):
+    """One day's or one context's cost; ``unpriced_seconds``: time run at no known rate."""
+
+    key: str
+    cost: float
+    seconds: float
+    unpriced_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunningCost(Message):
+    """A context metered now: its rate, since when, what it cost since, whether it can stop."""
+
+    context: str
+    hourly_rate: float | None
+    since: float
+    cost: float | None
+    stoppable: bool
+
+
+@dataclass(frozen=True)
+class CostReport(Message):
+    """``costs``' answer: the ledger summed by day or by context from ``since``, this month's
+    spend, what runs now and at what rate, and the budget."""
+
+    since: float
+    until: float
+    by: str
+    rows: tuple[CostRow, ...]
+    total: float
+    month_spent: float
+    rate_now: float
+    running: tuple[RunningCost, ...]
+    budget: BudgetStatus | None = None
+
+
+@dataclass(frozen=True)
+class DeletedInstance(Message):
+    """``delete_instance``'s answer: the machine deleted, and the context with it."""
+
+    context: str
+    instance: str
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -736,6 +806,17 @@ class SyncEvent(Event):
     data: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class NoticeEvent(Event):
+    """Something a person should hear of (the budget reached, a machine that cannot stop left
+    idle): ``level`` info or warning; ``context`` empty when it is about no one context."""
+
+    KIND: ClassVar[str] = "notice"
+    level: str
+    title: str
+    message: str
+
+
 EVENTS: Mapping[str, type[Event]] = {
     cls.KIND: cls
     for cls in (
@@ -746,6 +827,7 @@ EVENTS: Mapping[str, type[Event]] = {
         ProjectEvent,
         BuildLineEvent,
         SyncEvent,
+        NoticeEvent,
     )
 }
 

@@ -489,6 +489,29 @@ APP_LOGS = Method(
     reply_seconds=None,
     doc="an app's output over the service's connection to the context, if it has one",
 )
+COSTS = Method(
+    "costs",
+    (
+        Param(
+            "since",
+            "number",
+            minimum=0,
+            maximum=1e11,
+            doc="epoch seconds; default: this month's start",
+        ),
+        Param("by", "string", default="day", choices=("day", "context")),
+    ),
+    result=m.CostReport,
+    doc="the cost ledger summed by day or context, this month against the budget, the rate now",
+)
+DELETE_INSTANCE = Method(
+    "delete_instance",
+    (_CONTEXT,),
+    result=m.DeletedInstance,
+    blocking=True,
+    reply_seconds=None,
+    doc="delete the context's machine and the context; refused while a lease holds it",
+)
 SUBSCRIBE = Method(
     "subscribe",
     result=m.Subscribed,
@@ -529,6 +552,8 @@ METHODS: Mapping[str, Method[Any]] = {
         COMPOSE_LOGS,
         BUILD_PROJECT,
         APP_LOGS,
+        COSTS,
+        DELETE_INSTANCE,
         SUBSCRIBE,
         SHUTDOWN,
     )

@@ -183,6 +183,7 @@ ERROR_MODULES = (
     "workbench.identity",
     "workbench.project_files",
     "workbench.gpu",
+    "workbench.kinds.provision",
     "workbench.ssh.dial",
     "workbench.ssh.keys",
     "workbench.sync.relpath",

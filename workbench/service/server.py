@@ -440,6 +440,8 @@ class Connection:
 
     @_handles("status")
     def _m_status(self, params: dict[str, Any]) -> m.StatusResult:
+        from workbench.service.costs import budget_status, read_budget
+
         contexts = self.manager.status(params["contexts"], refresh=params["refresh"])
         return m.StatusResult(
             contexts=tuple(contexts),
@@ -449,6 +451,7 @@ class Connection:
                 started_at=self.server.started_at,
                 clients=self.server.client_count(),
             ),
+            budget=budget_status(self.manager.ledger, read_budget(self.manager), time.time()),
         )
 
     @_handles("start")
@@ -594,6 +597,19 @@ class Connection:
         return self.projects.app_logs(
             params["project"], params["context"], params["app"], params["tail"]
         )
+
+    # -- costs and cloud machines (``costs.py``, ``Manager.delete_instance``) -------------------
+
+    @_handles("costs")
+    def _m_costs(self, params: dict[str, Any]) -> m.CostReport:
+        from workbench.service.costs import report
+
+        return report(self.manager, params["since"], params["by"])
+
+    @_handles("delete_instance")
+    def _m_delete_instance(self, params: dict[str, Any]) -> m.DeletedInstance:
+        instance, seconds = self.manager.delete_instance(params["context"])
+        return m.DeletedInstance(context=params["context"], instance=instance, seconds=seconds)
 
     @_handles("subscribe")
     def _m_subscribe(self, params: dict[str, Any]) -> m.Subscribed:

@@ -27,6 +27,8 @@ class Timing:
     # After a service restart, how long a client (the app, a project window) has to come back
     # and claim its leases before they end; until then no grace period can begin.
     reconnect_window: float = 60.0
+    # How often the cost ledger's running intervals move on and the budget is checked.
+    ledger_interval: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Timing:
@@ -46,4 +48,5 @@ class Timing:
             agent_idle_timeout=get("agent_idle_timeout", 0.0) or None,
             agent_poll=get("agent_poll", base.agent_poll),
             reconnect_window=get("reconnect_window", base.reconnect_window),
+            ledger_interval=get("ledger_interval", base.ledger_interval),
         )

@@ -107,10 +107,14 @@ def _infer_kind(changes: dict[str, Any]) -> str:
 
 
 def create_context(inv: Invocation) -> Result:
+    from workbench.cli.commands.cloud import create_with_machine, provisioning_kind
     from workbench.names import check_name
 
     name = check_name("context name", inv.args.name)
     changes = _changes(inv)
+    making = provisioning_kind(inv)
+    if making is not None:  # a new cloud machine for it: `--brev-create --brev-type T1,T2`
+        return create_with_machine(inv, making, changes)
     kind = inv.args.kind or _infer_kind(changes)
     with Registry.locked(inv.paths) as registry:
         ctx = registry.create(Context(name=name, kind=kind, **changes))
@@ -135,12 +139,28 @@ def update_context(inv: Invocation) -> Result:
 
 
 def delete_context(inv: Invocation) -> Result:
-    name = Registry.load(inv.paths).get(inv.args.name).name
-    inv.confirm(f"Delete context '{name}' from Workbench? The machine itself is not touched.")
+    from workbench.cli.commands.cloud import delete_with_machine, left_running_note
+
+    context = Registry.load(inv.paths).get(inv.args.name)
+    name = context.name
+    if getattr(inv.args, "delete_instance", False):
+        deleted = delete_with_machine(inv, name)
+        _forget_ssh_entry(inv, name)
+        return deleted
+    left = left_running_note(context)
+    inv.confirm(f"Delete context '{name}' from Workbench? {left}")
     with Registry.locked(inv.paths) as registry:
         registry.delete(name)
+    _forget_ssh_entry(inv, name)
+    return Result(
+        data={"name": name, "deleted": True, "instance_deleted": False},
+        message=f"Deleted context '{name}'. {left}",
+    )
+
+
+def _forget_ssh_entry(inv: Invocation, name: str) -> None:
+    """A deleted context's SSH host for editors (nvwb-NAME) goes too: a later context of that
+    name is another machine."""
     from workbench.ssh_entry import SshEntries
 
-    # Its SSH host for editors (nvwb-NAME) goes too: a later context of that name is another.
     SshEntries.for_env(inv.paths, inv.env).remove(name)
-    return Result(data={"name": name, "deleted": True}, message=f"Deleted context '{name}'.")

@@ -139,7 +139,9 @@ def status(inv: Invocation) -> Result:
     rows = [_row(snap) for snap in answer.contexts]
     if inv.output != "table":
         return Result(data=rows)
-    return Result(data=rows, columns=_STATUS_COLUMNS)
+    from workbench.cli.commands.cloud import budget_line
+
+    return Result(data=rows, columns=_STATUS_COLUMNS, message=budget_line(answer.budget) or None)
 
 
 def start_context(inv: Invocation) -> Result:
